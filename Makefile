@@ -1,0 +1,40 @@
+# quietwatch: four small stages joined by pipes. See README.md.
+GO      ?= go
+BIN     ?= bin
+STAGES  := fastparse correlate notify block
+
+.PHONY: all build test check bench demo fuzz clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(STAGES))
+
+# The README's test command: installs and starts what the real-component
+# tests need (as root; see scripts/test-deps), then runs every test with the
+# race detector.
+test:
+	scripts/test-deps
+	$(GO) test -race -timeout 18m ./...
+
+# Static checks .ci/run adds to the tests.
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt wants to rewrite:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+# Whole-process timings on generated logs, plus the Go benchmarks.
+bench: build
+	scripts/bench
+
+demo: build
+	scripts/demo
+
+# Runs each parser's fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	scripts/fuzz $(FUZZTIME)
+
+clean:
+	rm -rf $(BIN)
