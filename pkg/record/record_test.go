@@ -88,3 +88,21 @@ func TestReader(t *testing.T) {
 		t.Errorf("too long lines = %v, want [3]", long)
 	}
 }
+
+func TestAlertRoundTrip(t *testing.T) {
+	in := `{"timestamp":"2020-05-14T22:10:17.391373+0000","event_type":"alert","src_ip":"192.0.2.241","src_port":35004,"dest_ip":"198.51.100.44","dest_port":80,"proto":"TCP","alert":{"action":"allowed","gid":1,"signature_id":2024364,"rev":3,"signature":"ET SCAN Possible Nmap User-Agent Observed","category":"Web Application Attack","severity":1},"full_log":"x","location":"stdin","rule":{"id":"300012","level":11,"description":"Many high-severity Suricata alerts","groups":["snort-fast"],"frequency":5,"timeframe":120,"firedtimes":1,"mail":true},"id":"1589494218.7","previous_output":["a","b"]}`
+	var a Alert
+	if err := Unmarshal([]byte(in), &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Rule == nil || a.Rule.Level != 11 || a.Rule.Mail == nil || !*a.Rule.Mail || a.SrcIP != "192.0.2.241" || *a.SrcPort != 35004 {
+		t.Fatalf("decoded %+v", a)
+	}
+	out, err := Marshal(&a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != in {
+		t.Errorf("round trip:\n got %s\nwant %s", out, in)
+	}
+}
