@@ -156,13 +156,18 @@ func (h Host) Serve(t testing.TB, port int) {
 
 // CanConnect reports whether an HTTP GET from h to addr succeeds within a
 // short connect timeout.
-func (h Host) CanConnect(addr netip.AddrPort) bool {
+func (h Host) CanConnect(addr netip.AddrPort) bool { return h.CanConnectPath(addr, "/") }
+
+// CanConnectPath is CanConnect for a given URL path; any HTTP answer (a 404
+// too) counts as connected.
+func (h Host) CanConnectPath(addr netip.AddrPort, path string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	cmd := h.Command(ctx, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-		"--connect-timeout", "0.5", "-m", "2", "http://"+addr.String()+"/")
+		"--connect-timeout", "0.5", "-m", "2", "http://"+addr.String()+path)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	_ = cmd.Run()
-	return out.String() == "200"
+	code := out.String()
+	return code != "" && code != "000"
 }
