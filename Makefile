@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 STAGES  := fastparse correlate notify block
 
-.PHONY: all build test check bench demo fuzz clean
+.PHONY: all build test check bench demo e2e fuzz clean
 
 all: build
 
@@ -30,6 +30,12 @@ bench: build
 
 demo: build
 	scripts/demo
+
+# The quick local end-to-end run: the whole pipeline with a fast.log
+# replayer instead of Suricata (root: network namespaces, iptables, Postfix).
+e2e:
+	scripts/test-deps
+	$(GO) test -count=1 -v -run 'TestReplay' ./internal/e2e
 
 # Runs each parser's fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
