@@ -1,13 +1,179 @@
-// Package notify is the notify stage of quietwatch (placeholder until built).
+// Package notify is the notify stage of quietwatch: it reads alerts (JSON
+// Lines from correlate) and mails the ones that matter, grouped and
+// rate-limited, through sendmail or SMTP, without ever making the pipe wait
+// for the MTA. Every message is spooled on disk before it is handed over.
+// See docs/notify.md.
 package notify
 
 import (
-	"fmt"
+	"context"
+	"errors"
 	"io"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/quietwatch/quietwatch/pkg/command"
+	"github.com/quietwatch/quietwatch/pkg/exitcode"
+	"github.com/quietwatch/quietwatch/pkg/mail"
+	"github.com/quietwatch/quietwatch/pkg/spool"
 )
+
+// DefaultSpool is the spool directory when --spool is not given.
+const DefaultSpool = "/var/lib/quietwatch/notify"
+
+const usageText = `notify --to ADDRESS [options] < alerts.jsonl
+
+   Mails the alerts of level >= --min-level (or whose rule says
+   alert_by_email), grouped and limited per hour; writes one mail log
+   record per message on stdout.
+
+   fastparse -f /var/log/suricata/fast.log | correlate -r local_rules.xml |
+     tee >(notify --to root --max-per-hour 6) | block
+
+   correlate -r local_rules.xml < old-events.jsonl | notify --to root --dry-run > would-send.mbox`
 
 // Main runs the stage and returns its exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "notify: not built yet")
-	return 1
+	ctx, stop := command.SignalContext(context.Background())
+	defer stop()
+	return run(ctx, args, stdin, stdout, stderr, nil)
+}
+
+// hooks let tests replace the clock and the transport.
+type hooks struct {
+	now       func() time.Time
+	newID     func(time.Time) string
+	transport mail.Transport
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, h *hooks) int {
+	host, _ := os.Hostname()
+	app := &cli.App{
+		Name:      "notify",
+		Usage:     "mail quietwatch alerts through sendmail or SMTP, grouped, rate-limited, spooled",
+		UsageText: usageText,
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "to", Usage: "recipient `ADDRESS` (repeatable, required): user@host or a local name such as root"},
+			&cli.StringFlag{Name: "from", Usage: "sender `ADDRESS` (default: quietwatch@HOSTNAME)"},
+			&cli.StringFlag{Name: "hostname", Value: host, Usage: "the host `NAME` in subjects and bodies"},
+			&cli.IntFlag{Name: "min-level", Value: 9, Usage: "mail alerts of this `LEVEL` and above (OSSEC's email_alert_level)"},
+			&cli.DurationFlag{Name: "group-window", Value: 10 * time.Second, Usage: "alerts within this `DURATION` of a group's first go out as one mail (0: one mail each)"},
+			&cli.IntFlag{Name: "max-per-hour", Value: 12, Usage: "at most `N` mails in any 60 minutes; the excess is queued and sent as a digest (0: no limit)"},
+			&cli.StringFlag{Name: "sendmail", Value: "/usr/sbin/sendmail", Usage: "hand messages to this sendmail `PROGRAM` (run as PROGRAM -t -i)"},
+			&cli.StringFlag{Name: "smtp", Usage: "send by SMTP to `HOST:PORT` instead of sendmail (STARTTLS when offered)"},
+			&cli.StringFlag{Name: "spool", Value: DefaultSpool, Usage: "`DIR` of the durable queue of messages and unmailed alerts"},
+			&cli.StringFlag{Name: "template", Usage: "Go text/template `FILE` for the body (see docs/notify.md)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "write the messages to stdout as an mbox instead of sending them (no spool)"},
+			&cli.DurationFlag{Name: "send-timeout", Value: 60 * time.Second, Usage: "kill a sendmail (or drop an SMTP session) that takes longer than `DURATION`, and retry"},
+			&cli.DurationFlag{Name: "retry-min", Value: time.Second, Usage: "first wait after a failed handover; doubles each time"},
+			&cli.DurationFlag{Name: "retry-max", Value: 5 * time.Minute, Usage: "longest wait between retries"},
+			&cli.DurationFlag{Name: "exit-wait", Value: 30 * time.Second, Usage: "at end of input, wait at most `DURATION` for the MTA; what is left stays spooled (exit 75)"},
+		},
+		Action: func(c *cli.Context) error { return action(c, stdin, stdout, stderr, h) },
+	}
+	return command.Run(ctx, app, args, stdin, stdout, stderr)
+}
+
+func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks) error {
+	if c.NArg() > 0 {
+		return command.UsageErrorf("unexpected argument %q: notify reads alerts from stdin", c.Args().First())
+	}
+	to := c.StringSlice("to")
+	if len(to) == 0 {
+		return command.UsageErrorf("--to is required")
+	}
+	for _, t := range to {
+		if err := mail.CheckAddress(t); err != nil {
+			return command.UsageErrorf("--to: %v", err)
+		}
+	}
+	host := c.String("hostname")
+	if host == "" {
+		host = "localhost"
+	}
+	from := c.String("from")
+	if from == "" {
+		from = "quietwatch@" + idHost(host)
+	}
+	if err := mail.CheckAddress(from); err != nil {
+		return command.UsageErrorf("--from: %v", err)
+	}
+	for _, f := range []string{"group-window", "send-timeout", "retry-min", "retry-max", "exit-wait"} {
+		if c.Duration(f) < 0 {
+			return command.UsageErrorf("--%s: negative duration", f)
+		}
+	}
+	if c.Int("max-per-hour") < 0 {
+		return command.UsageErrorf("--max-per-hour: negative")
+	}
+	if c.IsSet("smtp") && c.IsSet("sendmail") {
+		return command.UsageErrorf("--smtp and --sendmail exclude each other")
+	}
+	cfg := Config{
+		From: from, To: to, Host: host,
+		MinLevel: c.Int("min-level"), Window: c.Duration("group-window"), MaxPerHour: c.Int("max-per-hour"),
+		SendTimeout: c.Duration("send-timeout"), RetryMin: c.Duration("retry-min"), RetryMax: c.Duration("retry-max"),
+		ExitWait: c.Duration("exit-wait"), SyncEvery: time.Second,
+	}
+	if cfg.SendTimeout == 0 {
+		cfg.SendTimeout = 60 * time.Second
+	}
+	if cfg.RetryMin == 0 {
+		cfg.RetryMin = time.Second
+	}
+	cfg.RetryMax = max(cfg.RetryMax, cfg.RetryMin)
+	if f := c.String("template"); f != "" {
+		text, err := os.ReadFile(f)
+		if err != nil {
+			return exitcode.Errorf(exitcode.Config, "--template: %w", err)
+		}
+		t, err := ParseTemplate(f, string(text))
+		if err != nil {
+			return exitcode.Errorf(exitcode.Config, "--template: %w", err)
+		}
+		cfg.Template = t
+	}
+
+	var tr mail.Transport
+	var sp *spool.Spool
+	if !c.Bool("dry-run") {
+		switch {
+		case h != nil && h.transport != nil:
+			tr = h.transport
+		case c.IsSet("smtp"):
+			tr = mail.SMTP{Addr: c.String("smtp"), Hello: idHost(host)}
+		default:
+			path := c.String("sendmail")
+			if err := mail.CheckSendmail(path); err != nil {
+				return exitcode.New(exitcode.Unavailable, err)
+			}
+			tr = mail.Sendmail{Path: path}
+		}
+		var err error
+		sp, err = spool.Open(c.String("spool"))
+		switch {
+		case errors.Is(err, spool.ErrLocked):
+			return exitcode.New(exitcode.TempFail, err)
+		case err != nil:
+			return exitcode.Errorf(exitcode.Config, "--spool: %w", err)
+		}
+	}
+	n := newNotifier(cfg, sp, tr, stdout, stderr)
+	if h != nil {
+		if h.now != nil {
+			n.now = h.now
+		}
+		if h.newID != nil {
+			n.newID = h.newID
+		}
+	}
+	err := n.run(c.Context, stdin)
+	if sp != nil {
+		if cerr := sp.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}
+	return err
 }

@@ -1,0 +1,558 @@
+package notify
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	"github.com/quietwatch/quietwatch/pkg/exitcode"
+	"github.com/quietwatch/quietwatch/pkg/mail"
+	"github.com/quietwatch/quietwatch/pkg/record"
+	"github.com/quietwatch/quietwatch/pkg/spool"
+)
+
+// Config is what a notifier needs besides its streams.
+type Config struct {
+	From       string
+	To         []string
+	Host       string
+	MinLevel   int
+	Window     time.Duration
+	MaxPerHour int
+	Template   *template.Template // nil: the OSSEC layout
+
+	SendTimeout time.Duration // a hung MTA is killed after this
+	RetryMin    time.Duration // first backoff after a failure
+	RetryMax    time.Duration // backoff cap
+	ExitWait    time.Duration // at end of input, how long to wait for the MTA
+	SyncEvery   time.Duration // journal fsync period
+}
+
+// notifier is one run of the stage. The reader (run's goroutine) never
+// waits for the MTA: it only appends to the journal and, when a group
+// closes, writes a message file; a sender goroutine hands messages over.
+type notifier struct {
+	cfg    Config
+	render renderer
+	spool  *spool.Spool   // nil in a dry run
+	tr     mail.Transport // nil in a dry run
+	mbox   *mail.Mbox     // the dry run's output
+	log    *logWriter     // mail log records (nil in a dry run)
+	stderr io.Writer
+	now    func() time.Time
+	newID  func(time.Time) string
+
+	mu   sync.Mutex
+	b    batcher
+	seq  uint64 // entry numbers in a dry run
+	err  error  // first fatal error of a timer-driven action
+	wake chan struct{}
+
+	q sendQueue
+}
+
+func newNotifier(cfg Config, sp *spool.Spool, tr mail.Transport, stdout, stderr io.Writer) *notifier {
+	n := &notifier{
+		cfg:    cfg,
+		render: renderer{host: cfg.Host, from: cfg.From, to: cfg.To, maxMails: cfg.MaxPerHour, tmpl: cfg.Template},
+		spool:  sp,
+		tr:     tr,
+		stderr: stderr,
+		now:    time.Now,
+		b:      batcher{window: cfg.Window, max: cfg.MaxPerHour},
+		wake:   make(chan struct{}, 1),
+	}
+	n.newID = n.messageID
+	if tr == nil {
+		n.mbox = &mail.Mbox{W: stdout}
+	} else {
+		n.log = &logWriter{w: record.NewWriter(stdout)}
+	}
+	n.q.init()
+	return n
+}
+
+// messageID returns "<unix nanoseconds>.<random>@host".
+func (n *notifier) messageID(now time.Time) string {
+	var r [6]byte
+	rand.Read(r[:]) //nolint:errcheck // never fails
+	return strconv.FormatInt(now.UnixNano(), 36) + "." + hex.EncodeToString(r[:]) + "@" + idHost(n.cfg.Host)
+}
+
+// idHost makes host usable on the right of a Message-ID.
+func idHost(host string) string {
+	var b strings.Builder
+	for _, c := range host {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' {
+			b.WriteRune(c)
+		}
+	}
+	s := strings.Trim(b.String(), ".")
+	if s == "" || strings.Contains(s, "..") {
+		return "localhost"
+	}
+	return s
+}
+
+// recover loads what an earlier run left in the spool: messages go to the
+// sender, unmailed alerts are held for a digest, the limit's history is
+// restored.
+func (n *notifier) recover() error {
+	if n.spool == nil {
+		return nil
+	}
+	st := n.spool.State()
+	n.b.sent = st.Sent
+	pending, err := n.spool.Pending()
+	if err != nil {
+		return err
+	}
+	for _, e := range pending {
+		n.q.push(e)
+	}
+	lines, err := n.spool.Unconsumed()
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		a := new(record.Alert)
+		if err := record.Unmarshal(l.Data, a); err != nil {
+			fmt.Fprintf(n.stderr, "notify: spool journal entry %d: %v (skipped)\n", l.Seq, err)
+			continue
+		}
+		n.b.held = append(n.b.held, &item{seq: l.Seq, alert: a})
+	}
+	if len(pending) > 0 || len(n.b.held) > 0 {
+		fmt.Fprintf(n.stderr, "notify: spool: %d message(s) and %d alert(s) left by an earlier run\n", len(pending), len(n.b.held))
+	}
+	return nil
+}
+
+// selected reports whether a is to be mailed.
+func (n *notifier) selected(a *record.Alert) bool {
+	if a.Rule == nil {
+		return false
+	}
+	if a.Rule.Mail != nil {
+		return *a.Rule.Mail // no_email_alert is never mailed
+	}
+	return a.Rule.Level >= n.cfg.MinLevel
+}
+
+// add takes one input line.
+func (n *notifier) add(line []byte, lineNo int) error {
+	a := new(record.Alert)
+	if err := record.Unmarshal(line, a); err != nil {
+		fmt.Fprintf(n.stderr, "notify: stdin:%d: %v\n", lineNo, shortErr(err))
+		return nil
+	}
+	if !n.selected(a) {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var seq uint64
+	if n.spool != nil {
+		s, err := n.spool.Append(line)
+		if err != nil {
+			return err
+		}
+		seq = s
+	} else {
+		n.seq++
+		seq = n.seq
+	}
+	wasIdle := len(n.b.open) == 0
+	if err := n.apply(n.b.add(n.now(), &item{seq: seq, alert: a})); err != nil {
+		return err
+	}
+	if wasIdle {
+		n.poke()
+	}
+	return nil
+}
+
+func shortErr(err error) string {
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
+
+func (n *notifier) poke() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// apply carries out the batcher's decisions. Called with n.mu held.
+func (n *notifier) apply(outs []outcome) error {
+	for _, o := range outs {
+		if err := n.apply1(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *notifier) apply1(o outcome) error {
+	now := n.now()
+	ids := alertIDs(o.items)
+	if o.held {
+		n.log.write(now, record.MailInfo{Status: "queued", To: n.cfg.To, Subject: n.render.subject(o.items),
+			Alerts: ids, Queued: n.b.heldCount()})
+		return nil
+	}
+	id := n.newID(now)
+	m, err := n.render.message(o, now, id)
+	if err != nil {
+		fmt.Fprintf(n.stderr, "notify: template: %v (the message uses the built-in layout)\n", err)
+	}
+	raw := m.Bytes()
+	upto := o.items[len(o.items)-1].seq
+	if n.spool == nil {
+		return n.mbox.Write(n.cfg.From, now, raw)
+	}
+	e, err := n.spool.Put(spool.Meta{Upto: upto, Created: now, From: n.cfg.From, To: n.cfg.To,
+		Subject: m.Subject, MessageID: id, Alerts: ids, Digest: o.digest}, raw)
+	if err != nil {
+		return err
+	}
+	n.q.push(e)
+	return nil
+}
+
+func alertIDs(items []*item) []string {
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.alert.ID
+	}
+	return ids
+}
+
+// ticker runs the batcher's timers until ctx ends.
+func (n *notifier) ticker(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		n.mu.Lock()
+		now := n.now()
+		if err := n.apply(n.b.tick(now)); err != nil && n.err == nil {
+			n.err = err
+		}
+		next, ok := n.b.next(now)
+		n.mu.Unlock()
+		wait := time.Hour
+		if ok {
+			wait = max(next.Sub(now), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// syncer makes the journal durable every SyncEvery.
+func (n *notifier) syncer(ctx context.Context) {
+	if n.spool == nil {
+		return
+	}
+	t := time.NewTicker(n.cfg.SyncEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := n.spool.Sync(); err != nil {
+				fmt.Fprintf(n.stderr, "notify: %v\n", err)
+			}
+		}
+	}
+}
+
+// sender hands spooled messages to the MTA in order, retrying each with
+// exponential backoff until it is accepted or ctx ends (the message then
+// stays in the spool).
+func (n *notifier) sender(ctx context.Context) {
+	for {
+		e, ok := n.q.pop(ctx)
+		if !ok {
+			return
+		}
+		for attempt := 1; ; attempt++ {
+			sctx, cancel := context.WithTimeoutCause(ctx, n.cfg.SendTimeout,
+				fmt.Errorf("no answer within --send-timeout %s", n.cfg.SendTimeout))
+			err := n.tr.Send(sctx, e.Meta.From, e.Meta.To, e.Msg)
+			cancel()
+			if err == nil {
+				if rerr := n.spool.Remove(e); rerr != nil {
+					fmt.Fprintf(n.stderr, "notify: %v (a restart would send it again)\n", rerr)
+				}
+				n.mu.Lock()
+				queued := n.b.heldCount()
+				n.mu.Unlock()
+				n.log.write(n.now(), info("sent", e, queued, attempt, ""))
+				n.q.done()
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			n.mu.Lock()
+			queued := n.b.heldCount()
+			n.mu.Unlock()
+			n.log.write(n.now(), info("retry", e, queued, attempt, err.Error()))
+			fmt.Fprintf(n.stderr, "notify: %s: %v (will retry)\n", e.Meta.MessageID, err)
+			backoff := n.cfg.RetryMin << min(attempt-1, 30)
+			if backoff > n.cfg.RetryMax || backoff <= 0 {
+				backoff = n.cfg.RetryMax
+			}
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	}
+}
+
+func info(status string, e spool.Entry, queued, attempt int, errText string) record.MailInfo {
+	alerts := e.Meta.Alerts
+	if alerts == nil {
+		alerts = []string{}
+	}
+	return record.MailInfo{Status: status, To: e.Meta.To, Subject: e.Meta.Subject, Alerts: alerts,
+		Queued: queued, MessageID: e.Meta.MessageID, Digest: e.Meta.Digest, Attempt: attempt, Error: errText}
+}
+
+// run reads alerts from in until its end or ctx's, then waits (at most
+// ExitWait) for the MTA to take what is spooled.
+func (n *notifier) run(ctx context.Context, in io.Reader) error {
+	if err := n.recover(); err != nil {
+		return err
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	if n.tr != nil {
+		wg.Add(2)
+		go func() { defer wg.Done(); n.sender(bg) }()
+		go func() { defer wg.Done(); n.syncer(bg) }()
+	}
+	tickCtx, stopTick := context.WithCancel(bg)
+	wg.Add(1)
+	go func() { defer wg.Done(); n.ticker(tickCtx) }()
+	defer func() {
+		stopBG()
+		wg.Wait()
+	}()
+
+	readErr := make(chan error, 1)
+	go func() { readErr <- n.read(in) }()
+	var err error
+	select {
+	case err = <-readErr:
+	case <-ctx.Done():
+		// SIGTERM: what was read is in the journal; the next run mails it.
+		stopTick()
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.spool != nil {
+			return n.spool.Sync()
+		}
+		return nil
+	}
+	stopTick()
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	now := n.now()
+	var outs []outcome
+	if n.tr == nil {
+		outs = n.b.drain(now) // the digest that would follow
+	} else {
+		outs = n.b.finish(now)
+	}
+	err = n.apply(outs)
+	if err == nil {
+		err = n.err
+	}
+	held := n.b.heldCount()
+	n.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if n.tr == nil {
+		return nil
+	}
+	if held > 0 {
+		fmt.Fprintf(n.stderr, "notify: %d alert(s) held back by the hourly limit stay in the spool for the next run\n", held)
+	}
+	if err := n.spool.Sync(); err != nil {
+		return err
+	}
+	wait := time.NewTimer(n.cfg.ExitWait)
+	defer wait.Stop()
+	select {
+	case <-n.q.idleCh():
+		return nil
+	case <-ctx.Done():
+	case <-wait.C:
+	}
+	stopBG()
+	wg.Wait()
+	left, err := n.spool.Pending()
+	if err != nil {
+		return err
+	}
+	if len(left) == 0 {
+		return nil
+	}
+	for _, e := range left {
+		n.log.write(n.now(), info("pending", e, held, 0, ""))
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return exitcode.Errorf(exitcode.TempFail, "%d message(s) not accepted by the MTA within --exit-wait %s: they stay in the spool for the next run", len(left), n.cfg.ExitWait)
+}
+
+// read feeds the input's lines to add, flushing the journal whenever the
+// input has nothing more buffered.
+func (n *notifier) read(in io.Reader) error {
+	r := record.NewReader(in, 0)
+	for {
+		line, err := r.ReadLine()
+		var long *record.LineTooLongError
+		switch {
+		case err == nil:
+			if len(line) == 0 {
+				continue
+			}
+			if err := n.add(line, r.Line()); err != nil {
+				return err
+			}
+		case errors.As(err, &long):
+			fmt.Fprintf(n.stderr, "notify: stdin:%d: %v\n", long.Line, err)
+		case errors.Is(err, io.EOF):
+			if n.spool != nil {
+				return n.spool.Flush()
+			}
+			return nil
+		default:
+			return fmt.Errorf("stdin: %w", err)
+		}
+		if r.Buffered() == 0 && n.spool != nil {
+			if err := n.spool.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// logWriter writes mail log records, one Write per record.
+type logWriter struct {
+	mu sync.Mutex
+	w  *record.Writer
+}
+
+func (l *logWriter) write(now time.Time, m record.MailInfo) {
+	if l == nil {
+		return
+	}
+	if m.Alerts == nil {
+		m.Alerts = []string{}
+	}
+	rec, err := record.AppendMailLog(nil, &record.MailLog{Timestamp: now.Format(timestampLayout), Mail: m})
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.w.WriteLine(rec) == nil {
+		l.w.Flush() //nolint:errcheck // a closed stdout must not stop the mail
+	}
+}
+
+// timestampLayout is EVE's, as every quietwatch record uses.
+const timestampLayout = "2006-01-02T15:04:05.000000-0700"
+
+// sendQueue is the sender's queue of spooled messages: unbounded, so the
+// reader never waits for it.
+type sendQueue struct {
+	mu     sync.Mutex
+	items  []spool.Entry
+	busy   int           // queued plus in flight
+	signal chan struct{} // a push happened
+	idle   chan struct{} // closed while busy == 0
+}
+
+func (q *sendQueue) init() {
+	q.signal = make(chan struct{}, 1)
+	q.idle = make(chan struct{})
+	close(q.idle)
+}
+
+func (q *sendQueue) push(e spool.Entry) {
+	q.mu.Lock()
+	q.items = append(q.items, e)
+	if q.busy == 0 {
+		q.idle = make(chan struct{})
+	}
+	q.busy++
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (q *sendQueue) pop(ctx context.Context) (spool.Entry, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.items) > 0 {
+			e := q.items[0]
+			q.items = q.items[1:]
+			q.mu.Unlock()
+			return e, true
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.signal:
+		case <-ctx.Done():
+			return spool.Entry{}, false
+		}
+	}
+}
+
+func (q *sendQueue) done() {
+	q.mu.Lock()
+	q.busy--
+	if q.busy == 0 {
+		close(q.idle)
+	}
+	q.mu.Unlock()
+}
+
+func (q *sendQueue) idleCh() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.idle
+}

@@ -1,0 +1,465 @@
+// Package spool is notify's durable on-disk queue: a journal of the alerts
+// that are still to be mailed, and the rendered messages waiting for the
+// MTA. A message is on disk (fsync'd, atomically renamed) before it is
+// handed over and is removed only once the MTA has accepted it, so a
+// restart, even after kill -9, sends what was pending.
+//
+// Layout of the spool directory:
+//
+//	lock                      flock(2) held while a notify uses the spool
+//	state                     {"consumed":N,"sent":[times]}: journal entries up to N are
+//	                          in messages; send times of the last hour (the hourly limit)
+//	journal-<base>.jsonl      alert lines, entry numbers base, base+1, ...
+//	msg/<upto>.eml            a message: one JSON line of metadata, then the message;
+//	                          it holds the journal entries up to <upto>
+//	tmp/                      files being written, renamed into place when complete
+//
+// Messages consume journal entries in order (every message takes all the
+// entries up to its number), so one counter says what is still to mail.
+package spool
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/quietwatch/quietwatch/pkg/record"
+)
+
+// ErrLocked is returned by Open when another process uses the spool.
+var ErrLocked = errors.New("spool in use by another process")
+
+// State is what the spool remembers besides its files.
+type State struct {
+	Consumed uint64      `json:"consumed"` // journal entries up to this one are in messages
+	Sent     []time.Time `json:"sent"`     // when recent messages were made (the hourly limit)
+}
+
+// Meta describes a spooled message.
+type Meta struct {
+	Upto      uint64    `json:"upto"` // the message holds the journal entries up to this one
+	Created   time.Time `json:"created"`
+	From      string    `json:"from"`
+	To        []string  `json:"to"`
+	Subject   string    `json:"subject"`
+	MessageID string    `json:"message_id"`
+	Alerts    []string  `json:"alerts"`
+	Digest    bool      `json:"digest,omitempty"`
+}
+
+// Entry is a message in the spool.
+type Entry struct {
+	Name string // file name under msg/
+	Meta Meta
+	Msg  []byte
+}
+
+// Line is an alert line from the journal with its entry number.
+type Line struct {
+	Seq  uint64
+	Data []byte
+}
+
+// Spool is an open spool directory. Its methods are safe for concurrent use.
+type Spool struct {
+	dir  string
+	lock *os.File
+
+	mu      sync.Mutex
+	state   State
+	next    uint64 // number of the next journal entry
+	journal *os.File
+	jw      *bufio.Writer
+	jfiles  []string
+	dirty   bool // written since the last fsync
+}
+
+// Open opens (creating if needed) the spool in dir and locks it.
+func Open(dir string) (*Spool, error) {
+	for _, d := range []string{dir, filepath.Join(dir, "msg"), filepath.Join(dir, "tmp")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("spool %s: %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("spool %s: lock: %w", dir, err)
+	}
+	s := &Spool{dir: dir, lock: lock}
+	if err := s.load(); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Spool) load() error {
+	tmp, _ := os.ReadDir(filepath.Join(s.dir, "tmp"))
+	for _, e := range tmp { // leftovers of a crash mid-write: never renamed, never promised
+		os.Remove(filepath.Join(s.dir, "tmp", e.Name()))
+	}
+	data, err := os.ReadFile(filepath.Join(s.dir, "state"))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("spool: %w", err)
+	default:
+		if err := record.Unmarshal(data, &s.state); err != nil {
+			return fmt.Errorf("spool: %s: %w", filepath.Join(s.dir, "state"), err)
+		}
+	}
+	msgs, err := s.Pending()
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		s.state.Consumed = max(s.state.Consumed, m.Meta.Upto)
+	}
+	s.next = s.state.Consumed + 1
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	for _, e := range ents {
+		base, ok := journalBase(e.Name())
+		if !ok {
+			continue
+		}
+		n, err := countLines(filepath.Join(s.dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		if base+n > s.next {
+			s.next = base + n
+		}
+		if base+n-1 <= s.state.Consumed {
+			os.Remove(filepath.Join(s.dir, e.Name())) // all in messages already
+			continue
+		}
+		s.jfiles = append(s.jfiles, e.Name())
+	}
+	return nil
+}
+
+func journalBase(name string) (uint64, bool) {
+	if !strings.HasPrefix(name, "journal-") || !strings.HasSuffix(name, ".jsonl") {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, "journal-"), ".jsonl"), 10, 64)
+	return n, err == nil
+}
+
+func countLines(path string) (uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("spool: %w", err)
+	}
+	defer f.Close()
+	var n uint64
+	buf := make([]byte, 64<<10)
+	last := byte('\n')
+	for {
+		k, err := f.Read(buf)
+		if k > 0 {
+			n += uint64(bytes.Count(buf[:k], []byte{'\n'}))
+			last = buf[k-1]
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("spool: %w", err)
+		}
+	}
+	if last != '\n' { // a torn last line still has its number
+		n++
+	}
+	return n, nil
+}
+
+// State returns the spool's state.
+func (s *Spool) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.state
+	st.Sent = append([]time.Time(nil), st.Sent...)
+	return st
+}
+
+// Unconsumed returns the journal's alert lines that are in no message yet,
+// oldest first. Call it once, after Open.
+func (s *Spool) Unconsumed() ([]Line, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Line
+	files := append([]string(nil), s.jfiles...)
+	sort.Slice(files, func(i, j int) bool {
+		a, _ := journalBase(files[i])
+		b, _ := journalBase(files[j])
+		return a < b
+	})
+	for _, name := range files {
+		base, _ := journalBase(name)
+		data, err := os.ReadFile(filepath.Join(s.dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		seq := base
+		for len(data) > 0 {
+			line := data
+			if i := bytes.IndexByte(data, '\n'); i >= 0 {
+				line = data[:i]
+				data = data[i+1:]
+			} else {
+				data = nil
+			}
+			if seq > s.state.Consumed {
+				out = append(out, Line{Seq: seq, Data: line})
+			}
+			seq++
+		}
+	}
+	return out, nil
+}
+
+// Append adds an alert line (without newline) to the journal and returns
+// its entry number. The line reaches the operating system on the next
+// Flush (and survives a crash of the process from then on) and the disk on
+// the next Sync.
+func (s *Spool) Append(line []byte) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.journal == nil {
+		name := fmt.Sprintf("journal-%020d.jsonl", s.next)
+		f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o600)
+		if err != nil {
+			return 0, fmt.Errorf("spool: %w", err)
+		}
+		s.journal, s.jw = f, bufio.NewWriterSize(f, 64<<10)
+		s.jfiles = append(s.jfiles, name)
+	}
+	if s.jw.Available() < len(line)+1 && s.jw.Buffered() > 0 {
+		if err := s.jw.Flush(); err != nil {
+			return 0, fmt.Errorf("spool: journal: %w", err)
+		}
+	}
+	s.jw.Write(line)     //nolint:errcheck // sticky: seen at Flush
+	s.jw.WriteByte('\n') //nolint:errcheck
+	s.dirty = true
+	seq := s.next
+	s.next++
+	return seq, nil
+}
+
+// Flush writes buffered journal lines to the operating system.
+func (s *Spool) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flushLocked()
+}
+
+func (s *Spool) flushLocked() error {
+	if s.jw == nil {
+		return nil
+	}
+	if err := s.jw.Flush(); err != nil {
+		return fmt.Errorf("spool: journal: %w", err)
+	}
+	return nil
+}
+
+// Sync flushes the journal and makes it durable (fsync) if it changed.
+func (s *Spool) Sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.flushLocked(); err != nil {
+		return err
+	}
+	if !s.dirty || s.journal == nil {
+		return nil
+	}
+	s.dirty = false
+	if err := s.journal.Sync(); err != nil {
+		return fmt.Errorf("spool: journal: %w", err)
+	}
+	return nil
+}
+
+// Put stores a message durably and records that it holds the journal
+// entries up to meta.Upto, and that it was made at meta.Created (kept in
+// the state for an hour, for the hourly limit). The journal is synced
+// first, so the message never holds entries that a crash could lose.
+func (s *Spool) Put(meta Meta, msg []byte) (Entry, error) {
+	if err := s.Sync(); err != nil {
+		return Entry{}, err
+	}
+	head, err := record.Marshal(meta)
+	if err != nil {
+		return Entry{}, fmt.Errorf("spool: %w", err)
+	}
+	name := fmt.Sprintf("%020d.eml", meta.Upto)
+	data := make([]byte, 0, len(head)+1+len(msg))
+	data = append(append(append(data, head...), '\n'), msg...)
+	if err := s.writeFile(filepath.Join("msg", name), data); err != nil {
+		return Entry{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state.Consumed = max(s.state.Consumed, meta.Upto)
+	s.state.Sent = append(pruneSent(s.state.Sent, meta.Created), meta.Created)
+	if err := s.saveStateLocked(); err != nil {
+		return Entry{}, err
+	}
+	s.compactLocked()
+	return Entry{Name: name, Meta: meta, Msg: msg}, nil
+}
+
+// Consume records, without a message, that the journal entries up to upto
+// are done with (a dry run wrote them out).
+func (s *Spool) Consume(upto uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state.Consumed = max(s.state.Consumed, upto)
+	if err := s.saveStateLocked(); err != nil {
+		return err
+	}
+	s.compactLocked()
+	return nil
+}
+
+func pruneSent(sent []time.Time, now time.Time) []time.Time {
+	i := 0
+	for i < len(sent) && now.Sub(sent[i]) >= time.Hour {
+		i++
+	}
+	return append([]time.Time(nil), sent[i:]...)
+}
+
+// compactLocked starts a new journal once every entry is in a message.
+func (s *Spool) compactLocked() {
+	if s.state.Consumed+1 < s.next {
+		return
+	}
+	if s.journal != nil {
+		s.jw.Flush() //nolint:errcheck // everything in it is consumed
+		s.journal.Close()
+		s.journal, s.jw = nil, nil
+	}
+	for _, name := range s.jfiles {
+		os.Remove(filepath.Join(s.dir, name))
+	}
+	s.jfiles = nil
+}
+
+func (s *Spool) saveStateLocked() error {
+	data, err := record.Marshal(s.state)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return s.writeFile("state", data)
+}
+
+// writeFile writes data to name atomically and durably: a temporary file,
+// fsync, rename, fsync of the directory.
+func (s *Spool) writeFile(name string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "w-*")
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(s.dir, name))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("spool: %w", err)
+	}
+	return syncDir(filepath.Dir(filepath.Join(s.dir, name)))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
+}
+
+// Pending returns the spooled messages, oldest first.
+func (s *Spool) Pending() ([]Entry, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, "msg"))
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	var out []Entry
+	for _, e := range ents { // ReadDir sorts by name: zero-padded numbers
+		if !strings.HasSuffix(e.Name(), ".eml") {
+			continue
+		}
+		path := filepath.Join(s.dir, "msg", e.Name())
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		i := bytes.IndexByte(data, '\n')
+		var m Meta
+		if i < 0 {
+			return nil, fmt.Errorf("spool: %s: no metadata line", path)
+		}
+		if err := record.Unmarshal(data[:i], &m); err != nil {
+			return nil, fmt.Errorf("spool: %s: %w", path, err)
+		}
+		out = append(out, Entry{Name: e.Name(), Meta: m, Msg: data[i+1:]})
+	}
+	return out, nil
+}
+
+// Remove deletes a message the MTA has accepted.
+func (s *Spool) Remove(e Entry) error {
+	if err := os.Remove(filepath.Join(s.dir, "msg", e.Name)); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return syncDir(filepath.Join(s.dir, "msg"))
+}
+
+// Close syncs the journal and releases the lock.
+func (s *Spool) Close() error {
+	err := s.Sync()
+	s.mu.Lock()
+	if s.journal != nil {
+		if cerr := s.journal.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("spool: %w", cerr)
+		}
+		s.journal, s.jw = nil, nil
+	}
+	s.mu.Unlock()
+	s.lock.Close()
+	return err
+}
