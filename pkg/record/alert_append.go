@@ -1,0 +1,494 @@
+package record
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// EventFields are the fields of an event that correlate's rules look at,
+// pulled from the raw line in one pass without decoding the rest (a full
+// decode costs more than all the rule matching). String fields hold the
+// decoded text and are nil when the key is absent or not a string; they
+// point into the line or into the EventFields' own buffer and are valid
+// until the next ScanEvent with the same EventFields.
+type EventFields struct {
+	Timestamp []byte
+	SrcIP     []byte
+	DestIP    []byte
+	FullLog   []byte
+	// HasAlert is set when the record has an "alert" object.
+	HasAlert bool
+	// GID, SID and Rev are alert.gid, alert.signature_id and alert.rev;
+	// HasSig is set when all three are integers.
+	GID, SID, Rev int64
+	HasSig        bool
+	// Own names the first top-level key of correlate's own output
+	// ("rule", "id" or "previous_output") found in the record, "" if none.
+	Own string
+	// HasHostname is set when the record has a top-level "hostname".
+	HasHostname bool
+
+	scratch                []byte
+	hasGID, hasSID, hasRev bool
+}
+
+// ErrBadJSON is returned by ScanEvent for a line that is not well-formed JSON.
+var ErrBadJSON = errors.New("malformed JSON")
+
+const maxDepth = 1000
+
+// ScanEvent checks that line is one well-formed JSON object and fills f
+// with the fields correlate needs. It returns ErrNotObject for other JSON
+// values and ErrBadJSON for malformed text.
+func ScanEvent(line []byte, f *EventFields) error {
+	scratch := f.scratch[:0]
+	if cap(scratch) < len(line) {
+		scratch = make([]byte, 0, len(line)+len(line)/2)
+	}
+	*f = EventFields{scratch: scratch}
+	s := scanner{b: line, f: f}
+	s.ws()
+	if s.i >= len(s.b) {
+		return ErrNotObject
+	}
+	if s.b[s.i] != '{' {
+		if s.value(0) && s.end() {
+			return ErrNotObject
+		}
+		return ErrBadJSON
+	}
+	if !s.object(0, s.topField) || !s.end() {
+		return ErrBadJSON
+	}
+	f.HasSig = f.hasGID && f.hasSID && f.hasRev
+	return nil
+}
+
+type scanner struct {
+	b []byte
+	i int
+	f *EventFields
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\r', '\n':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) end() bool {
+	s.ws()
+	return s.i == len(s.b)
+}
+
+// object parses an object at s.i, calling field for each key with the
+// scanner positioned at the value; field must consume the value.
+func (s *scanner) object(depth int, field func(key []byte, depth int) bool) bool {
+	if depth > maxDepth {
+		return false
+	}
+	s.i++ // '{'
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == '}' {
+		s.i++
+		return true
+	}
+	for {
+		s.ws()
+		key, ok := s.str()
+		if !ok {
+			return false
+		}
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != ':' {
+			return false
+		}
+		s.i++
+		s.ws()
+		if !field(key, depth+1) {
+			return false
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return false
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+func (s *scanner) topField(key []byte, depth int) bool {
+	f := s.f
+	var dst *[]byte
+	switch string(key) {
+	case "timestamp":
+		dst = &f.Timestamp
+	case "src_ip":
+		dst = &f.SrcIP
+	case "dest_ip":
+		dst = &f.DestIP
+	case "full_log":
+		dst = &f.FullLog
+	case "alert":
+		if s.i < len(s.b) && s.b[s.i] == '{' {
+			f.HasAlert = true
+			return s.object(depth, s.alertField)
+		}
+	case "rule", "id", "previous_output":
+		if f.Own == "" {
+			switch string(key) {
+			case "rule":
+				f.Own = "rule"
+			case "id":
+				f.Own = "id"
+			default:
+				f.Own = "previous_output"
+			}
+		}
+	case "hostname":
+		f.HasHostname = true
+	}
+	if dst != nil && s.i < len(s.b) && s.b[s.i] == '"' {
+		v, ok := s.str()
+		if ok {
+			*dst = v
+		}
+		return ok
+	}
+	return s.value(depth)
+}
+
+func (s *scanner) alertField(key []byte, depth int) bool {
+	var dst *int64
+	var has *bool
+	switch string(key) {
+	case "gid":
+		dst, has = &s.f.GID, &s.f.hasGID
+	case "signature_id":
+		dst, has = &s.f.SID, &s.f.hasSID
+	case "rev":
+		dst, has = &s.f.Rev, &s.f.hasRev
+	default:
+		return s.value(depth)
+	}
+	start := s.i
+	if !s.value(depth) {
+		return false
+	}
+	if n, err := strconv.ParseInt(string(s.b[start:s.i]), 10, 64); err == nil {
+		*dst, *has = n, true
+	}
+	return true
+}
+
+// value skips any JSON value, checking its syntax.
+func (s *scanner) value(depth int) bool {
+	if depth > maxDepth || s.i >= len(s.b) {
+		return false
+	}
+	switch c := s.b[s.i]; {
+	case c == '{':
+		return s.object(depth, func(_ []byte, d int) bool { return s.value(d) })
+	case c == '[':
+		s.i++
+		s.ws()
+		if s.i < len(s.b) && s.b[s.i] == ']' {
+			s.i++
+			return true
+		}
+		for {
+			s.ws()
+			if !s.value(depth + 1) {
+				return false
+			}
+			s.ws()
+			if s.i >= len(s.b) {
+				return false
+			}
+			if s.b[s.i] == ']' {
+				s.i++
+				return true
+			}
+			if s.b[s.i] != ',' {
+				return false
+			}
+			s.i++
+		}
+	case c == '"':
+		_, ok := s.str()
+		return ok
+	case c == 't':
+		return s.lit("true")
+	case c == 'f':
+		return s.lit("false")
+	case c == 'n':
+		return s.lit("null")
+	case c == '-' || '0' <= c && c <= '9':
+		return s.number()
+	}
+	return false
+}
+
+func (s *scanner) lit(w string) bool {
+	if bytes.HasPrefix(s.b[s.i:], []byte(w)) {
+		s.i += len(w)
+		return true
+	}
+	return false
+}
+
+func (s *scanner) digits() int {
+	n := 0
+	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
+		s.i++
+		n++
+	}
+	return n
+}
+
+func (s *scanner) number() bool {
+	if s.b[s.i] == '-' {
+		s.i++
+	}
+	if s.i < len(s.b) && s.b[s.i] == '0' {
+		s.i++
+	} else if s.digits() == 0 {
+		return false
+	}
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		if s.digits() == 0 {
+			return false
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		if s.digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// str parses a string at s.i and returns its decoded contents: a slice of
+// the line when there is no escape, else of the scratch buffer (sized so
+// that it never reallocates).
+func (s *scanner) str() ([]byte, bool) {
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return nil, false
+	}
+	s.i++
+	start := s.i
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		if c == '"' {
+			v := s.b[start:s.i]
+			s.i++
+			return v, true
+		}
+		if c == '\\' {
+			return s.slowStr(start)
+		}
+		if c < 0x20 {
+			return nil, false
+		}
+		s.i++
+	}
+	return nil, false
+}
+
+func (s *scanner) slowStr(start int) ([]byte, bool) {
+	sc := s.f.scratch
+	from := len(sc)
+	sc = append(sc, s.b[start:s.i]...)
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			s.f.scratch = sc
+			return sc[from:len(sc):len(sc)], true
+		case c < 0x20:
+			return nil, false
+		case c != '\\':
+			sc = append(sc, c)
+			s.i++
+			continue
+		}
+		s.i++
+		if s.i >= len(s.b) {
+			return nil, false
+		}
+		e := s.b[s.i]
+		s.i++
+		switch e {
+		case '"', '\\', '/':
+			sc = append(sc, e)
+		case 'b':
+			sc = append(sc, '\b')
+		case 'f':
+			sc = append(sc, '\f')
+		case 'n':
+			sc = append(sc, '\n')
+		case 'r':
+			sc = append(sc, '\r')
+		case 't':
+			sc = append(sc, '\t')
+		case 'u':
+			r, ok := s.hex4()
+			if !ok {
+				return nil, false
+			}
+			if utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if s.i+1 < len(s.b) && s.b[s.i] == '\\' && s.b[s.i+1] == 'u' {
+					save := s.i
+					s.i += 2
+					if r2, ok = s.hex4(); !ok {
+						return nil, false
+					}
+					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+						r = d
+					} else {
+						s.i = save
+						r = utf8.RuneError
+					}
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			sc = utf8.AppendRune(sc, r)
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+func (s *scanner) hex4() (rune, bool) {
+	if s.i+4 > len(s.b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range s.b[s.i : s.i+4] {
+		r <<= 4
+		switch {
+		case '0' <= c && c <= '9':
+			r |= rune(c - '0')
+		case 'a' <= c && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case 'A' <= c && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	s.i += 4
+	return r, true
+}
+
+// AppendCompact appends the compact form of the JSON text obj (no
+// insignificant white space) to dst: the text correlate matches rules
+// against for a record without full_log.
+func AppendCompact(dst, obj []byte) []byte {
+	var b bytes.Buffer
+	if err := json.Compact(&b, obj); err != nil {
+		return append(dst, obj...)
+	}
+	return append(dst, b.Bytes()...)
+}
+
+// AppendAlert appends to dst the alert for event: the event's bytes up to
+// its closing brace, unchanged, then "rule" (r, in record.Rule's field
+// order), "id" ("<sec>.<seq>"), "previous_output" when prev is not empty,
+// and "hostname" when host is not empty. event must be a JSON object
+// (ScanEvent said so).
+func AppendAlert(dst, event []byte, r *Rule, sec int64, seq uint64, prev [][]byte, host string) ([]byte, error) {
+	n := len(dst)
+	dst = append(dst, event...)
+	// a placeholder value keeps AppendField's checks; it is cut off below
+	out, err := AppendField(dst[n:], "rule", []byte("0"))
+	if err != nil {
+		return dst[:n], err
+	}
+	dst = append(dst[:n], out[:len(out)-2]...)
+	dst = appendRule(dst, r)
+	dst = append(dst, `,"id":"`...)
+	dst = strconv.AppendInt(dst, sec, 10)
+	dst = append(dst, '.')
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, '"')
+	if len(prev) > 0 {
+		dst = append(dst, `,"previous_output":[`...)
+		for i, p := range prev {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendString(dst, p)
+		}
+		dst = append(dst, ']')
+	}
+	if host != "" {
+		dst = append(dst, `,"hostname":`...)
+		dst = AppendString(dst, host)
+	}
+	return append(dst, '}'), nil
+}
+
+func appendRule(dst []byte, r *Rule) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = AppendString(dst, r.ID)
+	dst = append(dst, `,"level":`...)
+	dst = strconv.AppendInt(dst, int64(r.Level), 10)
+	dst = append(dst, `,"description":`...)
+	dst = AppendString(dst, r.Description)
+	if len(r.Groups) > 0 {
+		dst = append(dst, `,"groups":[`...)
+		for i, g := range r.Groups {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendString(dst, g)
+		}
+		dst = append(dst, ']')
+	}
+	if r.Frequency != 0 {
+		dst = append(dst, `,"frequency":`...)
+		dst = strconv.AppendInt(dst, int64(r.Frequency), 10)
+	}
+	if r.Timeframe != 0 {
+		dst = append(dst, `,"timeframe":`...)
+		dst = strconv.AppendInt(dst, int64(r.Timeframe), 10)
+	}
+	if r.FiredTimes != 0 {
+		dst = append(dst, `,"firedtimes":`...)
+		dst = strconv.AppendInt(dst, int64(r.FiredTimes), 10)
+	}
+	if r.Mail != nil {
+		if *r.Mail {
+			dst = append(dst, `,"mail":true`...)
+		} else {
+			dst = append(dst, `,"mail":false`...)
+		}
+	}
+	return append(dst, '}')
+}

@@ -1,0 +1,91 @@
+package record
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestScanEvent(t *testing.T) {
+	line := []byte(` {"timestamp":"2020-05-14T22:10:17.391373+0000","src_ip":"192.0.2.241","dest_ip":"198.51.100.44",` +
+		`"x":[1,-2.5e3,{"y":null},true,false,"\u00e9"],` +
+		`"alert":{"action":"allowed","gid":1,"signature_id":2024364,"rev":3,"extra":{"a":[]}},` +
+		`"full_log":"05/14/2020-22:10:17.391373  [**] say \"hi\" \ud83d\ude00 \/ \t"} `)
+	var f EventFields
+	if err := ScanEvent(line, &f); err != nil {
+		t.Fatal(err)
+	}
+	if string(f.Timestamp) != "2020-05-14T22:10:17.391373+0000" || string(f.SrcIP) != "192.0.2.241" || string(f.DestIP) != "198.51.100.44" {
+		t.Errorf("fields %q %q %q", f.Timestamp, f.SrcIP, f.DestIP)
+	}
+	if want := "05/14/2020-22:10:17.391373  [**] say \"hi\" \U0001F600 / \t"; string(f.FullLog) != want {
+		t.Errorf("full_log %q, want %q", f.FullLog, want)
+	}
+	if !f.HasAlert || !f.HasSig || f.GID != 1 || f.SID != 2024364 || f.Rev != 3 || f.Own != "" {
+		t.Errorf("alert fields %+v", f)
+	}
+	if err := ScanEvent([]byte(`{"rule":{"id":"1"},"id":"2.3"}`), &f); err != nil || f.Own != "rule" || f.HasSig {
+		t.Errorf("own: %v %+v", err, f)
+	}
+}
+
+func TestScanEventErrors(t *testing.T) {
+	var f EventFields
+	for _, in := range []string{`[1]`, `"x"`, `12`, ``, `  `} {
+		if err := ScanEvent([]byte(in), &f); !errors.Is(err, ErrNotObject) {
+			t.Errorf("ScanEvent(%q) = %v, want ErrNotObject", in, err)
+		}
+	}
+	for _, in := range []string{`{`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{"a":01}`, `{"a":tru}`, `{"a":"x}`, `{"a":"\x"}`, "{\"a\":\"\x01\"}", `{"a":1}x`, `{"a":[1,]}`, `{"a":1 "b":2}`, `{"alert":{"gid":1.}}`, `nope`} {
+		if err := ScanEvent([]byte(in), &f); !errors.Is(err, ErrBadJSON) {
+			t.Errorf("ScanEvent(%q) = %v, want ErrBadJSON", in, err)
+		}
+		if err := ScanEvent([]byte(in), &f); err == nil && Valid([]byte(in)) == false {
+			t.Errorf("accepted invalid %q", in)
+		}
+	}
+}
+
+func TestAppendAlert(t *testing.T) {
+	mail := true
+	r := &Rule{ID: "300012", Level: 11, Description: "Many high-severity Suricata alerts", Groups: []string{"snort-fast"}, Frequency: 5, Timeframe: 120, FiredTimes: 1, Mail: &mail}
+	ev := []byte(`{"timestamp":"2020-05-14T22:10:17.391373+0000","src_ip":"192.0.2.241", "jq_extra" : {"k":[1, 2]}}` + "\n")
+	got, err := AppendAlert([]byte("prefix:"), ev, r, 1589494218, 7, [][]byte{[]byte("b"), []byte("a \"q\"")}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `prefix:{"timestamp":"2020-05-14T22:10:17.391373+0000","src_ip":"192.0.2.241", "jq_extra" : {"k":[1, 2]},"rule":{"id":"300012","level":11,"description":"Many high-severity Suricata alerts","groups":["snort-fast"],"frequency":5,"timeframe":120,"firedtimes":1,"mail":true},"id":"1589494218.7","previous_output":["b","a \"q\""]}`
+	if string(got) != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	// The appended part is what encoding an Alert gives.
+	var a Alert
+	if err := Unmarshal(got[len("prefix:"):], &a); err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := Marshal(a.Rule)
+	var buf []byte
+	if s := string(appendRule(buf, r)); s != string(enc) {
+		t.Errorf("appendRule %s\n Marshal   %s", s, enc)
+	}
+	got, _ = AppendAlert(nil, []byte(`{}`), &Rule{ID: "1", Level: 3, Description: "d"}, 5, 1, nil, "web1")
+	if want := `{"rule":{"id":"1","level":3,"description":"d"},"id":"5.1","hostname":"web1"}`; string(got) != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+func FuzzScanEvent(f *testing.F) {
+	f.Add([]byte(`{"timestamp":"x","alert":{"gid":1,"signature_id":2,"rev":3},"full_log":"a\"b"}`))
+	f.Add([]byte(`{"a":[{"b":"\ud83d\ude00"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var ev EventFields
+		err := ScanEvent(data, &ev)
+		if err == nil && !Valid(data) {
+			t.Fatalf("ScanEvent accepted invalid JSON %q", data)
+		}
+		if err == nil {
+			if _, err := AppendAlert(nil, data, &Rule{ID: "1"}, 0, 0, nil, ""); err != nil {
+				t.Fatalf("AppendAlert on a scanned object: %v", err)
+			}
+		}
+	})
+}

@@ -1,0 +1,162 @@
+// Package rule is quietwatch's OSSEC-compatible rule language: it loads
+// rule files (<group>, <var>, <rule>) into a rule tree, checks them with
+// file:line:col diagnostics, and tests a rule's own conditions against an
+// event. Counting over time (frequency, ignore, first time seen) is the
+// caller's: this package is stateless.
+package rule
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+)
+
+// MaxID is the largest rule id accepted (OSSEC reads six digits; we take
+// any positive 31-bit number, so the how-to's 3000015 loads as written).
+const MaxID = 1<<31 - 1
+
+// Rule is one <rule> after loading.
+type Rule struct {
+	ID          int
+	Level       int
+	Frequency   int // 0: not a composite
+	Timeframe   int // seconds
+	Ignore      int // seconds of silence after firing
+	NoAlert     bool
+	Description string
+	Groups      []string
+
+	Category  string // "" means any event
+	DecodedAs string
+	Match     *Match
+	Regex     *Regex
+	SigID     *Match // <id>: the signature "gid:sid:rev", as a match pattern
+	SrcIP     []IPCond
+	DstIP     []IPCond
+	IfFTS     bool
+
+	IfSID          []int
+	IfGroup        string
+	IfLevel        int // 0: none
+	IfMatchedSID   []int
+	IfMatchedGroup string
+	SameSourceIP   bool
+	SameID         bool
+	DifferentSrcIP bool
+
+	// Mail is the rule's own mail wish: true for alert_by_email, false for
+	// no_email_alert, nil when it says neither.
+	Mail  *bool
+	NoLog bool
+
+	// Children are tried in order (level descending, then load order).
+	Children []*Rule
+	// Base is, for a composite, the set of rules whose matches it counts.
+	Base []*Rule
+	// Index is the rule's position in Set.Rules (load order).
+	Index int
+	Pos   Pos
+}
+
+// Pos is where something was written.
+type Pos struct {
+	File      string
+	Line, Col int
+}
+
+func (p Pos) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col) }
+
+// Composite reports whether the rule counts earlier events.
+func (r *Rule) Composite() bool { return r.Frequency > 0 }
+
+// IPCond is one <srcip>/<dstip> condition: an address or network,
+// optionally negated with a leading '!'.
+type IPCond struct {
+	Prefix netip.Prefix
+	Not    bool
+}
+
+// Set is a loaded, checked rule set.
+type Set struct {
+	Rules []*Rule // load order
+	Root  []*Rule // rules with no parent, in trial order
+	byID  map[int]*Rule
+}
+
+// ByID returns the rule with the given id, or nil.
+func (s *Set) ByID(id int) *Rule { return s.byID[id] }
+
+// Event is what a rule's own conditions look at.
+type Event struct {
+	Text   []byte // the log text without its timestamp
+	Lower  []byte // Text lower-cased with LowerASCII
+	SrcIP  netip.Addr
+	DestIP netip.Addr
+	SigID  []byte // "gid:sid:rev", nil when the event has none
+	// Decoder is the name <decoded_as> compares with ("snort" for IDS
+	// events, as OSSEC's snort-fast decoder).
+	Decoder string
+	// IDS marks an IDS event (category "ids").
+	IDS bool
+}
+
+// Test reports whether the rule's own conditions (everything but
+// if_fts, frequency and ignore, which need memory) hold for ev. When they
+// do not, why says which one failed.
+func (r *Rule) Test(ev *Event) (ok bool, why string) {
+	if r.Category != "" && (r.Category != "ids" || !ev.IDS) {
+		return false, "category is not " + r.Category
+	}
+	if r.DecodedAs != "" && r.DecodedAs != ev.Decoder {
+		return false, "not decoded as " + r.DecodedAs
+	}
+	if r.SigID != nil {
+		if ev.SigID == nil {
+			return false, "event has no signature id"
+		}
+		if !r.SigID.MatchLower(ev.SigID) {
+			return false, "id does not match " + quote(r.SigID.String())
+		}
+	}
+	if r.Match != nil && !r.Match.MatchLower(ev.Lower) {
+		return false, "match " + quote(r.Match.String()) + " not found"
+	}
+	if r.Regex != nil && !r.Regex.Match(ev.Text) {
+		return false, "regex " + quote(r.Regex.String()) + " does not match"
+	}
+	if len(r.SrcIP) > 0 && !ipOK(r.SrcIP, ev.SrcIP) {
+		return false, "srcip does not match"
+	}
+	if len(r.DstIP) > 0 && !ipOK(r.DstIP, ev.DestIP) {
+		return false, "dstip does not match"
+	}
+	return true, ""
+}
+
+// ipOK: the address must be in one of the positive networks (if any) and
+// in none of the negated ones. An event without the address never passes.
+func ipOK(conds []IPCond, a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	a = a.Unmap()
+	pos, inPos := false, false
+	for _, c := range conds {
+		in := c.Prefix.Contains(a)
+		if c.Not {
+			if in {
+				return false
+			}
+			continue
+		}
+		pos = true
+		inPos = inPos || in
+	}
+	return !pos || inPos
+}
+
+func quote(s string) string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%q", s)
+	return b.String()
+}
