@@ -1,13 +1,229 @@
-// Package block is the block stage of quietwatch (placeholder until built).
+// Package block is the block stage of quietwatch: it reads alerts (JSON
+// Lines) and bans their source addresses on firewall backends for a while,
+// writing one decision record per action on stdout. A reaper lifts each ban
+// when it ends; a state file carries bans and offense counts across
+// restarts and crashes.
 package block
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/quietwatch/quietwatch/pkg/ban"
+	"github.com/quietwatch/quietwatch/pkg/banstate"
+	"github.com/quietwatch/quietwatch/pkg/command"
+	"github.com/quietwatch/quietwatch/pkg/exitcode"
+	"github.com/quietwatch/quietwatch/pkg/firewall"
 )
+
+// env is what block takes from the world; tests replace parts of it.
+type env struct {
+	now      func() time.Time
+	ownAddrs func() ([]netip.Addr, error)
+	backend  func(name string, cfg firewall.Config) (firewall.Backend, error)
+	program  string         // the program path written to the ar-log
+	hup      chan os.Signal // SIGHUP; nil: none
+	// stateWait is how long to wait for another block to release the
+	// state file.
+	stateWait time.Duration
+}
+
+func defaultEnv(args []string) *env {
+	prog := "block"
+	if len(args) > 0 {
+		prog = args[0]
+	}
+	if exe, err := os.Executable(); err == nil {
+		prog = exe
+	} else if abs, err := filepath.Abs(prog); err == nil && filepath.IsAbs(prog) {
+		prog = abs
+	}
+	return &env{now: time.Now, ownAddrs: interfaceAddrs, backend: firewall.New, program: prog, stateWait: time.Second}
+}
+
+// interfaceAddrs returns this host's (or network namespace's) addresses.
+func interfaceAddrs() ([]netip.Addr, error) {
+	as, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, a := range as {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out, nil
+}
 
 // Main runs the stage and returns its exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "block: not built yet")
-	return 1
+	ctx, stop := command.SignalContext(context.Background())
+	defer stop()
+	e := defaultEnv(args)
+	e.hup = make(chan os.Signal, 1)
+	signal.Notify(e.hup, syscall.SIGHUP)
+	defer signal.Stop(e.hup)
+	return command.Run(ctx, newApp(e), args, stdin, stdout, stderr)
+}
+
+const usageText = "block [flags] < alerts.jsonl\n" +
+	"   block [flags] list|unban IP|flush|reap [flags]"
+
+const description = `block reads alerts (correlate's JSON Lines) on stdin and bans the source
+address of every alert with rule.level >= --min-level on each --backend for
+--timeout. A repeat while banned restarts the timer ("extend"); an address
+banned again after its ban ended is a repeat offender and gets the next of
+--repeat-timeouts. The allow list, this host's own addresses, loopback,
+link-local, multicast and unspecified addresses are never banned. Each
+decision (add, extend, delete, skip) is one JSON line on stdout.
+
+At start block reconciles the firewall with --state: live bans are put
+back, expired ones and anything else in its chain or sets removed. At end
+of input it waits until its last ban has ended, lifts it and exits;
+SIGTERM exits at once and leaves live bans in place for the next start.
+SIGHUP re-reads this host's addresses and --allow-file and reopens --ar-log.
+
+Example:
+   tail -F /var/log/suricata/fast.log | fastparse | correlate |
+     block --backend ipset --allow 203.0.113.12 --repeat-timeouts 30m,1h,24h \
+           --ar-log /var/log/quietwatch/active-responses.log
+   cat alerts.jsonl | block --backend dry-run --state '' --timeout 2s
+   block list; block unban 192.0.2.241; block flush`
+
+// commonFlags are the flags of the app and of every subcommand, so they
+// may be written before or after the subcommand's name.
+func commonFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "backend", Value: cli.NewStringSlice("iptables"), Usage: "`NAME` of a backend: iptables, ipset, hosts-deny or dry-run (repeatable)"},
+		&cli.StringFlag{Name: "state", Value: "/var/lib/quietwatch/block.db", Usage: "state `FILE` (bbolt); '' keeps no state"},
+		&cli.StringFlag{Name: "chain", Value: "QUIETWATCH", Usage: "iptables `CHAIN` of our own (its ipset sets are <chain lower case>-v4 and -v6)"},
+		&cli.StringFlag{Name: "hosts-deny", Value: "/etc/hosts.deny", Usage: "hosts.deny `FILE` of the hosts-deny backend"},
+		&cli.StringFlag{Name: "ar-log", Usage: "append OSSEC-style active-responses.log lines to `FILE`"},
+	}
+}
+
+func newApp(e *env) *cli.App {
+	runFlags := append(commonFlags(),
+		&cli.IntFlag{Name: "min-level", Value: 9, Usage: "ban for alerts of rule level `N` and above"},
+		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "length of a first ban"},
+		&cli.StringFlag{Name: "repeat-timeouts", Usage: "ban lengths for the 2nd, 3rd, ... ban of an address, comma-separated (`LIST`, e.g. 30m,1h,24h; the last repeats)"},
+		&cli.StringSliceFlag{Name: "allow", Usage: "never ban `CIDR` (or a single address; repeatable)"},
+		&cli.StringFlag{Name: "allow-file", Usage: "never ban the addresses and CIDRs in `FILE` (one a line, # comments)"},
+	)
+	return &cli.App{
+		Name:            "block",
+		Usage:           "ban the sources of alerts on the firewall, for a while",
+		UsageText:       usageText,
+		Description:     description,
+		Flags:           runFlags,
+		HideHelpCommand: true,
+		Action:          func(c *cli.Context) error { return runStage(c, e) },
+		Commands: []*cli.Command{
+			{Name: "list", Usage: "print the live bans", Flags: append(commonFlags(), &cli.BoolFlag{Name: "json", Usage: "JSON Lines instead of a table"}),
+				Action: func(c *cli.Context) error { return runList(c, e) }},
+			{Name: "unban", Usage: "lift the ban of IP now and forget its offenses", ArgsUsage: "IP", Flags: commonFlags(),
+				Action: func(c *cli.Context) error { return runUnban(c, e) }},
+			{Name: "flush", Usage: "lift every ban and remove the chain, sets and hosts.deny lines", Flags: commonFlags(),
+				Action: func(c *cli.Context) error { return runFlush(c, e) }},
+			{Name: "reap", Usage: "reconcile the firewall with the state once (lift expired bans) and exit", Flags: commonFlags(),
+				Action: func(c *cli.Context) error { return runReap(c, e) }},
+		},
+	}
+}
+
+// flagCtx returns the innermost context in which name was set, so a flag
+// given before the subcommand's name counts unless repeated after it.
+func flagCtx(c *cli.Context, name string) *cli.Context {
+	for _, x := range c.Lineage() {
+		for _, n := range x.LocalFlagNames() {
+			if n == name {
+				return x
+			}
+		}
+	}
+	return c
+}
+
+func str(c *cli.Context, name string) string { return flagCtx(c, name).String(name) }
+
+// common are the settings every command shares.
+type common struct {
+	backends []firewall.Backend
+	names    []string
+	state    string
+	arLog    string
+}
+
+func setup(c *cli.Context, e *env) (*common, error) {
+	names := flagCtx(c, "backend").StringSlice("backend")
+	seen := map[string]bool{}
+	var uniq []string
+	for _, n := range names {
+		if !seen[n] {
+			seen[n] = true
+			uniq = append(uniq, n)
+		}
+	}
+	if len(uniq) == 0 {
+		return nil, command.UsageErrorf("--backend: none given")
+	}
+	cfg := firewall.Config{Chain: str(c, "chain"), HostsDeny: str(c, "hosts-deny"), Backends: uniq}
+	cm := &common{state: str(c, "state"), arLog: str(c, "ar-log")}
+	// Backends apply in firewall.Names order: ipset before iptables, so
+	// the set exists before a rule refers to it.
+	for _, want := range firewall.Names {
+		if seen[want] {
+			b, err := e.backend(want, cfg)
+			if err != nil {
+				var ue *firewall.UnavailableError
+				if errors.As(err, &ue) {
+					return nil, exitcode.New(exitcode.Unavailable, err)
+				}
+				return nil, exitcode.New(exitcode.Config, err)
+			}
+			cm.backends = append(cm.backends, b)
+			cm.names = append(cm.names, want)
+			delete(seen, want)
+		}
+	}
+	for _, n := range uniq {
+		if seen[n] {
+			return nil, exitcode.Errorf(exitcode.Config, "--backend %q: unknown (want iptables, ipset, hosts-deny or dry-run)", n)
+		}
+	}
+	return cm, nil
+}
+
+// openState opens the state file, or an in-memory store for --state ”.
+func openState(path string, e *env) (ban.Store, func() error, error) {
+	if path == "" {
+		return banstate.NewMemory(), func() error { return nil }, nil
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, exitcode.New(exitcode.Config, fmt.Errorf("state: %w", err))
+		}
+	}
+	s, err := banstate.Open(path, e.stateWait)
+	if errors.Is(err, banstate.ErrLocked) {
+		return nil, nil, exitcode.New(exitcode.TempFail, fmt.Errorf("%w (stop the running block first)", err))
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, s.Close, nil
 }

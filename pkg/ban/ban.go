@@ -1,0 +1,472 @@
+// Package ban decides who is banned and for how long: it turns alerts into
+// bans on firewall backends, restarts and escalates ban timers, lifts
+// expired bans, keeps its bookkeeping in a Store and refuses to ban what
+// must never be banned (the allow list, this host, special addresses).
+// Time is always an argument (now), so timers are tested without waiting.
+package ban
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/quietwatch/quietwatch/pkg/firewall"
+	"github.com/quietwatch/quietwatch/pkg/record"
+)
+
+// Ban is one live ban.
+type Ban struct {
+	Addr     netip.Addr
+	Until    time.Time
+	Timeout  time.Duration // the timeout Until was computed with
+	Offense  int           // 1 for a first ban, 2 for the next one, ...
+	Backends []string
+	AlertID  string // the alert that last added or extended the ban
+	RuleID   string
+}
+
+// Store keeps bans and offense counts across restarts.
+type Store interface {
+	// Load returns the bans and the offense counts.
+	Load() ([]Ban, map[netip.Addr]int, error)
+	// Save writes bans (replacing those with the same address), deletes
+	// the bans of del and sets offense counts, in one transaction.
+	Save(put []Ban, del []netip.Addr, offenses map[netip.Addr]int) error
+	// Forget deletes the offense counts of addrs.
+	Forget(addrs []netip.Addr) error
+}
+
+// Policy says what to ban and for how long.
+type Policy struct {
+	// MinLevel is the lowest rule level that bans.
+	MinLevel int
+	// Timeout is the length of a first ban.
+	Timeout time.Duration
+	// Repeat are the lengths of the second, third, ... ban of one address;
+	// the last is used for every later one. Empty: Timeout for all.
+	Repeat []time.Duration
+	// Allow are networks that are never banned.
+	Allow []netip.Prefix
+}
+
+// TimeoutFor returns the ban length for the offense-th ban of an address.
+func (p Policy) TimeoutFor(offense int) time.Duration {
+	if offense <= 1 || len(p.Repeat) == 0 {
+		return p.Timeout
+	}
+	return p.Repeat[min(offense-2, len(p.Repeat)-1)]
+}
+
+// Manager holds the live bans and applies every change to the backends and
+// the store. It is not safe for concurrent use: block calls it from one
+// loop.
+type Manager struct {
+	policy   Policy
+	own      map[netip.Addr]bool
+	backends []firewall.Backend
+	names    []string
+	store    Store
+	bans     map[netip.Addr]*Ban
+	offenses map[netip.Addr]int
+}
+
+// NewManager returns a Manager with no bans; call Reconcile to load the
+// store and bring the backends in line with it.
+func NewManager(p Policy, backends []firewall.Backend, store Store) *Manager {
+	m := &Manager{policy: p, backends: backends, store: store, own: map[netip.Addr]bool{},
+		bans: map[netip.Addr]*Ban{}, offenses: map[netip.Addr]int{}}
+	for _, b := range backends {
+		m.names = append(m.names, b.Name())
+	}
+	return m
+}
+
+// SetOwn replaces the host's own addresses (read at start and on SIGHUP).
+func (m *Manager) SetOwn(addrs []netip.Addr) {
+	m.own = map[netip.Addr]bool{}
+	for _, a := range addrs {
+		m.own[a.Unmap().WithZone("")] = true
+	}
+}
+
+// SetAllow replaces the allow list.
+func (m *Manager) SetAllow(allow []netip.Prefix) { m.policy.Allow = allow }
+
+// Len returns the number of live bans.
+func (m *Manager) Len() int { return len(m.bans) }
+
+// Bans returns the live bans, ordered by address.
+func (m *Manager) Bans() []Ban {
+	out := make([]Ban, 0, len(m.bans))
+	for _, b := range m.bans {
+		out = append(out, *b)
+	}
+	slices.SortFunc(out, func(x, y Ban) int { return x.Addr.Compare(y.Addr) })
+	return out
+}
+
+// Offense returns how many times addr has been banned.
+func (m *Manager) Offense(addr netip.Addr) int { return m.offenses[addr] }
+
+// ParseAddr parses an address from input: a plain IPv4 or IPv6 address
+// (no zone, no prefix, no port), IPv4-mapped IPv6 folded to IPv4.
+func ParseAddr(s string) (netip.Addr, bool) {
+	if len(s) > 64 {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+// refusal returns why addr must not be banned, or "".
+func (m *Manager) refusal(a netip.Addr) string {
+	switch {
+	case a.IsUnspecified():
+		return "unspecified"
+	case a.IsLoopback():
+		return "loopback"
+	case a.IsLinkLocalUnicast():
+		return "link-local"
+	case a.IsMulticast(), a.IsLinkLocalMulticast(), a.IsInterfaceLocalMulticast():
+		return "multicast"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "broadcast"
+	case m.own[a]:
+		return "own-address"
+	}
+	for _, p := range m.policy.Allow {
+		if p.Contains(a) {
+			return "allowlisted"
+		}
+	}
+	return ""
+}
+
+// judge returns the address to ban for alert, or the reason not to.
+func (m *Manager) judge(a *record.Alert) (netip.Addr, string) {
+	switch {
+	case a.Rule == nil:
+		return netip.Addr{}, "no-rule"
+	case a.Rule.Level < m.policy.MinLevel:
+		return netip.Addr{}, "below-level"
+	case a.SrcIP == "":
+		return netip.Addr{}, "no-source"
+	}
+	addr, ok := ParseAddr(a.SrcIP)
+	if !ok {
+		return netip.Addr{}, "invalid-ip"
+	}
+	if r := m.refusal(addr); r != "" {
+		return addr, r
+	}
+	return addr, ""
+}
+
+// Stamp formats t as decision timestamps are written.
+func Stamp(t time.Time) string { return t.Format(record.DecisionTimeLayout) }
+
+func (m *Manager) decision(now time.Time, action string, b *Ban, reason string) record.Decision {
+	return record.Decision{Timestamp: Stamp(now), Ban: record.Ban{
+		Action: action, IP: b.Addr.String(), Until: Stamp(b.Until),
+		TimeoutS: int64(b.Timeout / time.Second), Offense: b.Offense,
+		Backends: b.Backends, AlertID: b.AlertID, RuleID: b.RuleID, Reason: reason,
+	}}
+}
+
+func entry(now time.Time, b *Ban) firewall.Entry {
+	return firewall.Entry{Addr: b.Addr, TTL: b.Until.Sub(now)}
+}
+
+// Handle decides on a batch of alerts at now: one decision per alert (add,
+// extend or skip, in input order), applied to every backend (a batch is
+// one call per backend) and then saved. A backend error is returned after
+// the batch was applied everywhere else and saved; the decisions stand.
+func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decision, error) {
+	out := make([]record.Decision, 0, len(alerts))
+	var adds, extends []firewall.Entry
+	changed := map[netip.Addr]bool{}
+	offenses := map[netip.Addr]int{}
+	for _, al := range alerts {
+		addr, reason := m.judge(al)
+		if reason != "" {
+			d := record.Decision{Timestamp: Stamp(now), Ban: record.Ban{Action: "skip", IP: al.SrcIP, AlertID: al.ID, Reason: reason}}
+			if al.Rule != nil {
+				d.Ban.RuleID = al.Rule.ID
+			}
+			out = append(out, d)
+			continue
+		}
+		if b := m.bans[addr]; b != nil {
+			b.Until = now.Add(b.Timeout)
+			b.AlertID, b.RuleID = al.ID, al.Rule.ID
+			if !changed[addr] {
+				extends = append(extends, firewall.Entry{Addr: addr})
+			}
+			changed[addr] = true
+			out = append(out, m.decision(now, "extend", b, ""))
+			continue
+		}
+		off := m.offenses[addr] + 1
+		m.offenses[addr] = off
+		offenses[addr] = off
+		t := m.policy.TimeoutFor(off)
+		b := &Ban{Addr: addr, Until: now.Add(t), Timeout: t, Offense: off, Backends: m.names, AlertID: al.ID, RuleID: al.Rule.ID}
+		m.bans[addr] = b
+		changed[addr] = true
+		adds = append(adds, firewall.Entry{Addr: addr})
+		out = append(out, m.decision(now, "add", b, ""))
+	}
+	// TTLs are final only now: an address added and then extended in the
+	// same batch is added once, with its last Until.
+	for i := range adds {
+		adds[i] = entry(now, m.bans[adds[i].Addr])
+	}
+	var ext []firewall.Entry
+	for _, e := range extends {
+		if !slices.ContainsFunc(adds, func(x firewall.Entry) bool { return x.Addr == e.Addr }) {
+			ext = append(ext, entry(now, m.bans[e.Addr]))
+		}
+	}
+	var errs []error
+	for _, be := range m.backends {
+		if len(adds) > 0 {
+			if err := be.Add(adds); err != nil {
+				errs = append(errs, fmt.Errorf("%s: add: %w", be.Name(), err))
+			}
+		}
+		if len(ext) > 0 {
+			if err := be.Extend(ext); err != nil {
+				errs = append(errs, fmt.Errorf("%s: extend: %w", be.Name(), err))
+			}
+		}
+	}
+	if len(changed) > 0 {
+		put := make([]Ban, 0, len(changed))
+		for a := range changed {
+			put = append(put, *m.bans[a])
+		}
+		if err := m.store.Save(put, nil, offenses); err != nil {
+			errs = append(errs, fmt.Errorf("state: %w", err))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// NextExpiry returns when the next ban ends, and false if none is live.
+func (m *Manager) NextExpiry() (time.Time, bool) {
+	var next time.Time
+	for _, b := range m.bans {
+		if next.IsZero() || b.Until.Before(next) {
+			next = b.Until
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// Reap lifts every ban that has ended by now.
+func (m *Manager) Reap(now time.Time) ([]record.Decision, error) {
+	var gone []netip.Addr
+	for a, b := range m.bans {
+		if !b.Until.After(now) {
+			gone = append(gone, a)
+		}
+	}
+	return m.remove(now, gone, "expired")
+}
+
+// Unban lifts the ban of addr at once and forgets its offense count (an
+// admin vouched for it). It reports whether addr was banned.
+func (m *Manager) Unban(now time.Time, addr netip.Addr) ([]record.Decision, bool, error) {
+	_, was := m.bans[addr]
+	var errs []error
+	if !was {
+		// Not in our books; lift it from the backends anyway.
+		for _, be := range m.backends {
+			if err := be.Delete([]netip.Addr{addr}); err != nil {
+				errs = append(errs, fmt.Errorf("%s: delete: %w", be.Name(), err))
+			}
+		}
+	}
+	ds, err := m.remove(now, []netip.Addr{addr}, "unban")
+	errs = append(errs, err)
+	delete(m.offenses, addr)
+	if err := m.store.Forget([]netip.Addr{addr}); err != nil {
+		errs = append(errs, fmt.Errorf("state: %w", err))
+	}
+	return ds, was, errors.Join(errs...)
+}
+
+// Flush lifts every ban and removes everything the backends created
+// (chain, sets, hosts.deny lines). Offense counts are kept.
+func (m *Manager) Flush(now time.Time) ([]record.Decision, error) {
+	var all []netip.Addr
+	for a := range m.bans {
+		all = append(all, a)
+	}
+	ds, err := m.remove(now, all, "flush")
+	errs := []error{err}
+	for _, be := range m.backends {
+		if err := be.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: flush: %w", be.Name(), err))
+		}
+	}
+	return ds, errors.Join(errs...)
+}
+
+// remove deletes the bans of addrs (those that are live) from the
+// backends, the books and the store.
+func (m *Manager) remove(now time.Time, addrs []netip.Addr, reason string) ([]record.Decision, error) {
+	var gone []netip.Addr
+	var out []record.Decision
+	slices.SortFunc(addrs, func(x, y netip.Addr) int {
+		bx, by := m.bans[x], m.bans[y]
+		if bx != nil && by != nil {
+			if c := bx.Until.Compare(by.Until); c != 0 {
+				return c
+			}
+		}
+		return x.Compare(y)
+	})
+	for _, a := range addrs {
+		b := m.bans[a]
+		if b == nil {
+			continue
+		}
+		gone = append(gone, a)
+		out = append(out, m.decision(now, "delete", b, reason))
+		delete(m.bans, a)
+	}
+	if len(gone) == 0 {
+		return nil, nil
+	}
+	var errs []error
+	for _, be := range m.backends {
+		if err := be.Delete(gone); err != nil {
+			errs = append(errs, fmt.Errorf("%s: delete: %w", be.Name(), err))
+		}
+	}
+	if err := m.store.Save(nil, gone, nil); err != nil {
+		errs = append(errs, fmt.Errorf("state: %w", err))
+	}
+	return out, errors.Join(errs...)
+}
+
+// Reconcile loads the store and makes the backends hold exactly its live
+// bans: expired bans are lifted (a delete decision each), live ones
+// re-added with the time they have left, and whatever else the backends
+// hold in what is theirs (unknown rules in our chain, stray set members)
+// removed. It returns an error if a backend cannot be brought in line.
+func (m *Manager) Reconcile(now time.Time) ([]record.Decision, error) {
+	out, err := m.load(now, false)
+	if err != nil {
+		return out, err
+	}
+	live := make([]firewall.Entry, 0, len(m.bans))
+	for _, b := range m.Bans() {
+		live = append(live, entry(now, &b))
+	}
+	for _, be := range m.backends {
+		if err := be.Sync(live); err != nil {
+			return out, fmt.Errorf("%s: %w", be.Name(), err)
+		}
+	}
+	return out, nil
+}
+
+// Peek reads the store into the books and changes nothing anywhere.
+func (m *Manager) Peek() error {
+	bans, offenses, err := m.store.Load()
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	m.bans = map[netip.Addr]*Ban{}
+	for i := range bans {
+		m.bans[bans[i].Addr] = &bans[i]
+	}
+	m.offenses = offenses
+	return nil
+}
+
+// Load reads the store without touching the backends, except that bans
+// expired by now are lifted (delete decisions, removed from the backends
+// and the store).
+func (m *Manager) Load(now time.Time) ([]record.Decision, error) { return m.load(now, true) }
+
+// load reads the store; expired bans are deleted from the backends only if
+// lift is set (Reconcile's Sync removes them anyway).
+func (m *Manager) load(now time.Time, lift bool) ([]record.Decision, error) {
+	bans, offenses, err := m.store.Load()
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	m.bans = map[netip.Addr]*Ban{}
+	m.offenses = offenses
+	if m.offenses == nil {
+		m.offenses = map[netip.Addr]int{}
+	}
+	var expired []netip.Addr
+	var out []record.Decision
+	for i := range bans {
+		b := &bans[i]
+		m.bans[b.Addr] = b
+		if !b.Until.After(now) {
+			expired = append(expired, b.Addr)
+		}
+	}
+	slices.SortFunc(expired, func(x, y netip.Addr) int { return m.bans[x].Until.Compare(m.bans[y].Until) })
+	for _, a := range expired {
+		out = append(out, m.decision(now, "delete", m.bans[a], "expired"))
+		delete(m.bans, a)
+	}
+	if len(expired) > 0 {
+		var errs []error
+		for _, be := range m.backends {
+			if !lift {
+				break
+			}
+			if err := be.Delete(expired); err != nil {
+				errs = append(errs, fmt.Errorf("%s: delete: %w", be.Name(), err))
+			}
+		}
+		if err := m.store.Save(nil, expired, nil); err != nil {
+			errs = append(errs, fmt.Errorf("state: %w", err))
+		}
+		return out, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// ARLine returns d as a line of OSSEC's active-responses.log (without the
+// newline), or "" for actions OSSEC does not log (extend, skip):
+// "<date(1)> <program> add|delete - <ip> <alert id> <rule id>".
+func ARLine(d record.Decision, now time.Time, program string) string {
+	if d.Ban.Action != "add" && d.Ban.Action != "delete" {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(now.Format("Mon Jan _2 15:04:05 MST 2006"))
+	b.WriteString(" " + program + " " + d.Ban.Action + " - " + d.Ban.IP)
+	b.WriteString(" " + field(d.Ban.AlertID) + " " + field(d.Ban.RuleID))
+	return b.String()
+}
+
+// field makes an id from input safe as one space-separated field: "-" when
+// empty, blanks and control characters replaced by '_'.
+func field(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.Map(func(r rune) rune {
+		if r <= ' ' || r == 0x7f || r == utf8.RuneError {
+			return '_'
+		}
+		return r
+	}, s)
+}

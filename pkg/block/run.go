@@ -1,0 +1,372 @@
+package block
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/quietwatch/quietwatch/pkg/ban"
+	"github.com/quietwatch/quietwatch/pkg/exitcode"
+	"github.com/quietwatch/quietwatch/pkg/record"
+)
+
+// maxBatch bounds how many alerts already waiting are decided together
+// (one backend call and one state commit for the lot).
+const maxBatch = 1024
+
+// policy reads the flags of the main command. Every configuration error is
+// written to stderr before the stage gives up with exit 78.
+func policy(c *cli.Context) (ban.Policy, []string) {
+	var errs []string
+	p := ban.Policy{MinLevel: c.Int("min-level"), Timeout: c.Duration("timeout")}
+	if p.Timeout <= 0 {
+		errs = append(errs, fmt.Sprintf("--timeout %s: want a positive duration", p.Timeout))
+	}
+	if s := strings.TrimSpace(c.String("repeat-timeouts")); s != "" {
+		for _, f := range strings.Split(s, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(f))
+			if err != nil || d <= 0 {
+				errs = append(errs, fmt.Sprintf("--repeat-timeouts %q: %q is not a positive duration", s, f))
+				continue
+			}
+			p.Repeat = append(p.Repeat, d)
+		}
+	}
+	for _, a := range c.StringSlice("allow") {
+		pr, err := parseAllow(a)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("--allow %q: %v", a, err))
+			continue
+		}
+		p.Allow = append(p.Allow, pr)
+	}
+	if f := c.String("allow-file"); f != "" {
+		ps, ferrs := readAllowFile(f)
+		p.Allow = append(p.Allow, ps...)
+		errs = append(errs, ferrs...)
+	}
+	return p, errs
+}
+
+// parseAllow parses an allow-list entry: a CIDR or a single address.
+func parseAllow(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, errors.New("not a CIDR")
+		}
+		a := p.Addr()
+		if a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, errors.New("not an address or CIDR")
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// readAllowFile reads one address or CIDR a line; blank lines and text
+// after # are ignored.
+func readAllowFile(path string) ([]netip.Prefix, []string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, []string{fmt.Sprintf("--allow-file: %v", err)}
+	}
+	defer f.Close()
+	var out []netip.Prefix
+	var errs []string
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		n++
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		p, err := parseAllow(line)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s:%d: %q: %v", path, n, line, err))
+			continue
+		}
+		out = append(out, p)
+	}
+	if err := sc.Err(); err != nil {
+		errs = append(errs, fmt.Sprintf("%s: %v", path, err))
+	}
+	return out, errs
+}
+
+// item is one line read from stdin.
+type item struct {
+	alert *record.Alert
+}
+
+// output writes decisions to stdout and the ar-log.
+type output struct {
+	w       *record.Writer
+	ar      *os.File
+	arPath  string
+	program string
+	now     func() time.Time
+	stderr  io.Writer
+}
+
+func (o *output) openAR() error {
+	if o.arPath == "" {
+		return nil
+	}
+	if o.ar != nil {
+		o.ar.Close()
+	}
+	f, err := os.OpenFile(o.arPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("--ar-log: %w", err)
+	}
+	o.ar = f
+	return nil
+}
+
+func (o *output) close() {
+	if o.ar != nil {
+		o.ar.Close()
+	}
+}
+
+// write writes decisions; the caller flushes.
+func (o *output) write(ds []record.Decision) error {
+	var ar []byte
+	for i := range ds {
+		b, err := record.Marshal(&ds[i])
+		if err != nil {
+			return err
+		}
+		if err := o.w.WriteLine(b); err != nil {
+			return err
+		}
+		if o.ar != nil {
+			if l := ban.ARLine(ds[i], o.now(), o.program); l != "" {
+				ar = append(ar, l...)
+				ar = append(ar, '\n')
+			}
+		}
+	}
+	if len(ar) > 0 {
+		if _, err := o.ar.Write(ar); err != nil {
+			fmt.Fprintf(o.stderr, "block: --ar-log: %v\n", err)
+		}
+	}
+	return nil
+}
+
+func (o *output) flush() error { return o.w.Flush() }
+
+func diag(w io.Writer, err error) {
+	for _, l := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(w, "block: %s\n", l)
+	}
+}
+
+func runStage(c *cli.Context, e *env) error {
+	if c.NArg() > 0 {
+		return exitcode.Errorf(exitcode.Usage, "unknown command %q", c.Args().First())
+	}
+	stderr := &lockedWriter{w: c.App.ErrWriter}
+	p, errs := policy(c)
+	if len(errs) > 0 {
+		for _, m := range errs {
+			fmt.Fprintf(stderr, "block: %s\n", m)
+		}
+		return exitcode.Reported(exitcode.Config)
+	}
+	cm, err := setup(c, e)
+	if err != nil {
+		return err
+	}
+	store, closeStore, err := openState(cm.state, e)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	m := ban.NewManager(p, cm.backends, store)
+	own, err := e.ownAddrs()
+	if err != nil {
+		return fmt.Errorf("own addresses: %w", err)
+	}
+	m.SetOwn(own)
+	out := &output{w: record.NewWriter(c.App.Writer), arPath: cm.arLog, program: e.program, now: e.now, stderr: stderr}
+	if err := out.openAR(); err != nil {
+		return exitcode.New(exitcode.Config, err)
+	}
+	defer out.close()
+
+	ds, err := m.Reconcile(e.now())
+	if werr := out.write(ds); werr != nil {
+		return werr
+	}
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	if err := out.flush(); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	items := make(chan item, maxBatch)
+	go read(ctx, c.App.Reader, items, stderr)
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	eof := false
+	batch := make([]*record.Alert, 0, maxBatch)
+	for {
+		var expiry <-chan time.Time
+		if next, ok := m.NextExpiry(); ok {
+			timer.Reset(max(0, next.Sub(e.now())))
+			expiry = timer.C
+		} else if eof {
+			return nil
+		}
+		in := items
+		if eof {
+			in = nil
+		}
+		select {
+		case <-ctx.Done():
+			// SIGTERM/SIGINT: every decision is saved already; live bans
+			// stay in place for the next start.
+			return out.flush()
+		case <-e.hup:
+			if own, err := e.ownAddrs(); err == nil {
+				m.SetOwn(own)
+			} else {
+				fmt.Fprintf(stderr, "block: own addresses: %v\n", err)
+			}
+			if f := c.String("allow-file"); f != "" {
+				if p2, errs := policy(c); len(errs) == 0 {
+					m.SetAllow(p2.Allow)
+				} else {
+					for _, m := range errs {
+						fmt.Fprintf(stderr, "block: %s (allow list kept)\n", m)
+					}
+				}
+			}
+			if err := out.openAR(); err != nil {
+				fmt.Fprintf(stderr, "block: %v\n", err)
+			}
+		case <-expiry:
+			ds, err := m.Reap(e.now())
+			if werr := out.write(ds); werr != nil {
+				return werr
+			}
+			if err != nil {
+				diag(stderr, err)
+			}
+			if err := out.flush(); err != nil {
+				return err
+			}
+		case it, ok := <-in:
+			if !ok {
+				eof = true
+				continue
+			}
+			batch = batch[:0]
+			if it.alert != nil {
+				batch = append(batch, it.alert)
+			}
+		drain:
+			for len(batch) < maxBatch {
+				select {
+				case it, ok := <-items:
+					if !ok {
+						eof = true
+						break drain
+					}
+					if it.alert != nil {
+						batch = append(batch, it.alert)
+					}
+				default:
+					break drain
+				}
+			}
+			if len(batch) == 0 {
+				continue
+			}
+			ds, err := m.Handle(e.now(), batch)
+			if werr := out.write(ds); werr != nil {
+				return werr
+			}
+			if err != nil {
+				diag(stderr, err)
+			}
+			if len(items) == 0 {
+				if err := out.flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// read decodes alerts from r and sends them on items until the end of
+// input or ctx is done. Lines that are not alerts are reported on stderr
+// and skipped.
+func read(ctx context.Context, r io.Reader, items chan<- item, stderr io.Writer) {
+	defer close(items)
+	lr := record.NewReader(r, 0)
+	for {
+		line, err := lr.ReadLine()
+		if err == io.EOF {
+			return
+		}
+		var ll *record.LineTooLongError
+		if errors.As(err, &ll) {
+			fmt.Fprintf(stderr, "block: stdin:%d: %v\n", ll.Line, err)
+			continue
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "block: stdin: %v\n", err)
+			return
+		}
+		if len(strings.TrimSpace(string(line))) == 0 {
+			continue
+		}
+		a := new(record.Alert)
+		if t := strings.TrimSpace(string(line)); !strings.HasPrefix(t, "{") || !record.Valid(line) {
+			fmt.Fprintf(stderr, "block: stdin:%d: not a JSON object, skipped\n", lr.Line())
+			continue
+		}
+		if err := record.Unmarshal(line, a); err != nil {
+			fmt.Fprintf(stderr, "block: stdin:%d: not an alert, skipped: %s\n", lr.Line(), firstLine(err.Error()))
+			continue
+		}
+		select {
+		case items <- item{alert: a}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	s, _, _ = strings.Cut(s, ", error found")
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}

@@ -1,0 +1,136 @@
+// Package firewall changes what the kernel (or tcp_wrappers) lets in: it
+// adds and removes address bans through a small Backend interface with an
+// iptables, an ipset, a hosts.deny, a dry-run and a fake implementation.
+// It knows nothing of alerts, timers or state: block's ban package decides,
+// a Backend only carries the decision out.
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Entry is one ban: an address and how long it has left to live. Backends
+// that can expire entries on their own (ipset) use TTL as a safety net, so
+// a crashed block never leaves a ban forever; the others ignore it.
+type Entry struct {
+	Addr netip.Addr
+	TTL  time.Duration
+}
+
+// Backend applies bans. Every method is idempotent: adding a present
+// address or deleting an absent one is not an error. Add and Delete take
+// batches so a backend can apply many changes in one transaction.
+type Backend interface {
+	// Name is the backend's name as written in --backend.
+	Name() string
+	// Sync makes the backend hold exactly entries: it creates what it
+	// needs (a chain, sets, jump rules), adds missing bans and removes any
+	// other ban or unknown rule in what it owns. block calls it at start.
+	Sync(entries []Entry) error
+	// Add bans addresses that are not banned yet.
+	Add(entries []Entry) error
+	// Extend refreshes the TTL of addresses already banned.
+	Extend(entries []Entry) error
+	// Delete lifts bans.
+	Delete(addrs []netip.Addr) error
+	// List returns the addresses the backend currently bans.
+	List() ([]netip.Addr, error)
+	// Flush removes every ban and everything the backend created.
+	Flush() error
+}
+
+// Names lists the backends New knows, in the order block applies them.
+var Names = []string{"ipset", "iptables", "hosts-deny", "dry-run"}
+
+// Config is what New needs to build a backend.
+type Config struct {
+	// Chain is the iptables chain of our own (iptables and ipset).
+	Chain string
+	// HostsDeny is the hosts.deny file (hosts-deny).
+	HostsDeny string
+	// Backends lists every backend in use, so iptables and ipset, which
+	// share the chain, each leave the other's rules alone.
+	Backends []string
+}
+
+// UnavailableError reports a program or kernel feature a backend needs
+// and cannot find (exit 69).
+type UnavailableError struct {
+	Backend string
+	Err     error
+}
+
+func (e *UnavailableError) Error() string { return e.Backend + ": " + e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// New returns the backend called name.
+func New(name string, cfg Config) (Backend, error) {
+	switch name {
+	case "iptables", "ipset":
+		if err := CheckChain(cfg.Chain); err != nil {
+			return nil, err
+		}
+		if name == "iptables" {
+			return newIPTables(cfg)
+		}
+		return newIPSet(cfg)
+	case "hosts-deny":
+		if cfg.HostsDeny == "" {
+			return nil, errors.New("hosts-deny: no file given")
+		}
+		return NewHostsDeny(cfg.HostsDeny), nil
+	case "dry-run":
+		return NewDryRun(), nil
+	}
+	return nil, fmt.Errorf("unknown backend %q (want one of %s)", name, strings.Join(Names, ", "))
+}
+
+// CheckChain reports whether name can be an iptables chain of ours: 1 to
+// 28 letters, digits, '-' or '_', starting with a letter, and not a
+// built-in chain or target.
+func CheckChain(name string) error {
+	if name == "" || len(name) > 28 {
+		return fmt.Errorf("chain %q: want 1 to 28 characters", name)
+	}
+	for i, c := range name {
+		letter := c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
+		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '-' || c == '_')) {
+			return fmt.Errorf("chain %q: want letters, digits, '-' and '_', starting with a letter", name)
+		}
+	}
+	switch strings.ToUpper(name) {
+	case "INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING", "ACCEPT", "DROP", "REJECT", "RETURN", "LOG", "QUEUE":
+		return fmt.Errorf("chain %q: a built-in chain or target", name)
+	}
+	return nil
+}
+
+// SetName returns the name of the ipset set for chain and IP family.
+func SetName(chain string, v6 bool) string {
+	if v6 {
+		return strings.ToLower(chain) + "-v6"
+	}
+	return strings.ToLower(chain) + "-v4"
+}
+
+// sortAddrs sorts addresses so batches and listings are deterministic.
+func sortAddrs(a []netip.Addr) []netip.Addr {
+	slices.SortFunc(a, func(x, y netip.Addr) int { return x.Compare(y) })
+	return a
+}
+
+// memory is the set of bans of the in-memory backends.
+type memory map[netip.Addr]time.Duration
+
+func (m memory) list() []netip.Addr {
+	out := make([]netip.Addr, 0, len(m))
+	for a := range m {
+		out = append(out, a)
+	}
+	return sortAddrs(out)
+}

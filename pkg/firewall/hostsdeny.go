@@ -1,0 +1,229 @@
+package firewall
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// The hosts-deny backend keeps its lines between two marker comments.
+// tcp_wrappers only ignores comments at the start of a line (a trailing
+// "# quietwatch" would be read as two more client patterns), so the
+// markers are lines of their own and every line between them is ours.
+const (
+	hostsDenyBegin = "# BEGIN quietwatch block: lines up to END are managed by block, do not edit"
+	hostsDenyEnd   = "# END quietwatch block"
+)
+
+// HostsDeny is the hosts-deny backend: "ALL: <ip>" lines (IPv6 in
+// brackets) in a tcp_wrappers hosts.deny file. Every change rewrites the
+// file atomically (a temporary file renamed over it) and touches only the
+// lines between its markers.
+type HostsDeny struct {
+	mu   sync.Mutex
+	path string
+}
+
+// NewHostsDeny returns the backend for the file at path.
+func NewHostsDeny(path string) *HostsDeny { return &HostsDeny{path: path} }
+
+// Name implements Backend.
+func (*HostsDeny) Name() string { return "hosts-deny" }
+
+// HostsDenyLine returns the hosts.deny line that bans addr.
+func HostsDenyLine(addr netip.Addr) string {
+	if addr.Is6() {
+		return "ALL: [" + addr.String() + "]"
+	}
+	return "ALL: " + addr.String()
+}
+
+// hostsFile is a hosts.deny split around our block.
+type hostsFile struct {
+	before, after []string
+	ours          map[netip.Addr]bool
+	mode          fs.FileMode
+}
+
+func (h *HostsDeny) read() (*hostsFile, error) {
+	f := &hostsFile{ours: map[netip.Addr]bool{}, mode: 0o644}
+	data, err := os.ReadFile(h.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return f, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hosts-deny: %w", err)
+	}
+	if st, err := os.Stat(h.path); err == nil {
+		f.mode = st.Mode().Perm()
+	}
+	state := 0 // 0 before, 1 inside, 2 after
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case state == 0 && line == hostsDenyBegin:
+			state = 1
+		case state == 1 && line == hostsDenyEnd:
+			state = 2
+		case state == 1:
+			// Lines in our block we cannot read are dropped: the block
+			// is ours and holds only what Sync and Add wrote.
+			rest, ok := strings.CutPrefix(line, "ALL: ")
+			if !ok {
+				continue
+			}
+			rest = strings.TrimSuffix(strings.TrimPrefix(rest, "["), "]")
+			if a, err := netip.ParseAddr(rest); err == nil {
+				f.ours[a.Unmap()] = true
+			}
+		case state == 0:
+			f.before = append(f.before, line)
+		default:
+			f.after = append(f.after, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("hosts-deny: %s: %w", h.path, err)
+	}
+	return f, nil
+}
+
+func (h *HostsDeny) write(f *hostsFile) error {
+	var b bytes.Buffer
+	for _, l := range f.before {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	if len(f.ours) > 0 {
+		addrs := make([]netip.Addr, 0, len(f.ours))
+		for a := range f.ours {
+			addrs = append(addrs, a)
+		}
+		b.WriteString(hostsDenyBegin + "\n")
+		for _, a := range sortAddrs(addrs) {
+			b.WriteString(HostsDenyLine(a))
+			b.WriteByte('\n')
+		}
+		b.WriteString(hostsDenyEnd + "\n")
+	}
+	for _, l := range f.after {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	dir, base := filepath.Split(h.path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp*")
+	if err != nil {
+		return fmt.Errorf("hosts-deny: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	if _, err := tmp.Write(b.Bytes()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("hosts-deny: %w", err)
+	}
+	if err := tmp.Chmod(f.mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("hosts-deny: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("hosts-deny: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("hosts-deny: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), h.path); err != nil {
+		return fmt.Errorf("hosts-deny: %w", err)
+	}
+	return nil
+}
+
+func (h *HostsDeny) change(fn func(f *hostsFile) bool) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, err := h.read()
+	if err != nil {
+		return err
+	}
+	if !fn(f) {
+		return nil
+	}
+	return h.write(f)
+}
+
+// Sync implements Backend.
+func (h *HostsDeny) Sync(entries []Entry) error {
+	return h.change(func(f *hostsFile) bool {
+		f.ours = map[netip.Addr]bool{}
+		for _, e := range entries {
+			f.ours[e.Addr] = true
+		}
+		return true
+	})
+}
+
+// Add implements Backend.
+func (h *HostsDeny) Add(entries []Entry) error {
+	return h.change(func(f *hostsFile) bool {
+		changed := false
+		for _, e := range entries {
+			if !f.ours[e.Addr] {
+				f.ours[e.Addr] = true
+				changed = true
+			}
+		}
+		return changed
+	})
+}
+
+// Extend implements Backend: hosts.deny has no timeouts.
+func (h *HostsDeny) Extend([]Entry) error { return nil }
+
+// Delete implements Backend.
+func (h *HostsDeny) Delete(addrs []netip.Addr) error {
+	return h.change(func(f *hostsFile) bool {
+		changed := false
+		for _, a := range addrs {
+			if f.ours[a] {
+				delete(f.ours, a)
+				changed = true
+			}
+		}
+		return changed
+	})
+}
+
+// List implements Backend.
+func (h *HostsDeny) List() ([]netip.Addr, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, err := h.read()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Addr, 0, len(f.ours))
+	for a := range f.ours {
+		out = append(out, a)
+	}
+	return sortAddrs(out), nil
+}
+
+// Flush implements Backend.
+func (h *HostsDeny) Flush() error {
+	return h.change(func(f *hostsFile) bool {
+		had := len(f.ours) > 0
+		f.ours = map[netip.Addr]bool{}
+		return had
+	})
+}

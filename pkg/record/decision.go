@@ -1,0 +1,33 @@
+package record
+
+// Decision is the record block writes: one per ban added, extended,
+// deleted or refused.
+type Decision struct {
+	Timestamp string `json:"timestamp"`
+	Ban       Ban    `json:"ban"`
+}
+
+// Ban describes one ban action. The same object, with Action "add" or
+// "extend", is what block's state file keeps for each live ban.
+type Ban struct {
+	// Action is add, extend, delete or skip.
+	Action string `json:"action"`
+	// IP is the address in canonical text; for a skip it is the src_ip
+	// exactly as the alert gave it (possibly not an address at all).
+	IP string `json:"ip,omitempty"`
+	// Until is when the ban ends (the timestamp layout of events).
+	Until    string   `json:"until,omitempty"`
+	TimeoutS int64    `json:"timeout_s,omitempty"`
+	Offense  int      `json:"offense,omitempty"`
+	Backends []string `json:"backends,omitempty"`
+	AlertID  string   `json:"alert_id,omitempty"`
+	RuleID   string   `json:"rule_id,omitempty"`
+	// Reason says why a ban was skipped (allowlisted, below-level,
+	// no-source, invalid-ip, own-address, loopback, ...) or deleted
+	// (expired, unban, flush).
+	Reason string `json:"reason,omitempty"`
+}
+
+// DecisionTimeLayout is the layout of a decision's timestamps, the one of
+// events (Suricata's EVE layout).
+const DecisionTimeLayout = "2006-01-02T15:04:05.000000-0700"
