@@ -1,0 +1,506 @@
+// Package fastlog parses fast.log alert lines, as Suricata (every released
+// version), Snort 2 and Snort 3 write them, into events with Suricata EVE
+// field names (record.Event).
+//
+// A line is split from the right: the address tuple, the priority and the
+// classification are taken off its end, so a message may contain brackets,
+// "[**]" or even a whole fake tail. A line that holds the start of another
+// record (Suricata cuts alerts at 2047 bytes and the next one is glued to
+// the cut one) is split on the embedded timestamp by Starts.
+package fastlog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/quietwatch/quietwatch/pkg/record"
+)
+
+// Parser turns fast.log records into events. Set its fields before the
+// first Parse; the zero value reads times in the local zone and infers the
+// year of year-less Snort lines from the clock.
+//
+// A Parser reuses its buffers: the strings and pointers of an event it
+// fills stay valid until its next Parse. Copy what you keep (Clone).
+type Parser struct {
+	Zone     *time.Location   // the sensor's zone; nil means time.Local
+	Year     int              // year for year-less Snort lines; 0 infers it from Now
+	Now      func() time.Time // clock for that inference; nil means time.Now
+	Location string           // the events' location field
+
+	arena  []byte
+	ints   [4]int
+	alert  record.EventAlert
+	zone   zoneCache
+	starts []int
+}
+
+// Error is why a record could not be parsed.
+type Error struct {
+	Col int    // 1-based byte column where the problem was found
+	Msg string // what is wrong
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("col %d: %s", e.Col, e.Msg) }
+
+// ErrBlank is returned for an empty or all-blank line.
+var ErrBlank = errors.New("blank line")
+
+func errAt(col int, format string, args ...any) error {
+	return &Error{Col: col + 1, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Starts returns the offsets at which records start in line: 0, then the
+// start of every record glued into it. Every piece but the last ends
+// without its newline, so it was cut short (Suricata truncates alerts at
+// 2047 bytes; a crash cuts a write) and must not be trusted. The slice is
+// reused by the next call.
+func (p *Parser) Starts(line []byte) []int {
+	p.starts = append(p.starts[:0], 0)
+	from := 0
+	for {
+		k := bytes.Index(line[from:], headerMark)
+		if k < 0 {
+			return p.starts
+		}
+		i := from + k
+		if _, _, _, n := scanSig(line[i+len(stars)+1:]); n == 0 {
+			from = i + len(headerMark)
+			continue
+		}
+		if s := recordStartBefore(line, i); s > p.starts[len(p.starts)-1] {
+			p.starts = append(p.starts, s)
+		}
+		from = i + len(headerMark)
+	}
+}
+
+var (
+	headerMark = []byte("[**] [")
+	rawMark    = []byte("[**] [Raw pkt:")
+	arrow      = []byte(" ->")
+	prioMark   = []byte("[Priority: ")
+	classMark  = []byte("[Classification: ")
+	stars      = []byte("[**]")
+)
+
+// recordStartBefore returns the start of the record whose "[**] [" header
+// mark is at i (timestamp, spaces, an optional [action], spaces), or -1.
+func recordStartBefore(b []byte, i int) int {
+	j := i
+	if j == 0 || b[j-1] != ' ' {
+		return -1
+	}
+	for j > 0 && b[j-1] == ' ' {
+		j--
+	}
+	if j > 0 && b[j-1] == ']' { // [Drop], [wDrop], Snort 3's [would drop]...
+		k := bytes.LastIndexByte(b[:j-1], '[')
+		if k < 0 || j-1-k > 33 || k == 0 || b[k-1] != ' ' {
+			return -1
+		}
+		j = k
+		for j > 0 && b[j-1] == ' ' {
+			j--
+		}
+	}
+	return stampStartBefore(b, j)
+}
+
+// Parse parses one fast.log record (a line without its line ending, or one
+// piece of it as given by Starts) into ev. Invalid UTF-8 is replaced by
+// U+FFFD, so the event is kept and its JSON is valid.
+func (p *Parser) Parse(rec []byte, ev *record.Event) error {
+	*ev = record.Event{}
+	if len(bytes.Trim(rec, " \t\r\n\x00")) == 0 {
+		return ErrBlank
+	}
+	// Copy the record into the arena so every string of the event aliases
+	// memory the parser owns rather than the caller's line buffer.
+	if need := 2*len(rec) + 256; cap(p.arena) < need {
+		p.arena = make([]byte, 0, need)
+	}
+	a := p.arena[:0]
+	if utf8.Valid(rec) {
+		a = append(a, rec...)
+	} else {
+		a = appendValidUTF8(a, rec)
+	}
+	b := a[:len(a):len(a)] // the record; later appends cannot overwrite it
+	ev.FullLog = str(b)
+
+	// Left: timestamp, optional [action], [**], [gid:sid:rev].
+	ts, i := scanStamp(b)
+	if i == 0 {
+		return errAt(0, "no timestamp (MM/DD[/YYYY]-HH:MM:SS.uuuuuu) at the start")
+	}
+	if !ts.valid() {
+		return errAt(0, "impossible date or time %q", b[:i])
+	}
+	if i >= len(b) || b[i] != ' ' {
+		return errAt(i, "no space after the timestamp")
+	}
+	snort3 := i+1 < len(b) && b[i+1] != ' ' // Suricata and Snort 2 write two spaces
+	for i < len(b) && b[i] == ' ' {
+		i++
+	}
+	action := []byte(nil)
+	if i < len(b) && b[i] == '[' && !bytes.HasPrefix(b[i:], stars) {
+		k := bytes.IndexByte(b[i:], ']')
+		if k < 0 || k > 33 || bytes.IndexByte(b[i+1:i+k], '[') >= 0 {
+			return errAt(i, "bad action before [**]")
+		}
+		action = b[i+1 : i+k]
+		i += k + 1
+		for i < len(b) && b[i] == ' ' {
+			i++
+		}
+	}
+	if !bytes.HasPrefix(b[i:], stars) {
+		return errAt(i, "no [**] after the timestamp")
+	}
+	i += len(stars)
+	for i < len(b) && b[i] == ' ' {
+		i++
+	}
+	gid, sid, rev, n := scanSig(b[i:])
+	if n == 0 {
+		return errAt(i, "no [gid:sid:rev] after [**]")
+	}
+	i += n
+	if i < len(b) && b[i] == ' ' {
+		i++
+	}
+	body := b[i:]
+	bodyCol := i
+
+	// Right: the tuple (or decoder event's raw packet), priority,
+	// classification, then the [**] that ends the message.
+	end := len(body)
+	for end > 0 && (body[end-1] == ' ' || body[end-1] == '\t') {
+		end--
+	}
+	var head, protoText, tuple []byte
+	if end > 0 && body[end-1] == ']' && bytes.LastIndex(body[:end], rawMark) >= 0 {
+		head = body[:bytes.LastIndex(body[:end], rawMark)] // decoder event: no IP layer
+	} else if k := bytes.LastIndexByte(body[:end], '{'); k >= 0 {
+		c := bytes.IndexByte(body[k:], '}')
+		if c < 0 {
+			return errAt(bodyCol+k, "no } after the protocol")
+		}
+		protoText = body[k+1 : k+c]
+		tuple = body[k+c+1:]
+		head = body[:k]
+	} else {
+		head = body[:end] // Snort 2 alert on a packet without IP header
+	}
+	h := trimRight(head)
+	severity := 0
+	if bytes.HasSuffix(h, []byte("]")) && !bytes.HasSuffix(h, stars) {
+		if k := bytes.LastIndex(h, prioMark); k >= 0 {
+			v, ok := atoi(h[k+len(prioMark) : len(h)-1])
+			if !ok {
+				return errAt(bodyCol+k, "bad priority %q", h[k:])
+			}
+			severity = v
+			h = trimRight(h[:k])
+		}
+	}
+	category := []byte(nil)
+	if bytes.HasSuffix(h, []byte("]")) && !bytes.HasSuffix(h, stars) {
+		if k := bytes.LastIndex(h, classMark); k >= 0 {
+			category = h[k+len(classMark) : len(h)-1]
+			h = trimRight(h[:k])
+		}
+	}
+	if !bytes.HasSuffix(h, stars) {
+		return errAt(bodyCol+len(h), "no [**] after the message")
+	}
+	msg := h[:len(h)-len(stars)]
+	if len(msg) > 0 && msg[len(msg)-1] == ' ' {
+		msg = msg[:len(msg)-1]
+	}
+	if snort3 && len(msg) >= 2 && msg[0] == '"' && msg[len(msg)-1] == '"' {
+		msg = msg[1 : len(msg)-1]
+	}
+	if string(msg) == "(null)" {
+		msg = nil
+	}
+	if string(category) == "(null)" {
+		category = nil
+	}
+
+	// The timestamp, in the sensor's zone.
+	if ts.yearDigits == 0 {
+		ts.year = p.Year
+		if ts.year == 0 {
+			now := time.Now
+			if p.Now != nil {
+				now = p.Now
+			}
+			ts.year = inferYear(ts.mon, now())
+		}
+		if !ts.valid() { // 02/29 in a year without one
+			return errAt(0, "impossible date %q in %d", b[:5], ts.year)
+		}
+	}
+	zone := p.Zone
+	if zone == nil {
+		zone = time.Local
+	}
+	t0 := len(a)
+	a = appendEVETime(a, &ts, p.zone.lookup(zone, &ts))
+	ev.Timestamp = str(a[t0:])
+
+	ev.EventType = "alert"
+	p.alert = record.EventAlert{
+		Action:      "allowed",
+		GID:         gid,
+		SignatureID: sid,
+		Rev:         rev,
+		Signature:   str(msg),
+		Category:    str(category),
+		Severity:    severity,
+	}
+	if len(action) > 0 {
+		p.alert.FastAction = str(action)
+		if blockingAction(action) {
+			p.alert.Action = "blocked"
+		}
+	}
+	ev.Alert = &p.alert
+	ev.Location = p.Location
+
+	if protoText == nil {
+		p.arena = a
+		return nil
+	}
+	proto, known := canonicalProto(protoText)
+	if !known {
+		if num, ok := protoNumber(protoText); ok {
+			v, _ := atoi(num)
+			if v > 255 {
+				return errAt(bodyCol, "bad protocol number %q", protoText)
+			}
+			p0 := len(a)
+			a = append(a, byte('0'+v/100), byte('0'+v/10%10), byte('0'+v%10))
+			proto = str(a[p0:])
+		} else {
+			if len(protoText) == 0 || bytes.ContainsAny(protoText, " []{") {
+				return errAt(bodyCol, "bad protocol %q", protoText)
+			}
+			proto = str(protoText)
+		}
+	}
+
+	// The tuple: "SRC[:N] -> DST[:N]", or " -> " for Snort 3's ARP alerts.
+	k := bytes.Index(tuple, arrow)
+	if k < 0 {
+		return errAt(bodyCol+len(body)-len(tuple), "no -> between the addresses")
+	}
+	src, dst := bytes.TrimSpace(tuple[:k]), bytes.TrimSpace(tuple[k+len(arrow):])
+	if len(src) == 0 && len(dst) == 0 {
+		ev.Proto = proto
+		p.arena = a
+		return nil
+	}
+	// Suricata always writes two numbers after the addresses; Snort only
+	// for TCP and UDP (and an IPv6 address ends in :hex, so the protocol
+	// decides whether the last group is a port).
+	withNumbers := ts.yearDigits == 4 || portProto(proto)
+	sa, sn, sok := parseEndpoint(src, withNumbers)
+	if !sok {
+		return errAt(bodyCol+len(body)-len(tuple), "bad source address %q", src)
+	}
+	da, dn, dok := parseEndpoint(dst, withNumbers)
+	if !dok {
+		return errAt(bodyCol+len(body)-len(tuple), "bad destination address %q", dst)
+	}
+	if (sn < 0) != (dn < 0) {
+		return errAt(bodyCol+len(body)-len(tuple), "a port on one side only")
+	}
+	if proto == "ICMP" && sa.Is6() && !sa.Is4In6() {
+		proto = "IPv6-ICMP" // Snort 3 writes {ICMP} for ICMPv6 too
+	}
+	ev.Proto = proto
+	s0 := len(a)
+	a = sa.AppendTo(a)
+	ev.SrcIP = str(a[s0:])
+	d0 := len(a)
+	a = da.AppendTo(a)
+	ev.DestIP = str(a[d0:])
+	p.arena = a
+	if sn < 0 {
+		return nil
+	}
+	switch {
+	case portProto(proto):
+		p.ints[0], p.ints[1] = sn, dn
+		ev.SrcPort, ev.DestPort = &p.ints[0], &p.ints[1]
+	case icmpProto(proto):
+		if sn > 255 || dn > 255 {
+			return errAt(bodyCol+len(body)-len(tuple), "ICMP type or code over 255")
+		}
+		p.ints[2], p.ints[3] = sn, dn
+		ev.ICMPType, ev.ICMPCode = &p.ints[2], &p.ints[3]
+	}
+	return nil
+}
+
+// parseEndpoint parses an address with an optional :number after it. n is
+// -1 when there is none. withNumber says how to read an ambiguous IPv6
+// address whose last group could be a port.
+func parseEndpoint(b []byte, withNumber bool) (addr netip.Addr, n int, ok bool) {
+	colons := bytes.Count(b, []byte(":"))
+	if colons <= 1 { // IPv4, with or without :port
+		if colons == 0 {
+			a, err := netip.ParseAddr(str(b))
+			return a, -1, err == nil && a.Is4()
+		}
+		k := bytes.IndexByte(b, ':')
+		a, err := netip.ParseAddr(str(b[:k]))
+		v, vok := atoi(b[k+1:])
+		return a, v, err == nil && a.Is4() && vok && v <= 65535
+	}
+	split := func() (netip.Addr, int, bool) {
+		k := bytes.LastIndexByte(b, ':')
+		v, vok := atoi(b[k+1:])
+		if !vok || v > 65535 {
+			return netip.Addr{}, 0, false
+		}
+		a, err := netip.ParseAddr(str(b[:k]))
+		return a, v, err == nil
+	}
+	whole := func() (netip.Addr, int, bool) {
+		a, err := netip.ParseAddr(str(b))
+		return a, -1, err == nil
+	}
+	first, second := whole, split
+	if withNumber {
+		first, second = split, whole
+	}
+	if a, v, ok := first(); ok {
+		return a, v, true
+	}
+	return second()
+}
+
+// scanSig reads [gid:sid:rev] and returns the bytes it used (0 if none).
+func scanSig(b []byte) (gid, sid, rev, n int) {
+	if len(b) < 7 || b[0] != '[' {
+		return 0, 0, 0, 0
+	}
+	k := bytes.IndexByte(b, ']')
+	if k < 0 || k > 40 {
+		return 0, 0, 0, 0
+	}
+	in := b[1:k]
+	c1 := bytes.IndexByte(in, ':')
+	if c1 < 0 {
+		return 0, 0, 0, 0
+	}
+	c2 := bytes.IndexByte(in[c1+1:], ':')
+	if c2 < 0 {
+		return 0, 0, 0, 0
+	}
+	c2 += c1 + 1
+	var ok1, ok2, ok3 bool
+	gid, ok1 = atoi(in[:c1])
+	sid, ok2 = atoi(in[c1+1 : c2])
+	rev, ok3 = atoi(in[c2+1:])
+	if !ok1 || !ok2 || !ok3 {
+		return 0, 0, 0, 0
+	}
+	return gid, sid, rev, k + 1
+}
+
+// atoi parses a non-negative decimal of at most 10 digits that fits 32 bits.
+func atoi(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 10 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if !isDigit(c) {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, n <= 1<<32-1
+}
+
+// blockingAction reports whether a fast.log action prefix means the packet
+// was really dropped (EVE's "blocked"): Suricata's [Drop] in IPS mode, or a
+// Snort action like drop/block/reject. [wDrop] ("would drop": IDS mode)
+// and everything else is "allowed", as EVE reports it.
+func blockingAction(a []byte) bool {
+	for _, s := range [...]string{"Drop", "Block", "Reject", "Reset", "Sdrop"} {
+		if equalFold(a, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func trimRight(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// appendValidUTF8 appends b with every byte that is not part of valid
+// UTF-8 replaced by U+FFFD, as record.AppendString does.
+func appendValidUTF8(dst, b []byte) []byte {
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, "\ufffd"...)
+		} else {
+			dst = append(dst, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return dst
+}
+
+// str returns the bytes as a string without copying. Only for bytes the
+// Parser owns and will not change before the next Parse.
+func str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// Clone returns a deep copy of an event filled by Parse, safe to keep.
+func Clone(ev *record.Event) *record.Event {
+	c := *ev
+	c.Timestamp = strings.Clone(ev.Timestamp)
+	c.SrcIP = strings.Clone(ev.SrcIP)
+	c.DestIP = strings.Clone(ev.DestIP)
+	c.Proto = strings.Clone(ev.Proto)
+	c.FullLog = strings.Clone(ev.FullLog)
+	c.Location = strings.Clone(ev.Location)
+	for _, p := range []**int{&c.SrcPort, &c.DestPort, &c.ICMPType, &c.ICMPCode} {
+		if *p != nil {
+			v := **p
+			*p = &v
+		}
+	}
+	if ev.Alert != nil {
+		al := *ev.Alert
+		al.Action = strings.Clone(al.Action)
+		al.FastAction = strings.Clone(al.FastAction)
+		al.Signature = strings.Clone(al.Signature)
+		al.Category = strings.Clone(al.Category)
+		c.Alert = &al
+	}
+	return &c
+}
