@@ -151,7 +151,11 @@ func (n *notifier) selected(a *record.Alert) bool {
 func (n *notifier) add(line []byte, lineNo int) error {
 	a := new(record.Alert)
 	if err := record.Unmarshal(line, a); err != nil {
-		fmt.Fprintf(n.stderr, "notify: stdin:%d: %v\n", lineNo, shortErr(err))
+		if !record.Valid(line) {
+			fmt.Fprintf(n.stderr, "notify: stdin:%d: invalid JSON, skipped\n", lineNo)
+		} else {
+			fmt.Fprintf(n.stderr, "notify: stdin:%d: not an alert: %v, skipped\n", lineNo, shortErr(err))
+		}
 		return nil
 	}
 	if !n.selected(a) {

@@ -117,11 +117,11 @@ func (r *renderer) body(o outcome) (string, error) {
 func ossecBody(d TemplateData) string {
 	var b strings.Builder
 	if d.Digest {
-		fmt.Fprintf(&b, "quietwatch Digest: %d alert(s) held back by the hourly mail limit", len(d.Alerts)+d.Omitted)
+		fmt.Fprintf(&b, "quietwatch Digest: %d alert(s) that waited for the hourly mail limit", len(d.Alerts)+d.Omitted)
 		if d.MaxMails > 0 {
 			fmt.Fprintf(&b, " (%d mails an hour)", d.MaxMails)
 		}
-		b.WriteString(" or left by an earlier run, oldest first.\n\n")
+		b.WriteString(" or a restart, oldest first.\n\n")
 	}
 	for i, a := range d.Alerts {
 		if i > 0 {
