@@ -1,0 +1,291 @@
+package correlate
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/quietwatch/quietwatch/pkg/record"
+	"github.com/quietwatch/quietwatch/pkg/rule"
+	"github.com/quietwatch/quietwatch/pkg/seen"
+	"github.com/quietwatch/quietwatch/pkg/window"
+)
+
+// keyKind is what a composite counts by.
+type keyKind uint8
+
+const (
+	keyNone   keyKind = iota // all events together
+	keySrc                   // same_source_ip
+	keySig                   // same_id
+	keySrcSig                // both
+)
+
+// event is one input record as the engine sees it.
+type event struct {
+	rule.Event
+	src     []byte // src_ip as written, the same_source_ip key
+	log     []byte // full_log (or the compact record) for previous_output
+	srcSig  []byte // scratch for the keySrcSig key
+	seq     uint64 // for feeding each window once per event
+	ftsHash seen.Hash
+	sigBuf  []byte
+}
+
+// winState is a window and how its key is made.
+type winState struct {
+	w    *window.Window
+	key  keyKind
+	seq  uint64 // the event last added
+	cur  *window.Track
+	name string // for --explain: what the key is
+}
+
+// ruleState is a rule with its runtime state.
+type ruleState struct {
+	r     *rule.Rule
+	rec   record.Rule
+	win   *winState // composite: the window it counts in
+	slot  int
+	span  int64       // timeframe, µs
+	quiet int64       // ignore, µs
+	feeds []*winState // windows counting this rule's matches
+	// silentUntil is the silence of a rule with ignore that is not a
+	// composite (whole rule, as OSSEC).
+	silentUntil int64
+}
+
+// Engine walks the rule tree for each event and keeps the composite and
+// first-time-seen memory.
+type Engine struct {
+	set     *rule.Set
+	rules   []*ruleState
+	wins    []*winState
+	store   *window.Store
+	fts     *seen.Set
+	explain func(depth int, format string, args ...any)
+	needIP  bool
+	prev    [][]byte
+	nEvents uint64
+}
+
+// newEngine prepares set for evaluation. Composites that count the same
+// rules by the same key share one window (the how-to's four Priority-1
+// composites keep one list per source, not four).
+func newEngine(set *rule.Set, store *window.Store, fts *seen.Set) *Engine {
+	e := &Engine{set: set, store: store, fts: fts}
+	e.rules = make([]*ruleState, len(set.Rules))
+	for _, r := range set.Rules {
+		rs := &ruleState{r: r, span: int64(r.Timeframe) * 1e6, quiet: int64(r.Ignore) * 1e6}
+		rs.rec = record.Rule{
+			ID: strconv.Itoa(r.ID), Level: r.Level, Description: r.Description,
+			Groups: r.Groups, Frequency: r.Frequency, Timeframe: r.Timeframe, Mail: r.Mail,
+		}
+		if r.Frequency == 0 {
+			rs.rec.Timeframe = 0
+		}
+		e.rules[r.Index] = rs
+		if len(r.SrcIP) > 0 || len(r.DstIP) > 0 {
+			e.needIP = true
+		}
+	}
+	type group struct {
+		members []*ruleState
+		key     keyKind
+		diff    bool
+	}
+	groups := map[string]*group{}
+	var order []string
+	for _, rs := range e.rules {
+		r := rs.r
+		if !r.Composite() {
+			continue
+		}
+		k := keyNone
+		switch {
+		case r.SameSourceIP && r.SameID:
+			k = keySrcSig
+		case r.SameSourceIP:
+			k = keySrc
+		case r.SameID:
+			k = keySig
+		}
+		var base []int
+		for _, b := range r.Base {
+			base = append(base, b.Index)
+		}
+		sort.Ints(base)
+		name := fmt.Sprint(base, k, r.DifferentSrcIP)
+		g := groups[name]
+		if g == nil {
+			g = &group{key: k, diff: r.DifferentSrcIP}
+			groups[name] = g
+			order = append(order, name)
+		}
+		g.members = append(g.members, rs)
+	}
+	for _, name := range order {
+		g := groups[name]
+		var span int64
+		size := 1
+		for _, rs := range g.members {
+			span = max(span, rs.span)
+			size = max(size, rs.r.Frequency)
+		}
+		ws := &winState{w: store.NewWindow(span, size, len(g.members), g.diff), key: g.key}
+		ws.name = [...]string{"in all", "from this source", "for this signature", "from this source for this signature"}[g.key]
+		for i, rs := range g.members {
+			rs.win, rs.slot = ws, i
+		}
+		for _, b := range g.members[0].r.Base {
+			e.rules[b.Index].feeds = append(e.rules[b.Index].feeds, ws)
+		}
+		e.wins = append(e.wins, ws)
+	}
+	return e
+}
+
+// key returns ev's key for a window kind, nil when ev lacks it.
+func (ev *event) key(k keyKind) []byte {
+	switch k {
+	case keySrc:
+		return ev.src
+	case keySig:
+		return ev.SigID
+	case keySrcSig:
+		if ev.src == nil || ev.SigID == nil {
+			return nil
+		}
+		ev.srcSig = append(append(append(ev.srcSig[:0], ev.src...), ' '), ev.SigID...)
+		return ev.srcSig
+	}
+	return []byte{}
+}
+
+// result is the outcome of one event.
+type result struct {
+	rs   *ruleState // nil: no rule matched
+	prev [][]byte
+}
+
+// eval walks the tree for ev at now (µs).
+func (e *Engine) eval(ev *event, now int64) result {
+	e.nEvents++
+	ev.seq = e.nEvents
+	e.prev = e.prev[:0]
+	if e.nEvents%1024 == 0 {
+		e.store.Expire(now, 256)
+	}
+	res := e.walk(e.set.Root, ev, now, 0)
+	if res.rs != nil {
+		res.rs.rec.FiredTimes++
+	}
+	return res
+}
+
+func (e *Engine) walk(rules []*rule.Rule, ev *event, now int64, depth int) result {
+	for _, r := range rules {
+		rs := e.rules[r.Index]
+		ok, prev := e.try(rs, ev, now, depth)
+		if !ok {
+			continue
+		}
+		for _, ws := range rs.feeds {
+			e.feed(ws, ev, now)
+		}
+		if res := e.walk(r.Children, ev, now, depth+1); res.rs != nil {
+			return res
+		}
+		return result{rs: rs, prev: prev}
+	}
+	return result{}
+}
+
+// feed adds ev to a window once per event.
+func (e *Engine) feed(ws *winState, ev *event, now int64) {
+	if ws.seq == ev.seq {
+		return
+	}
+	ws.seq = ev.seq
+	ws.cur = nil
+	k := ev.key(ws.key)
+	if k == nil {
+		return
+	}
+	ws.cur = ws.w.Track(k)
+	ws.cur.Add(now, ev.log, ev.src)
+}
+
+// try tests one rule, with its memory: first time seen, frequency and
+// silence. A match has its side effects here (the key is remembered as
+// seen, the counted events are used up, the silence starts).
+func (e *Engine) try(rs *ruleState, ev *event, now int64, depth int) (bool, [][]byte) {
+	r := rs.r
+	ok, why := r.Test(&ev.Event)
+	if !ok {
+		e.say(depth, rs, "no: %s", why)
+		return false, nil
+	}
+	if !r.Composite() && rs.quiet > 0 && now < rs.silentUntil {
+		e.say(depth, rs, "no: silent (ignore) until %s", fmtTime(rs.silentUntil))
+		return false, nil
+	}
+	var prev [][]byte
+	if r.Composite() {
+		ws := rs.win
+		var t *window.Track
+		if ws.seq == ev.seq {
+			t = ws.cur
+		} else if k := ev.key(ws.key); k != nil {
+			t = ws.w.Peek(k)
+		}
+		var diff []byte
+		if r.DifferentSrcIP {
+			diff = ev.src
+		}
+		n := 0
+		if t != nil {
+			n = t.Count(rs.slot, now, rs.span, diff)
+		}
+		if n < r.Frequency {
+			e.say(depth, rs, "no: %d of %d events %s within %ds", n, r.Frequency, ws.name, r.Timeframe)
+			return false, nil
+		}
+		if silent, until := t.Silent(rs.slot, now); silent {
+			e.say(depth, rs, "no: %d of %d events %s within %ds, but silent (ignore) until %s", n, r.Frequency, ws.name, r.Timeframe, fmtTime(until))
+			return false, nil
+		}
+		e.prev = t.Previous(e.prev[:0], rs.slot, now, rs.span, diff)
+		prev = e.prev
+		t.Fire(rs.slot, now, rs.quiet)
+		e.say(depth, rs, "matched: %d of %d events %s within %ds", n, r.Frequency, ws.name, r.Timeframe)
+	} else if r.IfFTS {
+		if !e.fts.FirstTime(ev.ftsHash) {
+			e.say(depth, rs, "no: seen before (if_fts)")
+			return false, nil
+		}
+		e.say(depth, rs, "matched: first time seen")
+	} else {
+		e.say(depth, rs, "matched")
+	}
+	if !r.Composite() && rs.quiet > 0 {
+		rs.silentUntil = now + rs.quiet
+	}
+	return true, prev
+}
+
+func (e *Engine) say(depth int, rs *ruleState, format string, args ...any) {
+	if e.explain == nil {
+		return
+	}
+	e.explain(depth, "rule %d (level %d) %s", rs.r.ID, rs.r.Level, fmt.Sprintf(format, args...))
+}
+
+func fmtTime(us int64) string {
+	return time.UnixMicro(us).UTC().Format("2006-01-02T15:04:05.000000Z")
+}
+
+// indent is the --explain indentation of a depth.
+func indent(depth int) string { return strings.Repeat("  ", depth) }

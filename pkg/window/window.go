@@ -1,0 +1,238 @@
+// Package window keeps the memory composite rules count with: for each
+// window (a group of rules counting the same events by the same key) and
+// each key (a source address, a signature id), the recent events, which
+// of them a rule has already used, and how long a rule stays silent.
+// Memory is bounded twice: entries older than the window's span are not
+// counted and whole keys expire, and a Store holds at most a fixed number
+// of keys, forgetting the least recently used one when a new key comes.
+//
+// Time is an int64 of microseconds supplied by the caller; it must not go
+// backwards.
+package window
+
+// PreviousMax is how many earlier log lines a Track keeps for an alert's
+// previous_output.
+const PreviousMax = 10
+
+// logRing holds the current event's line and PreviousMax earlier ones.
+const logRing = PreviousMax + 1
+
+// Store holds tracks for all windows, at most Max of them.
+type Store struct {
+	max        int
+	n          int
+	head, tail *Track // most and least recently used
+	evicted    uint64
+}
+
+// NewStore returns a store that tracks at most max keys (at least 1).
+func NewStore(max int) *Store {
+	if max < 1 {
+		max = 1
+	}
+	return &Store{max: max}
+}
+
+// Len returns the number of keys tracked.
+func (s *Store) Len() int { return s.n }
+
+// Evicted returns how many keys were forgotten to stay under the cap.
+func (s *Store) Evicted() uint64 { return s.evicted }
+
+// Window is one kind of count: its rules (slots) share the events.
+type Window struct {
+	store *Store
+	span  int64 // µs: the longest timeframe of its rules
+	cap   int   // entries kept per key: the largest frequency
+	slots int
+	srcs  bool // keep each entry's source (for different_srcip)
+	m     map[string]*Track
+}
+
+// NewWindow adds a window to s. span is the longest timeframe (µs) of the
+// rules sharing it, size the largest frequency, slots the number of rules,
+// srcs whether entries keep their source address.
+func (s *Store) NewWindow(span int64, size, slots int, srcs bool) *Window {
+	if size < 1 {
+		size = 1
+	}
+	return &Window{store: s, span: span, cap: size, slots: slots, srcs: srcs, m: map[string]*Track{}}
+}
+
+// Track is one key of one window.
+type Track struct {
+	w          *Window
+	key        string
+	prev, next *Track
+	n          int64    // entries ever added; entry i lives at times[i%cap]
+	times      []int64  // ring
+	srcs       []string // ring, when the window keeps sources
+	logs       []string // ring of the last logRing entries' lines
+	marks      []int64  // per slot: entries below are used up
+	silent     []int64  // per slot: silent until
+	last       int64    // time of the newest entry
+	live       bool
+}
+
+// Track returns the track for key, creating it (and evicting the least
+// recently used track of the store if it is full), and marks it used.
+func (w *Window) Track(key []byte) *Track {
+	s := w.store
+	if t, ok := w.m[string(key)]; ok {
+		s.touch(t)
+		return t
+	}
+	if s.n >= s.max {
+		s.remove(s.tail)
+		s.evicted++
+	}
+	t := &Track{w: w, key: string(key), marks: make([]int64, w.slots), silent: make([]int64, w.slots), live: true}
+	w.m[t.key] = t
+	s.pushFront(t)
+	s.n++
+	return t
+}
+
+// Peek returns the track for key without creating it, or nil.
+func (w *Window) Peek(key []byte) *Track { return w.m[string(key)] }
+
+func (s *Store) pushFront(t *Track) {
+	t.prev, t.next = nil, s.head
+	if s.head != nil {
+		s.head.prev = t
+	}
+	s.head = t
+	if s.tail == nil {
+		s.tail = t
+	}
+}
+
+func (s *Store) unlink(t *Track) {
+	if t.prev != nil {
+		t.prev.next = t.next
+	} else {
+		s.head = t.next
+	}
+	if t.next != nil {
+		t.next.prev = t.prev
+	} else {
+		s.tail = t.prev
+	}
+	t.prev, t.next = nil, nil
+}
+
+func (s *Store) touch(t *Track) {
+	if s.head == t {
+		return
+	}
+	s.unlink(t)
+	s.pushFront(t)
+}
+
+func (s *Store) remove(t *Track) {
+	s.unlink(t)
+	delete(t.w.m, t.key)
+	t.live = false
+	s.n--
+}
+
+// Expire forgets up to limit of the least recently used tracks that can no
+// longer count or silence anything at now.
+func (s *Store) Expire(now int64, limit int) {
+	for i := 0; i < limit && s.tail != nil; i++ {
+		t := s.tail
+		if !t.dead(now) {
+			return
+		}
+		s.remove(t)
+	}
+}
+
+func (t *Track) dead(now int64) bool {
+	if t.n > 0 && now-t.last <= t.w.span {
+		return false
+	}
+	for _, u := range t.silent {
+		if now < u {
+			return false
+		}
+	}
+	return true
+}
+
+// Add records an event at now with its log line and source.
+func (t *Track) Add(now int64, log, src []byte) {
+	w := t.w
+	i := int(t.n % int64(w.cap))
+	if len(t.times) < w.cap {
+		t.times = append(t.times, now)
+		if w.srcs {
+			t.srcs = append(t.srcs, string(src))
+		}
+	} else {
+		t.times[i] = now
+		if w.srcs {
+			t.srcs[i] = string(src)
+		}
+	}
+	j := int(t.n % logRing)
+	if len(t.logs) < logRing {
+		t.logs = append(t.logs, string(log))
+	} else {
+		t.logs[j] = string(log)
+	}
+	t.n++
+	t.last = now
+}
+
+// Count returns how many of the track's events slot may count at now:
+// those within span µs, not used up by its last firing, and, with
+// differentFrom, whose source differs from it (the newest event, the one
+// being evaluated, always counts). At most the window's size are kept.
+func (t *Track) Count(slot int, now, span int64, differentFrom []byte) int {
+	return t.scan(slot, now, span, differentFrom, nil)
+}
+
+// Previous appends to dst the log lines of the events Count would count,
+// except the newest, newest first, at most PreviousMax.
+func (t *Track) Previous(dst [][]byte, slot int, now, span int64, differentFrom []byte) [][]byte {
+	t.scan(slot, now, span, differentFrom, &dst)
+	return dst
+}
+
+func (t *Track) scan(slot int, now, span int64, diff []byte, prev *[][]byte) int {
+	w := t.w
+	lo := t.n - int64(len(t.times))
+	if m := t.marks[slot]; m > lo {
+		lo = m
+	}
+	count := 0
+	for i := t.n - 1; i >= lo; i-- {
+		if now-t.times[i%int64(w.cap)] > span {
+			break
+		}
+		if i != t.n-1 && diff != nil && w.srcs && t.srcs[i%int64(w.cap)] == string(diff) {
+			continue
+		}
+		count++
+		if prev != nil && i != t.n-1 && i >= t.n-logRing && len(*prev) < PreviousMax {
+			*prev = append(*prev, []byte(t.logs[i%logRing]))
+		}
+	}
+	return count
+}
+
+// Fire records that slot fired at now: the events it counted are used up,
+// and it is silent for ignore µs.
+func (t *Track) Fire(slot int, now, ignore int64) {
+	t.marks[slot] = t.n
+	if ignore > 0 {
+		t.silent[slot] = now + ignore
+	}
+}
+
+// Silent reports whether slot is still silent at now, and until when.
+func (t *Track) Silent(slot int, now int64) (bool, int64) {
+	u := t.silent[slot]
+	return now < u, u
+}
