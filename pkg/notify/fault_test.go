@@ -1,0 +1,252 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	// The kill -9 test runs notify as a real process: this test binary.
+	if os.Getenv("QWN_NOTIFY_MAIN") == "1" {
+		os.Exit(Main(append([]string{"notify"}, os.Args[1:]...), os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// fakeSendmail writes a sendmail script whose behaviour is read from a
+// file at each call: "fail" exits 75 (EX_TEMPFAIL), "hang" never reads nor
+// exits, "ok" stores the message in out/.
+type fakeSendmail struct {
+	dir, path string
+}
+
+func newFakeSendmail(t *testing.T) *fakeSendmail {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeSendmail{dir: dir, path: filepath.Join(dir, "sendmail")}
+	script := fmt.Sprintf(`#!/bin/sh
+[ "$1 $2" = "-t -i" ] || { echo "bad args: $*" >&2; exit 64; }
+case $(cat %[1]s/mode) in
+fail) cat >/dev/null; echo "sendmail: fatal: queue file write error" >&2; exit 75 ;;
+hang) exec sleep 3600 ;;
+ok) cat > %[1]s/out/tmp.$$ && mv %[1]s/out/tmp.$$ %[1]s/out/$$.$(date +%%s%%N).eml ;;
+esac
+`, dir)
+	if err := os.WriteFile(f.path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.set(t, "fail")
+	return f
+}
+
+func (f *fakeSendmail) set(t *testing.T, mode string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(f.dir, "mode.tmp"), []byte(mode), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(f.dir, "mode.tmp"), filepath.Join(f.dir, "mode")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// delivered returns how often each tag was delivered.
+func (f *fakeSendmail) delivered(t *testing.T) map[string]int {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(f.dir, "out", "*.eml"))
+	got := map[string]int{}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, body := decodedBody(t, data)
+		for _, tag := range tags(body) {
+			got[tag]++
+		}
+	}
+	return got
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a poller.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func checkOnce(t *testing.T, got map[string]int, want []string) {
+	t.Helper()
+	for _, tag := range want {
+		if got[tag] != 1 {
+			t.Errorf("alert %s delivered %d times", tag, got[tag])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d distinct alerts delivered, want %d", len(got), len(want))
+	}
+}
+
+// TestMTAFailures: with sendmail failing (exit 75) and then hanging, notify
+// keeps reading stdin (thousands of alerts go through a real pipe while the
+// MTA is stuck), loses nothing, and delivers everything exactly once when
+// the MTA recovers.
+func TestMTAFailures(t *testing.T) {
+	sm := newFakeSendmail(t)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(context.Background(), []string{"notify", "--to", "root", "--sendmail", sm.path,
+			"--spool", t.TempDir(), "--group-window", "100ms", "--max-per-hour", "0",
+			"--send-timeout", "300ms", "--retry-min", "20ms", "--retry-max", "200ms", "--exit-wait", "60s"},
+			pr, &stdout, &stderr, nil)
+	}()
+	var want []string
+	feed := func(prefix string, n int) {
+		var b strings.Builder
+		for i := range n {
+			tag := fmt.Sprintf("%s-%05d", prefix, i)
+			want = append(want, tag)
+			b.WriteString(alertLine(tag, tag, 10))
+		}
+		if _, err := io.WriteString(pw, b.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	feed("fail", 100)
+	waitFor(t, "a retry after exit 75", 30*time.Second, func() bool {
+		return strings.Contains(stdout.String(), `"status":"retry"`) && strings.Contains(stdout.String(), "exit status 75")
+	})
+
+	sm.set(t, "hang")
+	waitFor(t, "a hung sendmail to be killed", 30*time.Second, func() bool {
+		return strings.Contains(stdout.String(), "--send-timeout")
+	})
+	// The MTA hangs: 5000 alerts (about 3 MB, fifty times a pipe's buffer)
+	// must still be read. The write returns only once notify read it all.
+	start := time.Now()
+	feed("hang", 5000)
+	t.Logf("5000 alerts read in %v while sendmail hangs", time.Since(start))
+	if strings.Contains(stdout.String(), `"status":"sent"`) {
+		t.Fatal("something was sent while the MTA was down")
+	}
+
+	sm.set(t, "ok")
+	pw.Close()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("notify did not finish after the MTA recovered")
+	}
+	checkOnce(t, sm.delivered(t), want)
+	ids := map[string]int{}
+	for _, r := range mailLog(t, []byte(stdout.String())) {
+		if r.Mail.Status == "sent" {
+			for _, id := range r.Mail.Alerts {
+				ids[id]++
+			}
+		}
+	}
+	checkOnce(t, ids, want)
+}
+
+// TestKill9: notify killed with SIGKILL while the MTA fails; a new run
+// sends what was spooled (messages and alerts still in the journal), and
+// what was accepted before is not sent again.
+func TestKill9(t *testing.T) {
+	sm := newFakeSendmail(t)
+	sm.set(t, "ok")
+	spoolDir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "--to", "root", "--sendmail", sm.path, "--spool", spoolDir,
+		"--group-window", "0", "--max-per-hour", "5", "--retry-min", "20ms", "--retry-max", "100ms")
+	cmd.Env = append(os.Environ(), "QWN_NOTIFY_MAIN=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill() //nolint:errcheck
+	var want []string
+	feed := func(from, to int) {
+		var b strings.Builder
+		for i := from; i < to; i++ {
+			tag := fmt.Sprintf("k-%03d", i)
+			want = append(want, tag)
+			b.WriteString(alertLine(tag, tag, 10))
+		}
+		if _, err := io.WriteString(stdin, b.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	feed(0, 2) // accepted before the crash
+	waitFor(t, "two messages sent", 30*time.Second, func() bool {
+		return strings.Count(stdout.String(), `"status":"sent"`) == 2
+	})
+	sm.set(t, "fail")
+	feed(2, 40) // 3 more messages (then the limit), 35 alerts queued
+	waitFor(t, "a retry and 35 queued alerts", 30*time.Second, func() bool {
+		return strings.Contains(stdout.String(), `"status":"retry"`) && strings.Contains(stdout.String(), `"queued":35`)
+	})
+	cmd.Process.Signal(syscall.SIGKILL) //nolint:errcheck
+	cmd.Wait()                          //nolint:errcheck
+
+	sm.set(t, "ok")
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"notify", "--to", "root", "--sendmail", sm.path, "--spool", spoolDir,
+		"--group-window", "0", "--max-per-hour", "0"}, strings.NewReader(""), &out, &errOut, nil)
+	if code != 0 {
+		t.Fatalf("restart: exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "3 message(s) and 35 alert(s) left by an earlier run") {
+		t.Errorf("restart stderr: %s", errOut.String())
+	}
+	checkOnce(t, sm.delivered(t), want)
+}
