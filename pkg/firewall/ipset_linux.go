@@ -161,7 +161,7 @@ func toIP(a netip.Addr) net.IP { return net.IP(a.AsSlice()) }
 
 func delAddr(set string, a netip.Addr) error {
 	err := netlink.IpsetDel(set, &netlink.IPSetEntry{IP: toIP(a)})
-	if err == nil {
+	if err == nil || errors.Is(err, unix.ENOENT) { // ENOENT: no such set
 		return nil
 	}
 	// Already gone (the kernel's own timeout, or a second delete) is fine.

@@ -84,19 +84,20 @@ func (f *family) ensureChain(chain string) error {
 
 // removeChain deletes the jumps and the chain with everything in it.
 func (f *family) removeChain(chain string) error {
+	ok, err := f.ipt.ChainExists(table, chain)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.name(), err)
+	}
+	if !ok {
+		return nil // no jump can refer to a missing chain
+	}
 	for _, p := range parents {
 		if err := f.ipt.DeleteIfExists(table, p, "-j", chain); err != nil {
 			return fmt.Errorf("%s: %w", f.name(), err)
 		}
 	}
-	ok, err := f.ipt.ChainExists(table, chain)
-	if err != nil {
-		return fmt.Errorf("%s: %w", f.name(), err)
-	}
-	if ok {
-		if err := f.ipt.ClearAndDeleteChain(table, chain); err != nil {
-			return fmt.Errorf("%s: remove chain %s: %w", f.name(), chain, err)
-		}
+	if err := f.ipt.ClearAndDeleteChain(table, chain); err != nil {
+		return fmt.Errorf("%s: remove chain %s: %w", f.name(), chain, err)
 	}
 	return nil
 }

@@ -1,0 +1,63 @@
+package banstate
+
+import (
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/quietwatch/quietwatch/pkg/ban"
+)
+
+func TestRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	until := time.Date(2026, 5, 17, 21, 11, 31, 123456789, time.UTC)
+	b1 := ban.Ban{Addr: netip.MustParseAddr("192.0.2.1"), Until: until, Timeout: 5 * time.Minute, Offense: 2,
+		Backends: []string{"ipset", "hosts-deny"}, AlertID: "1.7", RuleID: "300011"}
+	b2 := ban.Ban{Addr: netip.MustParseAddr("2001:db8::241"), Until: until.Add(time.Hour), Timeout: time.Hour, Offense: 1}
+	if err := s.Save([]ban.Ban{b1, b2}, nil, map[netip.Addr]int{b1.Addr: 2, b2.Addr: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// A second process waits, then gives up with ErrLocked.
+	if _, err := Open(path, 50*time.Millisecond); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+	if err := s.Save(nil, []netip.Addr{b2.Addr}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	bans, off, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bans) != 1 {
+		t.Fatalf("bans %+v", bans)
+	}
+	g := bans[0]
+	if g.Addr != b1.Addr || !g.Until.Equal(until) || g.Timeout != b1.Timeout || g.Offense != 2 ||
+		!slices.Equal(g.Backends, b1.Backends) || g.AlertID != "1.7" || g.RuleID != "300011" {
+		t.Fatalf("loaded %+v, want %+v", g, b1)
+	}
+	if off[b1.Addr] != 2 || off[b2.Addr] != 1 {
+		t.Fatalf("offenses %v", off)
+	}
+	if err := s.Forget([]netip.Addr{b2.Addr}); err != nil {
+		t.Fatal(err)
+	}
+	if _, off, _ = s.Load(); len(off) != 1 {
+		t.Fatalf("after forget: %v", off)
+	}
+}

@@ -1,0 +1,117 @@
+package firewall
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestHostsDeny(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hosts.deny")
+	orig := "# /etc/hosts.deny: the admin's own lines\nsshd: 10.0.0.1\n"
+	if err := os.WriteFile(path, []byte(orig), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	h := NewHostsDeny(path)
+	a4, a6 := netip.MustParseAddr("192.0.2.241"), netip.MustParseAddr("2001:db8::241")
+	if err := h.Add([]Entry{{Addr: a6, TTL: time.Minute}, {Addr: a4}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Add([]Entry{{Addr: a4}}); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	want := orig + hostsDenyBegin + "\nALL: 192.0.2.241\nALL: [2001:db8::241]\n" + hostsDenyEnd + "\n"
+	check := func(want string) {
+		t.Helper()
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want {
+			t.Fatalf("file:\n%s\nwant:\n%s", got, want)
+		}
+	}
+	check(want)
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o640 {
+		t.Fatalf("mode %v, want 0640 kept", st.Mode().Perm())
+	}
+	// The admin appends a line after our block; it stays where it is.
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("ALL: 10.9.9.9\n")
+	f.Close()
+
+	l, err := h.List()
+	if err != nil || !slices.Equal(l, []netip.Addr{a4, a6}) {
+		t.Fatalf("list %v %v", l, err)
+	}
+	if err := h.Delete([]netip.Addr{a4, netip.MustParseAddr("192.0.2.7")}); err != nil {
+		t.Fatal(err)
+	}
+	check(orig + hostsDenyBegin + "\nALL: [2001:db8::241]\n" + hostsDenyEnd + "\nALL: 10.9.9.9\n")
+	if err := h.Sync([]Entry{{Addr: a4}}); err != nil {
+		t.Fatal(err)
+	}
+	check(orig + hostsDenyBegin + "\nALL: 192.0.2.241\n" + hostsDenyEnd + "\nALL: 10.9.9.9\n")
+	if err := h.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	check(orig + "ALL: 10.9.9.9\n")
+	// No temporary files left behind.
+	ents, _ := os.ReadDir(filepath.Dir(path))
+	if len(ents) != 1 {
+		t.Fatalf("directory holds %d files", len(ents))
+	}
+}
+
+func TestHostsDenyMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hosts.deny")
+	h := NewHostsDeny(path)
+	if l, err := h.List(); err != nil || len(l) != 0 {
+		t.Fatalf("list of a missing file: %v %v", l, err)
+	}
+	if err := h.Delete([]netip.Addr{netip.MustParseAddr("192.0.2.1")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Fatal("delete created the file")
+	}
+	if err := h.Add([]Entry{{Addr: netip.MustParseAddr("192.0.2.1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf("created file: %v %v", st, err)
+	}
+}
+
+func TestCheckChain(t *testing.T) {
+	for _, ok := range []string{"QUIETWATCH", "qw-test_1", "Q"} {
+		if err := CheckChain(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "INPUT", "drop", "1abc", "a b", "a;b", "ABCDEFGHIJKLMNOPQRSTUVWXYZABC", "-j"} {
+		if CheckChain(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if SetName("QUIETWATCH", true) != "quietwatch-v6" {
+		t.Error(SetName("QUIETWATCH", true))
+	}
+}
+
+func TestFake(t *testing.T) {
+	f := NewFake("fake")
+	a := netip.MustParseAddr("192.0.2.1")
+	f.Add([]Entry{{Addr: a, TTL: time.Second}})
+	f.Extend([]Entry{{Addr: a, TTL: 2 * time.Second}})
+	if !f.Has(a) || f.TTL(a) != 2*time.Second {
+		t.Fatal("fake lost the ban")
+	}
+	f.Delete([]netip.Addr{a})
+	if c := f.Calls(); !slices.Equal(c, []string{"add 192.0.2.1", "extend 192.0.2.1", "delete 192.0.2.1"}) {
+		t.Fatalf("calls %q", c)
+	}
+}
