@@ -210,11 +210,11 @@ f.xml:5:3: if_matched_sid/if_matched_group without frequency
 }
 
 func TestBrokenRulesFile(t *testing.T) {
-	data, err := os.ReadFile("../../testdata/rules/broken_rules.xml")
+	data, err := os.ReadFile("../../testdata/rules/broken/three-mistakes.xml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, errs := Load([]Source{{"broken_rules.xml", data}})
+	_, errs := Load([]Source{{"three-mistakes.xml", data}})
 	if len(errs) != 3 {
 		t.Errorf("got %d errors, want 3:\n%s", len(errs), errText(errs))
 	}

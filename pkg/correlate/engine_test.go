@@ -1,0 +1,242 @@
+package correlate
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quietwatch/quietwatch/pkg/record"
+)
+
+// ev is an event line at second sec (microseconds us) from src.
+func ev(sec float64, src string, prio int) string {
+	t := time.Date(2020, 5, 14, 22, 10, 0, 0, time.UTC).Add(time.Duration(sec * float64(time.Second)))
+	sid := 2024360 + prio
+	full := fmt.Sprintf("%s  [**] [1:%d:1] TEST [**] [Classification: x] [Priority: %d] {TCP} %s:1000 -> 198.51.100.44:80",
+		t.Format("01/02/2006-15:04:05.000000"), sid, prio, src)
+	return fmt.Sprintf(`{"timestamp":"%s","src_ip":"%s","dest_ip":"198.51.100.44","alert":{"gid":1,"signature_id":%d,"rev":1},"full_log":"%s"}`,
+		t.Format("2006-01-02T15:04:05.000000-0700"), src, sid, full)
+}
+
+// correlate runs the stage on lines with args and returns the rule ids of
+// the alerts, the alerts, stderr and the exit code.
+func correlate(t *testing.T, args []string, lines ...string) ([]string, []record.Alert, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	in := strings.Join(lines, "\n") + "\n"
+	code := run(context.Background(), append([]string{"correlate"}, args...), strings.NewReader(in), &out, &errb, wallClock)
+	var ids []string
+	var alerts []record.Alert
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var a record.Alert
+		if err := record.Unmarshal([]byte(l), &a); err != nil {
+			t.Fatalf("bad alert %q: %v", l, err)
+		}
+		ids = append(ids, a.Rule.ID)
+		alerts = append(alerts, a)
+	}
+	return ids, alerts, errb.String(), code
+}
+
+func rulesFile(t *testing.T, xml string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "rules.xml")
+	if err := os.WriteFile(p, []byte(xml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const howto = "../../testdata/rules/local_rules.xml"
+
+func TestTimeframeBoundary(t *testing.T) {
+	for _, tt := range []struct {
+		last float64
+		want string
+	}{{120, "300012"}, {120.000001, "300011"}} {
+		lines := []string{ev(0, "192.0.2.1", 1), ev(1, "192.0.2.1", 1), ev(2, "192.0.2.1", 1), ev(3, "192.0.2.1", 1), ev(tt.last, "192.0.2.1", 1)}
+		ids, _, stderr, code := correlate(t, []string{"-r", howto}, lines...)
+		if code != 0 || stderr != "" || len(ids) != 5 || ids[4] != tt.want {
+			t.Errorf("5th at %vs: %v (exit %d, %s), want last %s", tt.last, ids, code, stderr, tt.want)
+		}
+	}
+}
+
+const small = `<group name="t,">
+  <rule id="1" level="5"><match>[Priority: 1]</match><description>base</description></rule>
+  <rule id="2" level="9" frequency="3" timeframe="100" ignore="30">
+    <if_matched_sid>1</if_matched_sid><same_source_ip/><description>three</description>
+  </rule>
+  <rule id="3" level="9" frequency="3" timeframe="100">
+    <if_matched_sid>1</if_matched_sid><different_srcip/><description>three sources</description>
+  </rule>
+</group>`
+
+func TestIgnoreFallsBackAndExpires(t *testing.T) {
+	p := rulesFile(t, small)
+	var lines []string
+	for i := 0; i < 40; i++ {
+		lines = append(lines, ev(float64(i), "192.0.2.1", 1))
+	}
+	ids, _, _, _ := correlate(t, []string{"--no-builtin", "-r", p}, lines...)
+	var fired []int
+	for i, id := range ids {
+		if id == "2" {
+			fired = append(fired, i+1)
+		} else if id != "1" {
+			t.Errorf("event %d: rule %s", i+1, id)
+		}
+	}
+	// fires on the 3rd (t=2), silent until t=32, fires at t=32 (33rd)
+	if fmt.Sprint(fired) != "[3 33]" {
+		t.Errorf("rule 2 fired on events %v, want [3 33]", fired)
+	}
+}
+
+func TestDifferentSrcIP(t *testing.T) {
+	p := rulesFile(t, strings.Replace(small, `<same_source_ip/>`, `<srcip>203.0.113.0/24</srcip><same_source_ip/>`, 1))
+	ids, _, _, _ := correlate(t, []string{"--no-builtin", "-r", p},
+		ev(0, "192.0.2.1", 1), ev(1, "192.0.2.1", 1), ev(2, "192.0.2.1", 1), ev(3, "192.0.2.2", 1), ev(4, "192.0.2.3", 1))
+	// 3rd: only one other source counted (none): 1 of 3; 4th: 192.0.2.1 x3 differ -> 4 >= 3
+	if want := "1 1 1 3 1"; strings.Join(ids, " ") != want {
+		t.Errorf("ids %v, want %s", ids, want)
+	}
+}
+
+func TestMaxKeysEvicts(t *testing.T) {
+	var lines []string
+	for i := 0; i < 10; i++ {
+		lines = append(lines, ev(float64(i), "192.0.2.1", 1), ev(float64(i), "192.0.2.2", 1))
+	}
+	ids, _, _, _ := correlate(t, []string{"-r", howto, "--max-keys", "1"}, lines...)
+	for _, id := range ids {
+		if id != "300011" {
+			t.Fatalf("with one key for two alternating sources a composite fired: %v", ids)
+		}
+	}
+	ids, _, _, _ = correlate(t, []string{"-r", howto, "--max-keys", "2"}, lines...)
+	if ids[8] != "300012" || ids[9] != "300012" {
+		t.Errorf("with two keys: %v", ids)
+	}
+}
+
+func TestBuiltinChain(t *testing.T) {
+	var lines []string
+	for i := 0; i < 60; i++ {
+		lines = append(lines, ev(float64(i*10), "192.0.2.7", 3))
+	}
+	ids, alerts, _, _ := correlate(t, nil, lines...)
+	got := strings.Join(ids, " ")
+	if !strings.HasPrefix(got, "20100 20101 20101 20101 20101 20101 20101 20101 20151 20152") {
+		t.Errorf("ids start %s", got)
+	}
+	found := false
+	for _, a := range alerts {
+		if a.Rule.ID == "20161" {
+			found = true
+			if a.Rule.Level != 11 || len(a.PreviousOutput) != 2 {
+				t.Errorf("20161 alert %+v", a.Rule)
+			}
+			break
+		}
+	}
+	if !found {
+		t.Errorf("20161 never fired: %s", got)
+	}
+}
+
+func TestStatePersistsFirstTimeSeen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	ids, _, _, _ := correlate(t, []string{"-r", howto, "--state", dir}, ev(0, "192.0.2.5", 2))
+	if strings.Join(ids, " ") != "20100" {
+		t.Fatalf("first run %v", ids)
+	}
+	ids, _, _, _ = correlate(t, []string{"-r", howto, "--state", dir}, ev(10, "192.0.2.5", 2), ev(11, "192.0.2.6", 2))
+	if strings.Join(ids, " ") != "300001 20100" {
+		t.Errorf("second run %v, want 300001 20100", ids)
+	}
+}
+
+func TestWallClock(t *testing.T) {
+	_, alerts, _, _ := correlate(t, []string{"-r", howto, "--clock", "wall"}, ev(0, "192.0.2.1", 1))
+	if len(alerts) != 1 || alerts[0].ID != fmt.Sprintf("%d.1", wallClock().Unix()) {
+		t.Errorf("alerts %+v", alerts)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	ids, _, stderr, code := correlate(t, []string{"-r", "../../testdata/rules/broken/three-mistakes.xml"}, ev(0, "192.0.2.1", 1))
+	want := `correlate: ../../testdata/rules/broken/three-mistakes.xml:5:32: unknown attribute "severity" on <rule>
+correlate: ../../testdata/rules/broken/three-mistakes.xml:11:21: bad level "eleven": want a number from 0 to 15
+correlate: ../../testdata/rules/broken/three-mistakes.xml:18:5: if_sid 399999 names no rule
+`
+	if code != 78 || stderr != want || ids != nil {
+		t.Errorf("exit %d, ids %v, stderr:\n%s\nwant:\n%s", code, ids, stderr, want)
+	}
+	_, _, stderr, code = correlate(t, []string{"-t", "-r", howto})
+	if code != 0 || stderr != "" {
+		t.Errorf("--check: exit %d, %s", code, stderr)
+	}
+	_, _, stderr, code = correlate(t, []string{"-t", "-r", "/nonexistent/rules.xml"})
+	if code != 78 || !strings.Contains(stderr, "no such file") {
+		t.Errorf("missing file: exit %d, %s", code, stderr)
+	}
+	for _, args := range [][]string{{"--clock", "sundial"}, {"--no-builtin"}, {"--max-keys", "0"}, {"--bogus"}} {
+		if _, _, _, code := correlate(t, args); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
+
+func TestExplain(t *testing.T) {
+	_, _, stderr, _ := correlate(t, []string{"-r", howto, "--explain"}, ev(0, "192.0.2.1", 2))
+	for _, want := range []string{
+		"correlate: stdin:1: rule 300011 (level 10) no: match \"[Priority: 1]\" not found\n",
+		"correlate: stdin:1: rule 20100 (level 8) matched: first time seen\n",
+		"correlate: stdin:1: alert: rule 20100 level 8\n",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("explain lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+func TestStripStampAndTime(t *testing.T) {
+	for in, want := range map[string]string{
+		"05/14/2020-22:10:17.391373  [**] x": "[**] x",
+		"05/14-22:10:17.391373  [**] x":      "[**] x",
+		"01/17-11:01:04.443657 [**] x":       "[**] x",
+		"not a stamp [**]":                   "not a stamp [**]",
+		"05/14/2020-22:10:17.391373[**]":     "05/14/2020-22:10:17.391373[**]",
+	} {
+		if got := string(stripStamp([]byte(in))); got != want {
+			t.Errorf("stripStamp(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"2020-05-14T22:10:17.391373+0000":  "2020-05-14T22:10:17.391373Z",
+		"2020-05-14T22:10:17.391373-0400":  "2020-05-15T02:10:17.391373Z",
+		"2020-05-14T22:10:17Z":             "2020-05-14T22:10:17.000000Z",
+		"2020-05-14T22:10:17.5+02:00":      "2020-05-14T20:10:17.500000Z",
+		"2020-05-14T22:10:17.123456789Z":   "2020-05-14T22:10:17.123456Z",
+		"2020-05-14T22:10:17.391373+00:00": "2020-05-14T22:10:17.391373Z",
+	} {
+		us, ok := parseTime([]byte(in))
+		if got := fmtTime(us); !ok || got != want {
+			t.Errorf("parseTime(%q) = %s %v, want %s", in, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"", "yesterday", "2020-13-14T22:10:17Z", "2020-05-14T22:10:17"} {
+		if _, ok := parseTime([]byte(bad)); ok {
+			t.Errorf("parseTime(%q) accepted", bad)
+		}
+	}
+}
