@@ -365,6 +365,7 @@ func read(ctx context.Context, r io.Reader, items chan<- item, stderr io.Writer)
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	s, _, _ = strings.Cut(s, ", error found")
+	s, _, _ = strings.Cut(s, ": unexpected character")
 	if len(s) > 200 {
 		s = s[:200] + "..."
 	}
