@@ -331,19 +331,6 @@ func (s *Spool) Put(meta Meta, msg []byte) (Entry, error) {
 	return Entry{Name: name, Meta: meta, Msg: msg}, nil
 }
 
-// Consume records, without a message, that the journal entries up to upto
-// are done with (a dry run wrote them out).
-func (s *Spool) Consume(upto uint64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.state.Consumed = max(s.state.Consumed, upto)
-	if err := s.saveStateLocked(); err != nil {
-		return err
-	}
-	s.compactLocked()
-	return nil
-}
-
 func pruneSent(sent []time.Time, now time.Time) []time.Time {
 	i := 0
 	for i < len(sent) && now.Sub(sent[i]) >= time.Hour {

@@ -1,0 +1,173 @@
+package spool
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+
+func open(t *testing.T, dir string) *Spool {
+	t.Helper()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func appendN(t *testing.T, s *Spool, lines ...string) []uint64 {
+	t.Helper()
+	var seqs []uint64
+	for _, l := range lines {
+		seq, err := s.Append([]byte(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, seq)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return seqs
+}
+
+func TestLock(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if _, err := Open(dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: %v", err)
+	}
+	s.Close()
+	open(t, dir).Close()
+}
+
+// TestJournalSurvivesRestart: alerts appended and flushed (not closed, as
+// after kill -9) are found again by the next Open; the ones a message took
+// are not.
+func TestJournalSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	seqs := appendN(t, s, "a1", "a2", "a3")
+	if seqs[0] != 1 || seqs[2] != 3 {
+		t.Fatalf("seqs %v", seqs)
+	}
+	if _, err := s.Put(Meta{Upto: 2, Created: t0, To: []string{"root"}, Subject: "s", Alerts: []string{"1", "2"}}, []byte("msg1\n")); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, "a4")
+	s.lock.Close() // a crash: no Close, the lock goes with the process
+
+	s = open(t, dir)
+	defer s.Close()
+	lines, err := s.Unconsumed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 2 || string(lines[0].Data) != "a3" || lines[0].Seq != 3 || string(lines[1].Data) != "a4" || lines[1].Seq != 4 {
+		t.Fatalf("unconsumed %+v", lines)
+	}
+	pending, err := s.Pending()
+	if err != nil || len(pending) != 1 || string(pending[0].Msg) != "msg1\n" || pending[0].Meta.Upto != 2 || pending[0].Meta.Subject != "s" {
+		t.Fatalf("pending %+v %v", pending, err)
+	}
+	if st := s.State(); st.Consumed != 2 || len(st.Sent) != 1 || !st.Sent[0].Equal(t0) {
+		t.Fatalf("state %+v", st)
+	}
+	// New entries continue the numbering.
+	if seq := appendN(t, s, "a5"); seq[0] != 5 {
+		t.Fatalf("next seq %v", seq)
+	}
+}
+
+// TestMessageWithoutState: a crash after the message file was renamed but
+// before the state was written: the message's own number says which
+// alerts it holds, so they are not mailed twice.
+func TestMessageWithoutState(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	appendN(t, s, "a1", "a2")
+	if _, err := s.Put(Meta{Upto: 2, Created: t0}, []byte("m\n")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := os.Remove(filepath.Join(dir, "state")); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	lines, _ := s.Unconsumed()
+	if len(lines) != 0 {
+		t.Fatalf("alerts in a spooled message came back: %+v", lines)
+	}
+}
+
+func TestRemoveAndCompact(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	appendN(t, s, "a1", "a2")
+	e, err := s.Put(Meta{Upto: 2, Created: t0}, []byte("m\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(e); err != nil {
+		t.Fatal(err)
+	}
+	journals, _ := filepath.Glob(filepath.Join(dir, "journal-*"))
+	if len(journals) != 0 {
+		t.Errorf("journal kept after everything was mailed: %v", journals)
+	}
+	if seq := appendN(t, s, "a3"); seq[0] != 3 {
+		t.Fatalf("seq after compaction %v", seq)
+	}
+	s.Close()
+	s = open(t, dir)
+	defer s.Close()
+	if p, _ := s.Pending(); len(p) != 0 {
+		t.Fatalf("removed message came back: %+v", p)
+	}
+	lines, _ := s.Unconsumed()
+	if len(lines) != 1 || lines[0].Seq != 3 {
+		t.Fatalf("%+v", lines)
+	}
+}
+
+func TestTornJournalLine(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	appendN(t, s, "a1")
+	s.Close()
+	journals, _ := filepath.Glob(filepath.Join(dir, "journal-*"))
+	f, err := os.OpenFile(journals[0], os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"torn`)
+	f.Close()
+	s = open(t, dir)
+	defer s.Close()
+	lines, _ := s.Unconsumed()
+	if len(lines) != 2 || string(lines[1].Data) != `{"torn` {
+		t.Fatalf("%+v", lines)
+	}
+	if seq := appendN(t, s, "a3"); seq[0] != 3 {
+		t.Fatalf("seq %v", seq)
+	}
+}
+
+func TestSentPruned(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	for i, at := range []time.Time{t0, t0.Add(30 * time.Minute), t0.Add(61 * time.Minute)} {
+		appendN(t, s, "a")
+		if _, err := s.Put(Meta{Upto: uint64(i + 1), Created: at}, []byte("m\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := s.State(); len(st.Sent) != 2 {
+		t.Fatalf("sent times older than an hour kept: %v", st.Sent)
+	}
+}
