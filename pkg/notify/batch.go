@@ -6,10 +6,31 @@ import (
 	"github.com/quietwatch/quietwatch/pkg/record"
 )
 
-// item is an alert selected for mail.
+// item is an alert selected for mail. Intake decodes only what selection
+// and grouping need; the whole alert is decoded when a message shows it.
 type item struct {
 	seq   uint64 // journal entry number
-	alert *record.Alert
+	level int
+	id    string
+	raw   []byte        // the alert's line
+	alert *record.Alert // decoded on demand by full
+}
+
+// full returns the decoded alert. A line that selection could read but
+// that does not decode whole (a field of an unexpected type) is shown as
+// far as it decoded, with the raw line as its log.
+func (it *item) full() *record.Alert {
+	if it.alert == nil {
+		a := new(record.Alert)
+		if err := record.Unmarshal(it.raw, a); err != nil {
+			a.FullLog = string(it.raw)
+		}
+		if a.ID == "" {
+			a.ID = it.id
+		}
+		it.alert = a
+	}
+	return it.alert
 }
 
 // outcome is what the batcher decided for some alerts: a mail to send now

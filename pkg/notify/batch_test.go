@@ -10,7 +10,7 @@ import (
 var t0 = time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 
 func it(seq uint64, level int) *item {
-	return &item{seq: seq, alert: &record.Alert{Rule: &record.Rule{Level: level}}}
+	return &item{seq: seq, level: level, alert: &record.Alert{Rule: &record.Rule{Level: level}}}
 }
 
 func seqs(items []*item) []uint64 {

@@ -123,12 +123,12 @@ func (n *notifier) recover() error {
 		return err
 	}
 	for _, l := range lines {
-		a := new(record.Alert)
-		if err := record.Unmarshal(l.Data, a); err != nil {
-			fmt.Fprintf(n.stderr, "notify: spool journal entry %d: %v (skipped)\n", l.Seq, err)
+		var h alertHead
+		if err := record.Unmarshal(l.Data, &h); err != nil || h.Rule == nil {
+			fmt.Fprintf(n.stderr, "notify: spool journal entry %d: not an alert (skipped)\n", l.Seq)
 			continue
 		}
-		n.b.held = append(n.b.held, &item{seq: l.Seq, alert: a})
+		n.b.held = append(n.b.held, &item{seq: l.Seq, level: h.Rule.Level, id: h.ID, raw: l.Data})
 	}
 	if len(pending) > 0 || len(n.b.held) > 0 {
 		fmt.Fprintf(n.stderr, "notify: spool: %d message(s) and %d alert(s) left by an earlier run\n", len(pending), len(n.b.held))
@@ -136,21 +136,33 @@ func (n *notifier) recover() error {
 	return nil
 }
 
-// selected reports whether a is to be mailed.
-func (n *notifier) selected(a *record.Alert) bool {
-	if a.Rule == nil {
+// alertHead is the part of an alert that selection and grouping need;
+// decoding only this keeps intake fast.
+type alertHead struct {
+	ID   string `json:"id"`
+	Rule *struct {
+		Level int   `json:"level"`
+		Mail  *bool `json:"mail"`
+	} `json:"rule"`
+}
+
+// selected reports whether an alert is to be mailed: rule.mail decides
+// when the rule has it (alert_by_email true, no_email_alert false), the
+// level threshold otherwise.
+func (n *notifier) selected(h *alertHead) bool {
+	if h.Rule == nil {
 		return false
 	}
-	if a.Rule.Mail != nil {
-		return *a.Rule.Mail // no_email_alert is never mailed
+	if h.Rule.Mail != nil {
+		return *h.Rule.Mail
 	}
-	return a.Rule.Level >= n.cfg.MinLevel
+	return h.Rule.Level >= n.cfg.MinLevel
 }
 
 // add takes one input line.
 func (n *notifier) add(line []byte, lineNo int) error {
-	a := new(record.Alert)
-	if err := record.Unmarshal(line, a); err != nil {
+	var h alertHead
+	if err := record.Unmarshal(line, &h); err != nil {
 		if !record.Valid(line) {
 			fmt.Fprintf(n.stderr, "notify: stdin:%d: invalid JSON, skipped\n", lineNo)
 		} else {
@@ -158,7 +170,7 @@ func (n *notifier) add(line []byte, lineNo int) error {
 		}
 		return nil
 	}
-	if !n.selected(a) {
+	if !n.selected(&h) {
 		return nil
 	}
 	n.mu.Lock()
@@ -175,7 +187,8 @@ func (n *notifier) add(line []byte, lineNo int) error {
 		seq = n.seq
 	}
 	wasIdle := len(n.b.open) == 0
-	if err := n.apply(n.b.add(n.now(), &item{seq: seq, alert: a})); err != nil {
+	it := &item{seq: seq, level: h.Rule.Level, id: h.ID, raw: append([]byte(nil), line...)}
+	if err := n.apply(n.b.add(n.now(), it)); err != nil {
 		return err
 	}
 	if wasIdle {
@@ -239,7 +252,7 @@ func (n *notifier) apply1(o outcome) error {
 func alertIDs(items []*item) []string {
 	ids := make([]string, len(items))
 	for i, it := range items {
-		ids[i] = it.alert.ID
+		ids[i] = it.id
 	}
 	return ids
 }

@@ -52,13 +52,13 @@ type renderer struct {
 
 // top returns the first alert with the highest level.
 func top(items []*item) *record.Alert {
-	best := items[0].alert
+	best := items[0]
 	for _, it := range items[1:] {
-		if level(it.alert) > level(best) {
-			best = it.alert
+		if it.level > best.level {
+			best = it
 		}
 	}
-	return best
+	return best.full()
 }
 
 func level(a *record.Alert) int {
@@ -95,7 +95,7 @@ func (r *renderer) body(o outcome) (string, error) {
 			omitted++
 			continue
 		}
-		a := clean(it.alert)
+		a := clean(it.full())
 		size += len(a.FullLog) + 512
 		for _, p := range a.PreviousOutput {
 			size += len(p) + 1
