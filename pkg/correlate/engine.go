@@ -223,13 +223,16 @@ func (e *Engine) feed(ws *winState, ev *event, now int64) {
 // seen, the counted events are used up, the silence starts).
 func (e *Engine) try(rs *ruleState, ev *event, now int64, depth int) (bool, [][]byte) {
 	r := rs.r
-	ok, why := r.Test(&ev.Event)
-	if !ok {
-		e.say(depth, rs, "no: %s", why)
+	if f := r.Test(&ev.Event); f != rule.OK {
+		if e.explain != nil {
+			e.say(depth, rs, "no: %s", r.Why(f))
+		}
 		return false, nil
 	}
 	if !r.Composite() && rs.quiet > 0 && now < rs.silentUntil {
-		e.say(depth, rs, "no: silent (ignore) until %s", fmtTime(rs.silentUntil))
+		if e.explain != nil {
+			e.say(depth, rs, "no: silent (ignore) until %s", fmtTime(rs.silentUntil))
+		}
 		return false, nil
 	}
 	var prev [][]byte
@@ -250,25 +253,37 @@ func (e *Engine) try(rs *ruleState, ev *event, now int64, depth int) (bool, [][]
 			n = t.Count(rs.slot, now, rs.span, diff)
 		}
 		if n < r.Frequency {
-			e.say(depth, rs, "no: %d of %d events %s within %ds", n, r.Frequency, ws.name, r.Timeframe)
+			if e.explain != nil {
+				e.say(depth, rs, "no: %d of %d events %s within %ds", n, r.Frequency, ws.name, r.Timeframe)
+			}
 			return false, nil
 		}
 		if silent, until := t.Silent(rs.slot, now); silent {
-			e.say(depth, rs, "no: %d of %d events %s within %ds, but silent (ignore) until %s", n, r.Frequency, ws.name, r.Timeframe, fmtTime(until))
+			if e.explain != nil {
+				e.say(depth, rs, "no: %d of %d events %s within %ds, but silent (ignore) until %s", n, r.Frequency, ws.name, r.Timeframe, fmtTime(until))
+			}
 			return false, nil
 		}
 		e.prev = t.Previous(e.prev[:0], rs.slot, now, rs.span, diff)
 		prev = e.prev
 		t.Fire(rs.slot, now, rs.quiet)
-		e.say(depth, rs, "matched: %d of %d events %s within %ds", n, r.Frequency, ws.name, r.Timeframe)
+		if e.explain != nil {
+			e.say(depth, rs, "matched: %d of %d events %s within %ds", n, r.Frequency, ws.name, r.Timeframe)
+		}
 	} else if r.IfFTS {
 		if !e.fts.FirstTime(ev.ftsHash) {
-			e.say(depth, rs, "no: seen before (if_fts)")
+			if e.explain != nil {
+				e.say(depth, rs, "no: seen before (if_fts)")
+			}
 			return false, nil
 		}
-		e.say(depth, rs, "matched: first time seen")
+		if e.explain != nil {
+			e.say(depth, rs, "matched: first time seen")
+		}
 	} else {
-		e.say(depth, rs, "matched")
+		if e.explain != nil {
+			e.say(depth, rs, "matched")
+		}
 	}
 	if !r.Composite() && rs.quiet > 0 {
 		rs.silentUntil = now + rs.quiet

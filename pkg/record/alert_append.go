@@ -2,8 +2,10 @@ package record
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -298,22 +300,47 @@ func (s *scanner) str() ([]byte, bool) {
 	}
 	s.i++
 	start := s.i
-	for s.i < len(s.b) {
+	for {
+		// eight bytes at a time up to the first special one; the lowest
+		// set bit of the mask is exact (borrows only carry upwards)
+		for s.i+8 <= len(s.b) {
+			if m := special(binary.LittleEndian.Uint64(s.b[s.i:])); m != 0 {
+				s.i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			s.i += 8
+		}
+		if s.i >= len(s.b) {
+			return nil, false
+		}
 		c := s.b[s.i]
-		if c == '"' {
+		switch {
+		case c == '"':
 			v := s.b[start:s.i]
 			s.i++
 			return v, true
-		}
-		if c == '\\' {
+		case c == '\\':
 			return s.slowStr(start)
-		}
-		if c < 0x20 {
+		case c < 0x20:
 			return nil, false
 		}
 		s.i++
 	}
-	return nil, false
+}
+
+const (
+	ones = 0x0101010101010101
+	high = 0x8080808080808080
+)
+
+// special returns a mask with the high bit set in (at least) the lowest
+// of the eight bytes of x that ends or escapes a JSON string or is a
+// control character: < 0x20, '"' or '\\'; 0 if there is none.
+func special(x uint64) uint64 {
+	less := (x - ones*0x20) & ^x & high
+	q := x ^ (ones * '"')
+	bs := x ^ (ones * '\\')
+	return less | ((q - ones) & ^q & high) | ((bs - ones) & ^bs & high)
 }
 
 func (s *scanner) slowStr(start int) ([]byte, bool) {

@@ -2,6 +2,7 @@ package record
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -88,4 +89,40 @@ func FuzzScanEvent(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestScanStringEveryOffset(t *testing.T) {
+	var f EventFields
+	for i := 0; i < 24; i++ {
+		pad := strings.Repeat("é", i/2) + strings.Repeat("a", i%2)
+		for _, c := range []string{"\x01", "\x1f", "\n"} {
+			if err := ScanEvent([]byte(`{"full_log":"`+pad+c+`xxxxxxxxxxxxxxxx"}`), &f); !errors.Is(err, ErrBadJSON) {
+				t.Errorf("control %q after %q accepted", c, pad)
+			}
+		}
+		line := `{"full_log":"` + pad + `\"` + pad + `","src_ip":"` + pad + `"}`
+		if err := ScanEvent([]byte(line), &f); err != nil || string(f.FullLog) != pad+`"`+pad || string(f.SrcIP) != pad {
+			t.Errorf("%s: %v %q %q", line, err, f.FullLog, f.SrcIP)
+		}
+	}
+}
+
+var benchLine = []byte(`{"timestamp":"2020-05-14T22:10:17.391373+0000","event_type":"alert","src_ip":"192.0.2.241","src_port":35004,"dest_ip":"198.51.100.44","dest_port":80,"proto":"TCP","alert":{"action":"allowed","gid":1,"signature_id":2024364,"rev":3,"signature":"ET SCAN Possible Nmap User-Agent Observed","category":"Web Application Attack","severity":1},"full_log":"05/14/2020-22:10:17.391373  [**] [1:2024364:3] ET SCAN Possible Nmap User-Agent Observed [**] [Classification: Web Application Attack] [Priority: 1] {TCP} 192.0.2.241:35004 -> 198.51.100.44:80","location":"/var/log/suricata/fast.log"}`)
+
+func BenchmarkScanEvent(b *testing.B) {
+	var f EventFields
+	b.SetBytes(int64(len(benchLine)))
+	for b.Loop() {
+		if err := ScanEvent(benchLine, &f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAppendAlert(b *testing.B) {
+	r := &Rule{ID: "300012", Level: 11, Description: "Many high-severity Suricata alerts", Groups: []string{"snort-fast"}, Frequency: 5, Timeframe: 120, FiredTimes: 1}
+	var buf []byte
+	for b.Loop() {
+		buf, _ = AppendAlert(buf[:0], benchLine, r, 1589494218, 7, nil, "")
+	}
 }

@@ -100,37 +100,68 @@ type Event struct {
 	IDS bool
 }
 
+// Failure says which of a rule's own conditions an event failed.
+type Failure uint8
+
+// The conditions, in the order Test checks them.
+const (
+	OK Failure = iota
+	FailCategory
+	FailDecoder
+	FailNoSigID
+	FailSigID
+	FailMatch
+	FailRegex
+	FailSrcIP
+	FailDstIP
+)
+
 // Test reports whether the rule's own conditions (everything but
-// if_fts, frequency and ignore, which need memory) hold for ev. When they
-// do not, why says which one failed.
-func (r *Rule) Test(ev *Event) (ok bool, why string) {
-	if r.Category != "" && (r.Category != "ids" || !ev.IDS) {
-		return false, "category is not " + r.Category
+// if_fts, frequency and ignore, which need memory) hold for ev: OK, or
+// the first condition that failed (Why explains it).
+func (r *Rule) Test(ev *Event) Failure {
+	switch {
+	case r.Category != "" && (r.Category != "ids" || !ev.IDS):
+		return FailCategory
+	case r.DecodedAs != "" && r.DecodedAs != ev.Decoder:
+		return FailDecoder
+	case r.SigID != nil && ev.SigID == nil:
+		return FailNoSigID
+	case r.SigID != nil && !r.SigID.MatchLower(ev.SigID):
+		return FailSigID
+	case r.Match != nil && !r.Match.MatchLower(ev.Lower):
+		return FailMatch
+	case r.Regex != nil && !r.Regex.Match(ev.Text):
+		return FailRegex
+	case len(r.SrcIP) > 0 && !ipOK(r.SrcIP, ev.SrcIP):
+		return FailSrcIP
+	case len(r.DstIP) > 0 && !ipOK(r.DstIP, ev.DestIP):
+		return FailDstIP
 	}
-	if r.DecodedAs != "" && r.DecodedAs != ev.Decoder {
-		return false, "not decoded as " + r.DecodedAs
+	return OK
+}
+
+// Why says in words why Test gave f.
+func (r *Rule) Why(f Failure) string {
+	switch f {
+	case FailCategory:
+		return "category is not " + r.Category
+	case FailDecoder:
+		return "not decoded as " + r.DecodedAs
+	case FailNoSigID:
+		return "event has no signature id"
+	case FailSigID:
+		return "id does not match " + quote(r.SigID.String())
+	case FailMatch:
+		return "match " + quote(r.Match.String()) + " not found"
+	case FailRegex:
+		return "regex " + quote(r.Regex.String()) + " does not match"
+	case FailSrcIP:
+		return "srcip does not match"
+	case FailDstIP:
+		return "dstip does not match"
 	}
-	if r.SigID != nil {
-		if ev.SigID == nil {
-			return false, "event has no signature id"
-		}
-		if !r.SigID.MatchLower(ev.SigID) {
-			return false, "id does not match " + quote(r.SigID.String())
-		}
-	}
-	if r.Match != nil && !r.Match.MatchLower(ev.Lower) {
-		return false, "match " + quote(r.Match.String()) + " not found"
-	}
-	if r.Regex != nil && !r.Regex.Match(ev.Text) {
-		return false, "regex " + quote(r.Regex.String()) + " does not match"
-	}
-	if len(r.SrcIP) > 0 && !ipOK(r.SrcIP, ev.SrcIP) {
-		return false, "srcip does not match"
-	}
-	if len(r.DstIP) > 0 && !ipOK(r.DstIP, ev.DestIP) {
-		return false, "dstip does not match"
-	}
-	return true, ""
+	return "matched"
 }
 
 // ipOK: the address must be in one of the positive networks (if any) and

@@ -241,17 +241,17 @@ func TestVarsOverwriteAndIP(t *testing.T) {
 		t.Fatalf("overwrite: %+v", r)
 	}
 	ev := &Event{Text: []byte("SCAN"), Lower: []byte("scan"), SrcIP: netip.MustParseAddr("203.0.113.12")}
-	if ok, _ := r.Test(ev); ok {
+	if r.Test(ev) == OK {
 		t.Error("negated srcip matched the admin")
 	}
 	ev.SrcIP = netip.MustParseAddr("192.0.2.241")
-	if ok, why := r.Test(ev); !ok {
-		t.Errorf("srcip rule failed: %s", why)
+	if f := r.Test(ev); f != OK {
+		t.Errorf("srcip rule failed: %s", r.Why(f))
 	}
 	c := s.ByID(11)
 	ev.DestIP = netip.MustParseAddr("198.51.100.44")
-	if ok, why := c.Test(ev); !ok {
-		t.Errorf("dstip rule failed: %s", why)
+	if f := c.Test(ev); f != OK {
+		t.Errorf("dstip rule failed: %s", c.Why(f))
 	}
 	if got := ids(s.ByID(10).Children); !equalInts(got, []int{11}) {
 		t.Errorf("if_group children = %v", got)

@@ -67,7 +67,7 @@ type Track struct {
 	n          int64    // entries ever added; entry i lives at times[i%cap]
 	times      []int64  // ring
 	srcs       []string // ring, when the window keeps sources
-	logs       []string // ring of the last logRing entries' lines
+	logs       [][]byte // ring of the last logRing entries' lines, reused
 	marks      []int64  // per slot: entries below are used up
 	silent     []int64  // per slot: silent until
 	last       int64    // time of the newest entry
@@ -177,9 +177,9 @@ func (t *Track) Add(now int64, log, src []byte) {
 	}
 	j := int(t.n % logRing)
 	if len(t.logs) < logRing {
-		t.logs = append(t.logs, string(log))
+		t.logs = append(t.logs, append([]byte(nil), log...))
 	} else {
-		t.logs[j] = string(log)
+		t.logs[j] = append(t.logs[j][:0], log...)
 	}
 	t.n++
 	t.last = now
@@ -194,7 +194,8 @@ func (t *Track) Count(slot int, now, span int64, differentFrom []byte) int {
 }
 
 // Previous appends to dst the log lines of the events Count would count,
-// except the newest, newest first, at most PreviousMax.
+// except the newest, newest first, at most PreviousMax. The lines are
+// valid until the track's next Add.
 func (t *Track) Previous(dst [][]byte, slot int, now, span int64, differentFrom []byte) [][]byte {
 	t.scan(slot, now, span, differentFrom, &dst)
 	return dst
@@ -216,7 +217,7 @@ func (t *Track) scan(slot int, now, span int64, diff []byte, prev *[][]byte) int
 		}
 		count++
 		if prev != nil && i != t.n-1 && i >= t.n-logRing && len(*prev) < PreviousMax {
-			*prev = append(*prev, []byte(t.logs[i%logRing]))
+			*prev = append(*prev, t.logs[i%logRing])
 		}
 	}
 	return count

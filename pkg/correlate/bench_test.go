@@ -1,0 +1,51 @@
+package correlate
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"testing"
+	"time"
+)
+
+// benchEvents builds n events like genfastlog's: a mix of priorities from
+// many sources.
+func benchEvents(n, sources int) []byte {
+	var b bytes.Buffer
+	start := time.Date(2020, 5, 14, 22, 10, 17, 0, time.UTC)
+	for i := 0; i < n; i++ {
+		t := start.Add(time.Duration(i) * 2500 * time.Microsecond)
+		src := fmt.Sprintf("198.18.%d.%d", (i*7919%sources)>>8&255, i*7919%sources&255)
+		prio := 1 + i%3
+		full := fmt.Sprintf("%s  [**] [1:%d:3] ET SCAN Possible Nmap User-Agent Observed [**] [Classification: Web Application Attack] [Priority: %d] {TCP} %s:35004 -> 198.51.100.44:80",
+			t.Format("01/02/2006-15:04:05.000000"), 2024364+prio, prio, src)
+		fmt.Fprintf(&b, `{"timestamp":"%s","event_type":"alert","src_ip":"%s","src_port":35004,"dest_ip":"198.51.100.44","dest_port":80,"proto":"TCP","alert":{"action":"allowed","gid":1,"signature_id":%d,"rev":3,"signature":"ET SCAN Possible Nmap User-Agent Observed","category":"Web Application Attack","severity":%d},"full_log":"%s","location":"/var/log/suricata/fast.log"}`+"\n",
+			t.Format("2006-01-02T15:04:05.000000-0700"), src, 2024364+prio, prio, full)
+	}
+	return b.Bytes()
+}
+
+// BenchmarkCorrelate runs the whole stage (read, scan, rules, write) on
+// events with the how-to's rules; ns/op is per event.
+func BenchmarkCorrelate(b *testing.B) {
+	var in []byte
+	if p := os.Getenv("QW_BENCH_INPUT"); p != "" {
+		var err error
+		if in, err = os.ReadFile(p); err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		in = benchEvents(100000, 50000)
+	}
+	lines := bytes.Count(in, []byte("\n"))
+	b.SetBytes(int64(len(in) / lines))
+	b.ResetTimer()
+	for done := 0; done < b.N; done += lines {
+		code := run(context.Background(), []string{"correlate", "-r", howto}, bytes.NewReader(in), io.Discard, io.Discard, time.Now)
+		if code != 0 {
+			b.Fatal("exit", code)
+		}
+	}
+}
