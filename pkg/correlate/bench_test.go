@@ -43,7 +43,7 @@ func BenchmarkCorrelate(b *testing.B) {
 	b.SetBytes(int64(len(in) / lines))
 	b.ResetTimer()
 	for done := 0; done < b.N; done += lines {
-		code := run(context.Background(), []string{"correlate", "-r", howto}, bytes.NewReader(in), io.Discard, io.Discard, time.Now)
+		code := run(context.Background(), []string{"correlate", "-r", howto}, bytes.NewReader(in), io.Discard, io.Discard, hooks{wall: time.Now})
 		if code != 0 {
 			b.Fatal("exit", code)
 		}

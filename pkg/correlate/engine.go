@@ -175,6 +175,7 @@ func (e *Engine) eval(ev *event, now int64) result {
 	e.nEvents++
 	ev.seq = e.nEvents
 	e.prev = e.prev[:0]
+	e.store.Begin()
 	if e.nEvents%1024 == 0 {
 		e.store.Expire(now, 256)
 	}

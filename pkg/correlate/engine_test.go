@@ -29,7 +29,7 @@ func correlate(t *testing.T, args []string, lines ...string) ([]string, []record
 	t.Helper()
 	var out, errb bytes.Buffer
 	in := strings.Join(lines, "\n") + "\n"
-	code := run(context.Background(), append([]string{"correlate"}, args...), strings.NewReader(in), &out, &errb, wallClock)
+	code := run(context.Background(), append([]string{"correlate"}, args...), strings.NewReader(in), &out, &errb, hooks{wall: wallClock})
 	var ids []string
 	var alerts []record.Alert
 	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {

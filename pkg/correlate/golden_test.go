@@ -65,7 +65,7 @@ func TestGolden(t *testing.T) {
 				if byteByByte {
 					rd = iotest.OneByteReader(r)
 				}
-				code := run(context.Background(), append([]string{"correlate"}, args...), rd, &stdout, &stderr, wallClock)
+				code := run(context.Background(), append([]string{"correlate"}, args...), rd, &stdout, &stderr, hooks{wall: wallClock})
 				return stdout.String(), strings.ReplaceAll(stderr.String(), dir, "$DIR"), code
 			}
 			out, errOut, code := runCase(input, false)

@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -51,10 +53,19 @@ const (
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := command.SignalContext(context.Background())
 	defer stop()
-	return run(ctx, args, stdin, stdout, stderr, time.Now)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return run(ctx, args, stdin, stdout, stderr, hooks{wall: time.Now, hup: hup})
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, wall func() time.Time) int {
+// hooks let tests replace the wall clock and deliver SIGHUP.
+type hooks struct {
+	wall func() time.Time
+	hup  <-chan os.Signal
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, h hooks) int {
 	app := &cli.App{
 		Name:      "correlate",
 		Usage:     "turn IDS events into leveled alerts with OSSEC-compatible rules",
@@ -71,7 +82,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.BoolFlag{Name: "explain", Usage: "for each event, write the rules tried and why each matched or not on stderr"},
 			&cli.StringFlag{Name: "hostname", Usage: "add \"hostname\":`NAME` to every alert (unless the event has one)"},
 		},
-		Action: func(c *cli.Context) error { return action(ctx, c, stdin, stdout, stderr, wall) },
+		Action: func(c *cli.Context) error { return action(ctx, c, stdin, stdout, stderr, h) },
 	}
 	return command.Run(ctx, app, args, stdin, stdout, stderr)
 }
@@ -84,12 +95,12 @@ type config struct {
 	hostname string
 }
 
-func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, wall func() time.Time) error {
+func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h hooks) error {
 	cfg := config{minLevel: c.Int("min-level"), explain: c.Bool("explain"), hostname: c.String("hostname")}
 	switch c.String("clock") {
 	case "event":
 	case "wall":
-		cfg.wall = wall
+		cfg.wall = h.wall
 	default:
 		return command.UsageErrorf("--clock: %q is neither event nor wall", c.String("clock"))
 	}
@@ -99,7 +110,8 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 	if c.Bool("no-builtin") && len(c.StringSlice("rules")) == 0 {
 		return command.UsageErrorf("no rules: give -r FILE or leave out --no-builtin")
 	}
-	set, ok := loadRules(c.StringSlice("rules"), !c.Bool("no-builtin"), stderr)
+	rules, builtin := c.StringSlice("rules"), !c.Bool("no-builtin")
+	set, ok := loadRules(rules, builtin, stderr)
 	if !ok {
 		return exitcode.Reported(exitcode.Config)
 	}
@@ -124,13 +136,24 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 			fts = s
 		}
 	}
-	eng := newEngine(set, window.NewStore(c.Int("max-keys")), fts)
+	maxKeys := c.Int("max-keys")
+	eng := newEngine(set, window.NewStore(maxKeys), fts)
 
 	inputs := []string{"-"}
 	if c.NArg() > 0 {
 		inputs = c.Args().Slice()
 	}
-	p := &pipeline{eng: eng, cfg: cfg, out: record.NewWriter(stdout), diag: bufio.NewWriter(stderr)}
+	p := &pipeline{eng: eng, cfg: cfg, out: record.NewWriter(stdout), diag: bufio.NewWriter(stderr), hup: h.hup}
+	// SIGHUP reloads the rules; with a mistake in them, the old rules stay.
+	p.reload = func() {
+		set, ok := loadRules(rules, builtin, p.diag)
+		if !ok {
+			p.diagf("rules not reloaded: the ones loaded before stay in force")
+			return
+		}
+		p.eng = newEngine(set, window.NewStore(maxKeys), fts)
+		p.diagf("rules reloaded (%d rules); composite counts start afresh", len(set.Rules))
+	}
 	err := p.run(ctx, inputs, stdin)
 	if ftsPath != "" {
 		if serr := fts.Save(ftsPath); serr != nil {
@@ -187,6 +210,8 @@ type pipeline struct {
 
 	mu      sync.Mutex // held while a record is in hand
 	stopped bool
+	hup     <-chan os.Signal
+	reload  func()
 
 	fields record.EventFields
 	ev     event
@@ -200,14 +225,24 @@ func (p *pipeline) run(ctx context.Context, inputs []string, stdin io.Reader) er
 	done := make(chan error, 1)
 	go func() { done <- p.readAll(inputs, stdin) }()
 	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		// Finish the record in hand, then stop; the reader may stay
-		// blocked on a quiet pipe, which ends with the process.
-		p.mu.Lock()
-		p.stopped = true
-		p.mu.Unlock()
+loop:
+	for {
+		select {
+		case err = <-done:
+			break loop
+		case <-p.hup:
+			p.mu.Lock()
+			p.reload()
+			p.diag.Flush()
+			p.mu.Unlock()
+		case <-ctx.Done():
+			// Finish the record in hand, then stop; the reader may stay
+			// blocked on a quiet pipe, which ends with the process.
+			p.mu.Lock()
+			p.stopped = true
+			p.mu.Unlock()
+			break loop
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

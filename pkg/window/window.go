@@ -23,6 +23,16 @@ type Store struct {
 	n          int
 	head, tail *Track // most and least recently used
 	evicted    uint64
+	// Removed tracks are reused, but not during the event that removed
+	// them (the caller may still hold them): pending waits for Begin.
+	free, pending []*Track
+}
+
+// Begin starts a new event: tracks removed before it may be reused.
+func (s *Store) Begin() {
+	s.free = append(s.free, s.pending...)
+	clear(s.pending)
+	s.pending = s.pending[:0]
 }
 
 // NewStore returns a store that tracks at most max keys (at least 1).
@@ -86,10 +96,27 @@ func (w *Window) Track(key []byte) *Track {
 		s.remove(s.tail)
 		s.evicted++
 	}
-	t := &Track{w: w, key: string(key), marks: make([]int64, w.slots), silent: make([]int64, w.slots), live: true}
+	t := s.alloc(w, key)
 	w.m[t.key] = t
 	s.pushFront(t)
 	s.n++
+	return t
+}
+
+func (s *Store) alloc(w *Window, key []byte) *Track {
+	n := len(s.free)
+	if n == 0 {
+		return &Track{w: w, key: string(key), marks: make([]int64, w.slots), silent: make([]int64, w.slots), live: true}
+	}
+	t := s.free[n-1]
+	s.free[n-1] = nil
+	s.free = s.free[:n-1]
+	marks, silent := t.marks[:0], t.silent[:0]
+	for range w.slots {
+		marks = append(marks, 0)
+		silent = append(silent, 0)
+	}
+	*t = Track{w: w, key: string(key), times: t.times[:0], srcs: t.srcs[:0], logs: t.logs[:0], marks: marks, silent: silent, live: true}
 	return t
 }
 
@@ -134,6 +161,7 @@ func (s *Store) remove(t *Track) {
 	delete(t.w.m, t.key)
 	t.live = false
 	s.n--
+	s.pending = append(s.pending, t)
 }
 
 // Expire forgets up to limit of the least recently used tracks that can no
@@ -177,7 +205,12 @@ func (t *Track) Add(now int64, log, src []byte) {
 	}
 	j := int(t.n % logRing)
 	if len(t.logs) < logRing {
-		t.logs = append(t.logs, append([]byte(nil), log...))
+		if len(t.logs) < cap(t.logs) { // a reused track: keep its buffers
+			t.logs = t.logs[:len(t.logs)+1]
+			t.logs[j] = append(t.logs[j][:0], log...)
+		} else {
+			t.logs = append(t.logs, append([]byte(nil), log...))
+		}
 	} else {
 		t.logs[j] = append(t.logs[j][:0], log...)
 	}

@@ -71,3 +71,26 @@ func TestDifferentSource(t *testing.T) {
 		t.Errorf("count %d, want 2 (y and the current)", n)
 	}
 }
+
+func TestReuseWaitsForBegin(t *testing.T) {
+	s := NewStore(1)
+	w1 := s.NewWindow(10*sec, 5, 2, false)
+	w2 := s.NewWindow(10*sec, 5, 1, false)
+	a := w1.Track([]byte("a"))
+	a.Add(0, []byte("line a"), nil)
+	b := w2.Track([]byte("b")) // evicts a, which the caller still holds
+	if a == b {
+		t.Fatal("a track was reused in the event that evicted it")
+	}
+	b.Add(0, []byte("line b"), nil)
+	s.Begin()
+	c := w1.Track([]byte("c")) // evicts b; reuses a
+	if c != a || c.Count(1, 0, 10*sec, nil) != 0 || len(c.marks) != 2 {
+		t.Errorf("reused track not reset: %+v", c)
+	}
+	c.Add(sec, []byte("line c"), nil)
+	c.Add(2*sec, []byte("line d"), nil)
+	if p := c.Previous(nil, 0, 2*sec, 10*sec, nil); len(p) != 1 || string(p[0]) != "line c" {
+		t.Errorf("previous %q", p)
+	}
+}

@@ -1,0 +1,92 @@
+package correlate
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quietwatch/quietwatch/pkg/record"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestSIGHUPReloadsRules(t *testing.T) {
+	rules := rulesFile(t, `<group name="t"><rule id="100" level="5"><match>[Priority: 1]</match><description>v1</description></rule></group>`)
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	var stderr syncBuffer
+	hup := make(chan os.Signal, 1)
+	code := make(chan int, 1)
+	go func() {
+		code <- run(context.Background(), []string{"correlate", "--no-builtin", "-r", rules}, inR, outW, &stderr, hooks{wall: wallClock, hup: hup})
+		outW.Close()
+	}()
+	out := bufio.NewReader(outR)
+	level := func(sec float64) int {
+		t.Helper()
+		if _, err := io.WriteString(inW, ev(sec, "192.0.2.1", 1)+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		line, err := out.ReadBytes('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a record.Alert
+		if err := record.Unmarshal(line, &a); err != nil {
+			t.Fatal(err)
+		}
+		return a.Rule.Level
+	}
+	waitFor := func(s string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), s); {
+			if time.Now().After(deadline) {
+				t.Fatalf("stderr never said %q: %s", s, stderr.String())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if l := level(0); l != 5 {
+		t.Fatalf("level %d before reload", l)
+	}
+	os.WriteFile(rules, []byte(`<group name="t"><rule id="100" level="9"><match>[Priority: 1]</match><description>v2</description></rule></group>`), 0o600)
+	hup <- nil
+	waitFor("rules reloaded (1 rules)")
+	if l := level(1); l != 9 {
+		t.Errorf("level %d after reload, want 9", l)
+	}
+	os.WriteFile(rules, []byte(`<group name="t"><rule id="100" level="99"/></group>`), 0o600)
+	hup <- nil
+	waitFor("rules not reloaded")
+	if l := level(2); l != 9 {
+		t.Errorf("level %d after a broken reload, want 9 (kept)", l)
+	}
+	inW.Close()
+	io.Copy(io.Discard, out)
+	if c := <-code; c != 0 {
+		t.Errorf("exit %d", c)
+	}
+	if !strings.Contains(stderr.String(), `bad level "99"`) {
+		t.Errorf("the broken reload's error was not reported: %s", stderr.String())
+	}
+}
