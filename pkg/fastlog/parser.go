@@ -47,7 +47,7 @@ type Error struct {
 	Msg string // what is wrong
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("col %d: %s", e.Col, e.Msg) }
+func (e *Error) Error() string { return fmt.Sprintf("%s (column %d)", e.Msg, e.Col) }
 
 // ErrBlank is returned for an empty or all-blank line.
 var ErrBlank = errors.New("blank line")
@@ -118,7 +118,7 @@ func recordStartBefore(b []byte, i int) int {
 // U+FFFD, so the event is kept and its JSON is valid.
 func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 	*ev = record.Event{}
-	if len(bytes.Trim(rec, " \t\r\n\x00")) == 0 {
+	if blank(rec) {
 		return ErrBlank
 	}
 	// Copy the record into the arena so every string of the event aliases
@@ -202,22 +202,18 @@ func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 	}
 	h := trimRight(head)
 	severity := 0
-	if bytes.HasSuffix(h, []byte("]")) && !bytes.HasSuffix(h, stars) {
-		if k := bytes.LastIndex(h, prioMark); k >= 0 {
-			v, ok := atoi(h[k+len(prioMark) : len(h)-1])
-			if !ok {
-				return errAt(bodyCol+k, "bad priority %q", h[k:])
-			}
-			severity = v
-			h = trimRight(h[:k])
+	if k := lastGroup(h, prioMark); k >= 0 {
+		v, ok := atoi(h[k+len(prioMark) : len(h)-1])
+		if !ok {
+			return errAt(bodyCol+k, "bad priority %q", h[k:])
 		}
+		severity = v
+		h = trimRight(h[:k])
 	}
 	category := []byte(nil)
-	if bytes.HasSuffix(h, []byte("]")) && !bytes.HasSuffix(h, stars) {
-		if k := bytes.LastIndex(h, classMark); k >= 0 {
-			category = h[k+len(classMark) : len(h)-1]
-			h = trimRight(h[:k])
-		}
+	if k := lastGroup(h, classMark); k >= 0 {
+		category = h[k+len(classMark) : len(h)-1]
+		h = trimRight(h[:k])
 	}
 	if !bytes.HasSuffix(h, stars) {
 		return errAt(bodyCol+len(h), "no [**] after the message")
@@ -353,6 +349,20 @@ func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 	return nil
 }
 
+// lastGroup returns where the bracketed group that ends h starts, if it
+// starts with mark ("[Priority: "), or -1. The group's text may itself
+// contain brackets (a classification), but the message's [**] is never
+// part of it.
+func lastGroup(h, mark []byte) int {
+	if len(h) == 0 || h[len(h)-1] != ']' || bytes.HasSuffix(h, stars) {
+		return -1
+	}
+	if k := bytes.LastIndexByte(h, '['); k >= 0 && bytes.HasPrefix(h[k:], mark) {
+		return k // the usual case, without a search for the whole mark
+	}
+	return bytes.LastIndex(h, mark)
+}
+
 // parseEndpoint parses an address with an optional :number after it. n is
 // -1 when there is none. withNumber says how to read an ambiguous IPv6
 // address whose last group could be a port.
@@ -446,6 +456,15 @@ func blockingAction(a []byte) bool {
 		}
 	}
 	return false
+}
+
+func blank(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func trimRight(b []byte) []byte {

@@ -1,13 +1,328 @@
-// Package fastparse is the fastparse stage of quietwatch (placeholder until built).
+// Package fastparse is the fastparse stage of quietwatch: it reads
+// Suricata's fast.log (or Snort 2/3 alert_fast), whole or followed like
+// tail -F, and writes one JSON Lines event per alert, with Suricata's EVE
+// field names.
 package fastparse
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	_ "time/tzdata" // --tz works on hosts without a zoneinfo database
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/quietwatch/quietwatch/pkg/command"
+	"github.com/quietwatch/quietwatch/pkg/exitcode"
+	"github.com/quietwatch/quietwatch/pkg/fastlog"
+	"github.com/quietwatch/quietwatch/pkg/follow"
+	"github.com/quietwatch/quietwatch/pkg/record"
 )
 
 // Main runs the stage and returns its exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "fastparse: not built yet")
-	return 1
+	ctx, stop := command.SignalContext(context.Background())
+	defer stop()
+	// SIGHUP (logrotate's usual signal) must not kill us: in follow mode it
+	// makes us look at the file at once.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	wake := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	defer func() { signal.Stop(hup); close(hup) }()
+	return run(ctx, args, stdin, stdout, stderr, wake)
+}
+
+const usageText = `fastparse [flags] [FILE...]        (no FILE, or -: standard input)
+fastparse [flags] -f FILE [--position POSFILE] [--from-start]`
+
+const description = `fastparse turns fast.log alert lines into JSON Lines events with Suricata's
+EVE field names (timestamp, src_ip, src_port, dest_ip, dest_port, proto,
+icmp_type, icmp_code, alert.action/gid/signature_id/rev/signature/category/
+severity), plus full_log (the raw line) and location (the file). It reads
+every fast.log variant: Suricata's (all versions: [Drop], [wDrop], IPv6
+expanded or compressed, ICMP type/code, {PROTO:NNN}, (null), decoder events),
+Snort 2's (year-less, see --year) and Snort 3's alert_fast.
+
+A line it cannot parse gets one diagnostic on stderr (fastparse: FILE:LINE:
+reason) and is skipped; --strict makes that fatal (exit 65). A record glued
+to one Suricata cut short (2047 bytes) is recovered. Invalid UTF-8 is
+replaced by U+FFFD (reported, the event kept).
+
+With -f, fastparse follows FILE like tail -F: complete lines only, across
+rename rotation, copytruncate, deletion and re-creation. --position keeps
+(device, inode, offset) in a file, so a restart resumes exactly where the
+last run stopped. SIGTERM or SIGINT: flush, save the position, exit 0.
+SIGHUP: look at the file now.
+
+Exit status: 0 ok, 1 failure (unreadable file), 2 usage, 65 bad line with
+--strict.
+
+Examples:
+   fastparse -f /var/log/suricata/fast.log --position /var/lib/quietwatch/fastparse.pos |
+     correlate -r /etc/quietwatch/local_rules.xml | tee alerts.jsonl | block --backend ipset
+   fastparse --tz Europe/Berlin old-fast.log | jq -c 'select(.alert.severity == 1)'
+   fastparse --strict --year 2019 snort.alert.fast > events.jsonl`
+
+// defaultPoll is how often a followed file is looked at when it is quiet.
+const defaultPoll = 200 * time.Millisecond
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, wake <-chan struct{}) int {
+	app := &cli.App{
+		Name:        "fastparse",
+		Usage:       "fast.log lines in, JSON Lines events (EVE field names) out",
+		UsageText:   usageText,
+		Description: description,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "tz", Value: "Local", Usage: "`ZONE` of fast.log's timestamps: Local (this machine's), UTC, an IANA name (Europe/Berlin) or an offset (+0200)"},
+			&cli.IntFlag{Name: "year", Usage: "`YEAR` of Snort's year-less timestamps; 0: this year, or last year for a date over a month ahead"},
+			&cli.StringFlag{Name: "location", Usage: "`TEXT` of the events' location field (default: the file's name; stdin for standard input)"},
+			&cli.BoolFlag{Name: "strict", Usage: "stop at the first line that cannot be parsed, exit 65"},
+			&cli.StringFlag{Name: "follow", Aliases: []string{"f"}, Usage: "follow `FILE` like tail -F, for ever"},
+			&cli.StringFlag{Name: "position", Usage: "with -f: keep the read position in `POSFILE` and resume from it"},
+			&cli.BoolFlag{Name: "from-start", Usage: "with -f and no saved position: read FILE from its start, not its end"},
+			&cli.DurationFlag{Name: "poll", Value: defaultPoll, Usage: "with -f: how often to look for new lines (`DURATION`)"},
+			&cli.IntFlag{Name: "max-line", Value: fastLineMax, Usage: "longest line accepted, in `BYTES`; longer ones are reported and skipped"},
+		},
+		Action: func(c *cli.Context) error {
+			s, err := newStage(c, stderr)
+			if err != nil {
+				return err
+			}
+			return s.run(c.Context, c, stdin, wake)
+		},
+	}
+	return command.Run(ctx, app, args, stdin, stdout, stderr)
+}
+
+// fastLineMax is the default --max-line: Suricata cuts alerts at 2 KiB, so
+// a megabyte leaves room for many glued records and nothing legitimate is
+// ever near it.
+const fastLineMax = 1 << 20
+
+// stage is one run of fastparse.
+type stage struct {
+	stderr   io.Writer
+	w        *record.Writer
+	parser   fastlog.Parser // configuration every worker copies
+	location string         // --location, or "" for the input's name
+	strict   bool
+	maxLine  int
+	skipped  int
+}
+
+func newStage(c *cli.Context, stderr io.Writer) (*stage, error) {
+	zone, err := parseZone(c.String("tz"))
+	if err != nil {
+		return nil, command.UsageErrorf("--tz %q: %v", c.String("tz"), err)
+	}
+	year := c.Int("year")
+	if c.IsSet("year") && (year < 1 || year > 9999) {
+		return nil, command.UsageErrorf("--year %d: not a year", year)
+	}
+	if c.Int("max-line") < 64 {
+		return nil, command.UsageErrorf("--max-line %d: too small", c.Int("max-line"))
+	}
+	if c.Duration("poll") <= 0 {
+		return nil, command.UsageErrorf("--poll %v: must be positive", c.Duration("poll"))
+	}
+	if c.String("follow") == "" {
+		if c.IsSet("position") || c.Bool("from-start") {
+			return nil, command.UsageErrorf("--position and --from-start need -f FILE")
+		}
+	} else if c.NArg() > 0 {
+		return nil, command.UsageErrorf("-f follows one file: no FILE arguments with it (got %q)", c.Args().First())
+	}
+	return &stage{
+		stderr:   stderr,
+		w:        record.NewWriter(c.App.Writer),
+		parser:   fastlog.Parser{Zone: zone, Year: year},
+		location: c.String("location"),
+		strict:   c.Bool("strict"),
+		maxLine:  c.Int("max-line"),
+	}, nil
+}
+
+// parseZone reads --tz: Local, UTC, an IANA name or a fixed offset.
+func parseZone(s string) (*time.Location, error) {
+	switch s {
+	case "", "Local", "local":
+		return time.Local, nil
+	case "UTC", "utc", "Z":
+		return time.UTC, nil
+	}
+	if s[0] == '+' || s[0] == '-' {
+		d := strings.ReplaceAll(s[1:], ":", "")
+		if len(d) == 2 {
+			d += "00"
+		}
+		h, err1 := strconv.Atoi(d[:min(2, len(d))])
+		m, err2 := strconv.Atoi(d[min(2, len(d)):])
+		if len(d) != 4 || err1 != nil || err2 != nil || h > 23 || m > 59 {
+			return nil, errors.New("offset must be +HH, +HHMM or +HH:MM")
+		}
+		secs := (h*60 + m) * 60
+		if s[0] == '-' {
+			secs = -secs
+		}
+		return time.FixedZone(s, secs), nil
+	}
+	return time.LoadLocation(s)
+}
+
+func (s *stage) run(ctx context.Context, c *cli.Context, stdin io.Reader, wake <-chan struct{}) error {
+	var err error
+	if name := c.String("follow"); name != "" {
+		err = s.follow(ctx, name, c.String("position"), c.Bool("from-start"), c.Duration("poll"), wake)
+	} else {
+		err = s.files(ctx, c.Args().Slice(), stdin)
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.w.Flush(); err != nil {
+		return err
+	}
+	if s.skipped > 0 {
+		fmt.Fprintf(s.stderr, "fastparse: %d %s skipped\n", s.skipped, plural(s.skipped, "line", "lines"))
+	}
+	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// newWorker returns a worker for the input called name.
+func (s *stage) newWorker(name string) *worker {
+	w := &worker{p: s.parser, strict: s.strict, maxLine: s.maxLine}
+	w.p.Location = name
+	if s.location != "" {
+		w.p.Location = s.location
+	}
+	return w
+}
+
+// emit writes what a worker produced: diagnostics to stderr, events to
+// stdout, each record with one write of its whole line.
+func (s *stage) emit(out, errs []byte, skipped int) error {
+	s.skipped += skipped
+	if len(errs) > 0 {
+		s.stderr.Write(errs)
+	}
+	for len(out) > 0 {
+		i := bytes.IndexByte(out, '\n')
+		if err := s.w.WriteLine(out[:i]); err != nil {
+			return err
+		}
+		out = out[i+1:]
+	}
+	return nil
+}
+
+// follow follows one file until ctx is done, one line at a time: a live
+// log is slow, and catching up after a restart is still fast enough.
+func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool, poll time.Duration, wake <-chan struct{}) error {
+	fl := &follow.Follower{Path: name, MaxLine: s.maxLine, Notify: func(m string) {
+		fmt.Fprintf(s.stderr, "fastparse: %s\n", m)
+	}}
+	var saved *follow.Position
+	if posFile != "" {
+		p, ok, err := follow.LoadPosition(posFile)
+		switch {
+		case err != nil:
+			fmt.Fprintf(s.stderr, "fastparse: %v: ignored, starting as without one\n", err)
+		case ok:
+			saved = &p
+		}
+	}
+	if err := fl.Open(saved, fromStart); err != nil {
+		return err
+	}
+	defer fl.Close()
+
+	w := s.newWorker(name)
+	last := saved
+	lastSave := time.Now()
+	save := func() error {
+		if err := s.w.Flush(); err != nil {
+			return err
+		}
+		if posFile == "" {
+			return nil
+		}
+		pos := fl.Position()
+		if last != nil && pos.Equal(*last) {
+			return nil
+		}
+		if err := follow.SavePosition(posFile, pos); err != nil {
+			return err
+		}
+		last, lastSave = &pos, time.Now()
+		return nil
+	}
+	done := ctx.Done()
+	for n := 1; ; n++ {
+		l, err := fl.Next()
+		if errors.Is(err, follow.ErrNoData) {
+			if err := save(); err != nil {
+				return err
+			}
+			if fl.Wait(ctx, poll, wake) != nil {
+				return nil // SIGTERM: everything written is flushed and saved
+			}
+			continue
+		}
+		if err != nil {
+			if serr := save(); serr != nil {
+				return serr
+			}
+			return fmt.Errorf("follow %s: %w", name, err)
+		}
+		var fatal bool
+		if l.TooLong > 0 {
+			fatal = w.tooLong(l.Name, l.Num, l.TooLong)
+		} else {
+			fatal = w.line(l.Text, l.Name, l.Num, l.Torn)
+		}
+		err = s.emit(w.out, w.errs, w.skipped)
+		w.out, w.errs, w.skipped = w.out[:0], w.errs[:0], 0
+		if err != nil {
+			return err
+		}
+		if fatal {
+			save()
+			return exitcode.Reported(exitcode.DataErr)
+		}
+		select {
+		case <-done:
+			return save()
+		default:
+		}
+		// While catching up there is no pause to save in: save every
+		// second or so.
+		if n%4096 == 0 && time.Since(lastSave) > time.Second {
+			if err := save(); err != nil {
+				return err
+			}
+		}
+	}
 }

@@ -1,0 +1,104 @@
+package fastparse
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/quietwatch/quietwatch/pkg/fastlog"
+	"github.com/quietwatch/quietwatch/pkg/record"
+)
+
+// worker turns lines into encoded events and diagnostics. Every goroutine
+// that parses has its own: the parser reuses its buffers.
+type worker struct {
+	p       fastlog.Parser
+	ev      record.Event
+	strict  bool
+	maxLine int
+
+	out     []byte // encoded events, each ending in a newline
+	errs    []byte // diagnostics, one line each
+	skipped int    // lines skipped
+	msgs    []string
+}
+
+// line parses one input line and appends its event(s) to out. Everything
+// wrong with the line goes into one diagnostic. It reports whether
+// --strict must stop here.
+func (w *worker) line(text []byte, name string, num int64, torn bool) (fatal bool) {
+	w.msgs = w.msgs[:0]
+	lost, blank := false, false
+	if !utf8.Valid(text) {
+		w.msgs = append(w.msgs, fmt.Sprintf("invalid UTF-8 at column %d replaced by U+FFFD", firstInvalid(text)+1))
+	}
+	starts := w.p.Starts(text)
+	for k, start := range starts {
+		if k+1 < len(starts) {
+			w.msgs = append(w.msgs, fmt.Sprintf("record cut short after %d bytes at column %d, the next one glued to it: skipped", starts[k+1]-start, start+1))
+			lost = true
+			continue
+		}
+		err := w.p.Parse(text[start:], &w.ev)
+		pe, _ := err.(*fastlog.Error)
+		switch {
+		case err == nil:
+			w.out = w.ev.AppendJSON(w.out)
+			w.out = append(w.out, '\n')
+			continue
+		case errors.Is(err, fastlog.ErrBlank):
+			blank = true
+			if len(text) > 0 {
+				err = fmt.Errorf("blank line (%d bytes of spaces, tabs or NULs)", len(text))
+			}
+		case pe != nil:
+			lost = true
+			pe.Col += start
+		default:
+			lost = true
+		}
+		msg := err.Error()
+		if torn {
+			msg += " (at the end of a rotated file, without newline)"
+		}
+		w.msgs = append(w.msgs, msg+": skipped")
+	}
+	if len(w.msgs) == 0 {
+		return false
+	}
+	w.diag(name, num, strings.Join(w.msgs, "; "))
+	if lost || blank {
+		w.skipped++
+	}
+	return lost && w.strict // a blank line loses no alert: never fatal
+}
+
+// tooLong reports a line longer than --max-line.
+func (w *worker) tooLong(name string, num int64, size int) (fatal bool) {
+	w.skipped++
+	w.diag(name, num, fmt.Sprintf("line of %d bytes is longer than --max-line %d: skipped", size, w.maxLine))
+	return w.strict
+}
+
+func (w *worker) diag(name string, num int64, msg string) {
+	w.errs = append(w.errs, "fastparse: "...)
+	w.errs = append(w.errs, name...)
+	w.errs = append(w.errs, ':')
+	w.errs = strconv.AppendInt(w.errs, num, 10)
+	w.errs = append(w.errs, ": "...)
+	w.errs = append(w.errs, msg...)
+	w.errs = append(w.errs, '\n')
+}
+
+func firstInvalid(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return 0
+}
