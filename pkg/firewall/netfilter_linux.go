@@ -247,7 +247,10 @@ func (t *IPTables) Add(entries []Entry) error {
 		addrs := byFam[i]
 		switch {
 		case len(addrs) == 1:
-			if err := f.ipt.AppendUnique(table, t.chain, banSpec(addrs[0])...); err != nil {
+			// One process, no check first: this is the latency path. A
+			// duplicate (the rule added by hand too) does no harm: Delete
+			// removes every copy.
+			if err := f.ipt.Append(table, t.chain, banSpec(addrs[0])...); err != nil {
 				return fmt.Errorf("%s: add %s: %w", f.name(), addrs[0], err)
 			}
 		case len(addrs) > 1:
@@ -259,8 +262,8 @@ func (t *IPTables) Add(entries []Entry) error {
 			}
 			var lines []string
 			for _, a := range addrs {
-				if !have[a] {
-					have[a] = true
+				if have[a] == 0 {
+					have[a] = 1
 					lines = append(lines, "-A "+t.chain+" "+strings.Join(banSpec(a), " "))
 				}
 			}
@@ -274,15 +277,16 @@ func (t *IPTables) Add(entries []Entry) error {
 	return nil
 }
 
-func (t *IPTables) present(f *family) (map[netip.Addr]bool, error) {
+// present counts the ban rules for each address in the family's chain.
+func (t *IPTables) present(f *family) (map[netip.Addr]int, error) {
 	rules, err := f.rules(t.chain)
 	if err != nil {
 		return nil, err
 	}
-	have := map[netip.Addr]bool{}
+	have := map[netip.Addr]int{}
 	for _, r := range rules {
 		if a, ok := parseBan(t.chain, r); ok {
-			have[a] = true
+			have[a]++
 		}
 	}
 	return have, nil
@@ -305,11 +309,15 @@ func (t *IPTables) Delete(addrs []netip.Addr) error {
 		addrs := byFam[i]
 		switch {
 		case len(addrs) == 1:
-			if err := f.ipt.DeleteIfExists(table, t.chain, banSpec(addrs[0])...); err != nil {
+			// Every copy: -D until there is none left.
+			for {
+				err := f.ipt.Delete(table, t.chain, banSpec(addrs[0])...)
 				if e, ok := err.(*iptables.Error); ok && e.IsNotExist() {
-					continue
+					break
 				}
-				return fmt.Errorf("%s: delete %s: %w", f.name(), addrs[0], err)
+				if err != nil {
+					return fmt.Errorf("%s: delete %s: %w", f.name(), addrs[0], err)
+				}
 			}
 		case len(addrs) > 1:
 			have, err := t.present(f)
@@ -318,10 +326,10 @@ func (t *IPTables) Delete(addrs []netip.Addr) error {
 			}
 			var lines []string
 			for _, a := range addrs {
-				if have[a] {
-					delete(have, a)
+				for range have[a] {
 					lines = append(lines, "-D "+t.chain+" "+strings.Join(banSpec(a), " "))
 				}
+				delete(have, a)
 			}
 			if len(lines) > 0 {
 				if err := f.runRestore(lines); err != nil {

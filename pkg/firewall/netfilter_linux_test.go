@@ -155,6 +155,20 @@ func TestIPTablesReal(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantList(t, b, v4b)
+	// Copies added by hand (or a lost Add retried) all go with the ban.
+	run(t, "iptables", "-A", "QWTEST", "-s", "198.51.100.7/32", "-j", "DROP")
+	if err := b.Delete([]netip.Addr{v4b}); err != nil {
+		t.Fatal(err)
+	}
+	wantList(t, b)
+	for range 2 {
+		run(t, "iptables", "-A", "QWTEST", "-s", "198.51.100.7/32", "-j", "DROP")
+		run(t, "ip6tables", "-A", "QWTEST", "-s", "2001:db8::7/128", "-j", "DROP")
+	}
+	if err := b.Delete([]netip.Addr{v4b, v6b, v4a}); err != nil {
+		t.Fatal(err)
+	}
+	wantList(t, b)
 	if err := b.Flush(); err != nil {
 		t.Fatal(err)
 	}
