@@ -24,10 +24,19 @@ func (blockedMTA) Send(ctx context.Context, _ string, _ []string, _ []byte) erro
 // alerts/s is the figure that matters (the pipe must never wait for
 // notify).
 func BenchmarkIntake(b *testing.B) {
-	const n = 50000
+	n := 50000
 	var in bytes.Buffer
-	for i := range n {
-		in.WriteString(alertLine(fmt.Sprintf("1589494217.%d", i), fmt.Sprintf("t%d", i), 10))
+	if f := os.Getenv("NOTIFY_BENCH_INPUT"); f != "" { // e.g. correlate's output on genfastlog
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		in.Write(data)
+		n = bytes.Count(data, []byte("\n"))
+	} else {
+		for i := range n {
+			in.WriteString(alertLine(fmt.Sprintf("1589494217.%d", i), fmt.Sprintf("t%d", i), 10))
+		}
 	}
 	b.SetBytes(int64(in.Len()))
 	b.ResetTimer()
@@ -37,7 +46,7 @@ func BenchmarkIntake(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		code := run(context.Background(), []string{"notify", "--to", "root", "--spool", dir, "--exit-wait", "0s"},
+		code := run(context.Background(), []string{"notify", "--to", "root", "--spool", dir, "--exit-wait", "0s", "--min-level", "0"},
 			bytes.NewReader(in.Bytes()), io.Discard, io.Discard, &hooks{transport: blockedMTA{}})
 		if code != 75 {
 			b.Fatalf("exit %d", code)

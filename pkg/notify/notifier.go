@@ -50,11 +50,12 @@ type notifier struct {
 	now    func() time.Time
 	newID  func(time.Time) string
 
-	mu   sync.Mutex
-	b    batcher
-	seq  uint64 // entry numbers in a dry run
-	err  error  // first fatal error of a timer-driven action
-	wake chan struct{}
+	mu     sync.Mutex
+	b      batcher
+	seq    uint64            // entry numbers in a dry run
+	fields record.MailFields // the reader's scratch
+	err    error             // first fatal error of a timer-driven action
+	wake   chan struct{}
 
 	q sendQueue
 }
@@ -123,12 +124,12 @@ func (n *notifier) recover() error {
 		return err
 	}
 	for _, l := range lines {
-		var h alertHead
-		if err := record.Unmarshal(l.Data, &h); err != nil || h.Rule == nil {
+		var f record.MailFields
+		if err := record.ScanMailFields(l.Data, &f); err != nil || !f.HasRule {
 			fmt.Fprintf(n.stderr, "notify: spool journal entry %d: not an alert (skipped)\n", l.Seq)
 			continue
 		}
-		n.b.held = append(n.b.held, &item{seq: l.Seq, level: h.Rule.Level, id: h.ID, raw: l.Data})
+		n.b.held = append(n.b.held, &item{seq: l.Seq, level: f.Level, id: f.ID, raw: l.Data})
 	}
 	if len(pending) > 0 || len(n.b.held) > 0 {
 		fmt.Fprintf(n.stderr, "notify: spool: %d message(s) and %d alert(s) left by an earlier run\n", len(pending), len(n.b.held))
@@ -136,41 +137,29 @@ func (n *notifier) recover() error {
 	return nil
 }
 
-// alertHead is the part of an alert that selection and grouping need;
-// decoding only this keeps intake fast.
-type alertHead struct {
-	ID   string `json:"id"`
-	Rule *struct {
-		Level int   `json:"level"`
-		Mail  *bool `json:"mail"`
-	} `json:"rule"`
-}
-
 // selected reports whether an alert is to be mailed: rule.mail decides
 // when the rule has it (alert_by_email true, no_email_alert false), the
 // level threshold otherwise.
-func (n *notifier) selected(h *alertHead) bool {
-	if h.Rule == nil {
+func (n *notifier) selected(f *record.MailFields) bool {
+	if !f.HasRule {
 		return false
 	}
-	if h.Rule.Mail != nil {
-		return *h.Rule.Mail
+	if f.Mail >= 0 {
+		return f.Mail == 1
 	}
-	return h.Rule.Level >= n.cfg.MinLevel
+	return f.Level >= n.cfg.MinLevel
 }
 
 // add takes one input line.
 func (n *notifier) add(line []byte, lineNo int) error {
-	var h alertHead
-	if err := record.Unmarshal(line, &h); err != nil {
-		if !record.Valid(line) {
-			fmt.Fprintf(n.stderr, "notify: stdin:%d: invalid JSON, skipped\n", lineNo)
-		} else {
-			fmt.Fprintf(n.stderr, "notify: stdin:%d: not an alert: %v, skipped\n", lineNo, shortErr(err))
-		}
+	// Intake decodes only what selection needs; the whole alert is decoded
+	// when a message shows it.
+	f := &n.fields
+	if err := record.ScanMailFields(line, f); err != nil {
+		fmt.Fprintf(n.stderr, "notify: stdin:%d: %v, skipped\n", lineNo, err)
 		return nil
 	}
-	if !n.selected(&h) {
+	if !n.selected(f) {
 		return nil
 	}
 	n.mu.Lock()
@@ -187,7 +176,7 @@ func (n *notifier) add(line []byte, lineNo int) error {
 		seq = n.seq
 	}
 	wasIdle := len(n.b.open) == 0
-	it := &item{seq: seq, level: h.Rule.Level, id: h.ID, raw: append([]byte(nil), line...)}
+	it := &item{seq: seq, level: f.Level, id: f.ID, raw: append([]byte(nil), line...)}
 	if err := n.apply(n.b.add(n.now(), it)); err != nil {
 		return err
 	}

@@ -1,0 +1,110 @@
+package record
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// mailHead is what ScanMailFields must agree with: the same fields
+// decoded by the project's JSON decoder.
+type mailHead struct {
+	ID   string `json:"id"`
+	Rule *struct {
+		Level int   `json:"level"`
+		Mail  *bool `json:"mail"`
+	} `json:"rule"`
+}
+
+func checkScan(t *testing.T, line string) {
+	t.Helper()
+	var f MailFields
+	err := ScanMailFields([]byte(line), &f)
+	var h mailHead
+	// encoding/json is the strict judge of well-formedness (jsoniter's
+	// Valid lets some trailing bytes pass).
+	if !json.Valid([]byte(line)) || Unmarshal([]byte(line), &h) != nil || !strings.HasPrefix(strings.TrimSpace(line), "{") {
+		return // the scanner may accept more; never less, see below
+	}
+	if err != nil {
+		t.Fatalf("%q: %v", line, err)
+	}
+	want := MailFields{ID: h.ID, Mail: -1}
+	if h.Rule != nil {
+		want.HasRule, want.Level = true, h.Rule.Level
+		if h.Rule.Mail != nil {
+			want.Mail = 0
+			if *h.Rule.Mail {
+				want.Mail = 1
+			}
+		}
+	}
+	if f != want {
+		t.Errorf("%q:\n got %+v\nwant %+v", line, f, want)
+	}
+}
+
+func TestScanMailFields(t *testing.T) {
+	for _, l := range []string{
+		`{"id":"1.2","rule":{"id":"300011","level":10,"description":"x"}}`,
+		`{"rule":{"level":3,"mail":true},"id":"a\"b\\"}`,
+		`{"rule":{"level":12,"mail":false}}`,
+		`{"rule":{"level":12,"mail":null,"groups":["a","b"]},"x":[1,{"id":"no"},[]],"id":"top"}`,
+		`  {"a":"\\","b":"\"","id":"\u0041\n"}  `,
+		`{"full_log":"{\"rule\":{\"level\":15}}","rule":{"level":1}}`,
+		`{}`,
+		`{"rule":null}`,
+		`{"rule":"x","id":null}`,
+		`{"n":-1.5e+3,"t":true,"f":false,"z":null,"rule":{"level":-1}}`,
+	} {
+		checkScan(t, l)
+	}
+	for _, bad := range []string{``, `[]`, `"x"`, `{`, `{"id":"x"`, `{"id":"x}`, `{"id":"x",}`, `{"rule":{"level":"9"}}`, `{"a":[1,}`, `{"a":1}x`} {
+		var f MailFields
+		if err := ScanMailFields([]byte(bad), &f); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestScanMailFieldsTestdata runs the scanner over every alert line in the
+// repository's notify test data.
+func TestScanMailFieldsTestdata(t *testing.T) {
+	files, _ := filepath.Glob("../../testdata/notify/*")
+	for _, file := range files {
+		f, err := os.Open(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "{") {
+				checkScan(t, sc.Text())
+			}
+		}
+		f.Close()
+	}
+}
+
+func FuzzScanMailFields(f *testing.F) {
+	f.Add(`{"id":"1.2","rule":{"id":"300011","level":10,"mail":true}}`)
+	f.Add(`{"a":"\\\"","rule":{"level":12,"x":[{"y":null}]},"id":"\u00e9"}`)
+	f.Fuzz(func(t *testing.T, line string) {
+		checkScan(t, line)
+	})
+}
+
+func BenchmarkScanMailFields(b *testing.B) {
+	line := []byte(`{"timestamp":"2020-05-14T22:10:17.001101+0000","event_type":"alert","src_ip":"198.18.65.76","src_port":50894,"dest_ip":"198.51.100.44","dest_port":53,"proto":"UDP","alert":{"action":"allowed","gid":1,"signature_id":2029790,"rev":3,"signature":"ET SCAN ELF/Mirai Variant User-Agent (Inbound)","category":"Attempted Administrator Privilege Gain","severity":1},"full_log":"05/14/2020-22:10:17.001101  [**] [1:2029790:3] ET SCAN ELF/Mirai Variant User-Agent (Inbound) [**] [Classification: Attempted Administrator Privilege Gain] [Priority: 1] {UDP} 198.18.65.76:50894 -> 198.51.100.44:53","location":"stdin","rule":{"id":"300011","level":10,"description":"Suricata level 1 alert","groups":["snort-fast"],"firedtimes":1},"id":"1589494217.1"}`)
+	b.SetBytes(int64(len(line)))
+	var f MailFields
+	for b.Loop() {
+		if err := ScanMailFields(line, &f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
