@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -263,3 +264,40 @@ func TestStateLocked(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// SIGHUP re-reads this host's addresses and the allow file.
+func TestHUP(t *testing.T) {
+	dir := t.TempDir()
+	allow := filepath.Join(dir, "allow")
+	os.WriteFile(allow, []byte("203.0.113.0/24\n"), 0o644)
+	synctest.Test(t, func(t *testing.T) {
+		own := []netip.Addr{mustAddr("198.51.100.44")}
+		e := testEnv()
+		e.ownAddrs = func() ([]netip.Addr, error) { return own, nil }
+		e.hup = make(chan os.Signal, 1)
+		inR, inW := io.Pipe()
+		var out bytes.Buffer
+		done := make(chan int)
+		go func() {
+			done <- command.Run(context.Background(), newApp(e), []string{"block", "--backend", "dry-run", "--state=", "--timeout", "1s", "--allow-file", allow}, inR, &out, io.Discard)
+		}()
+		io.WriteString(inW, alertLine("198.51.100.45", 10, "a")+alertLine("203.0.113.9", 10, "b"))
+		synctest.Wait()
+		own = []netip.Addr{mustAddr("198.51.100.45")}
+		os.WriteFile(allow, []byte("# nobody\n"), 0o644)
+		e.hup <- syscall.SIGHUP
+		synctest.Wait()
+		io.WriteString(inW, alertLine("198.51.100.45", 10, "c")+alertLine("203.0.113.9", 10, "d"))
+		inW.Close()
+		<-done
+		got := out.String()
+		for _, want := range []string{
+			`"action":"add","ip":"198.51.100.45"`, `"ip":"203.0.113.9","alert_id":"b","rule_id":"300011","reason":"allowlisted"`,
+			`"ip":"198.51.100.45","alert_id":"c","rule_id":"300011","reason":"own-address"`, `"action":"add","ip":"203.0.113.9"`,
+		} {
+			if !strings.Contains(got, want) {
+				t.Errorf("output lacks %s:\n%s", want, got)
+			}
+		}
+	})
+}

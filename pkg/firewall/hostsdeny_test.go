@@ -1,10 +1,12 @@
 package firewall
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -113,5 +115,20 @@ func TestFake(t *testing.T) {
 	f.Delete([]netip.Addr{a})
 	if c := f.Calls(); !slices.Equal(c, []string{"add 192.0.2.1", "extend 192.0.2.1", "delete 192.0.2.1"}) {
 		t.Fatalf("calls %q", c)
+	}
+}
+
+// Without iptables on PATH the netfilter backends are unavailable (exit 69).
+func TestUnavailable(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	for _, name := range []string{"iptables", "ipset"} {
+		_, err := New(name, Config{Chain: "QUIETWATCH", Backends: []string{name}})
+		var ue *UnavailableError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "iptables not found") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := New("nft", Config{}); err == nil {
+		t.Error("unknown backend accepted")
 	}
 }
