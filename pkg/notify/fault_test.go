@@ -250,3 +250,48 @@ func TestKill9(t *testing.T) {
 	}
 	checkOnce(t, sm.delivered(t), want)
 }
+
+// TestSIGTERM: a signal (the context's end) stops notify at once with exit
+// 0, even with a hung MTA and an open group; the next run mails it all.
+func TestSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stdout, stderr syncBuffer
+	go func() {
+		done <- run(ctx, []string{"notify", "--to", "root", "--spool", dir, "--group-window", "0", "--max-per-hour", "2"},
+			pr, &stdout, &stderr, &hooks{transport: blockedMTA{}})
+	}()
+	var want []string
+	for i := range 5 {
+		tag := fmt.Sprintf("s%d", i)
+		want = append(want, tag)
+		io.WriteString(pw, alertLine(tag, tag, 10)) //nolint:errcheck
+	}
+	waitFor(t, "3 queued alerts", 30*time.Second, func() bool { return strings.Contains(stdout.String(), `"queued":3`) })
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("notify did not stop on SIGTERM")
+	}
+	pw.Close()
+	mta := &fakeMTA{}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"notify", "--to", "root", "--spool", dir, "--max-per-hour", "0"},
+		strings.NewReader(""), &out, &errOut, &hooks{transport: mta}); code != 0 {
+		t.Fatalf("restart: exit %d: %s", code, errOut.String())
+	}
+	got := map[string]int{}
+	for _, m := range mta.messages() {
+		_, body := decodedBody(t, m)
+		for _, tag := range tags(body) {
+			got[tag]++
+		}
+	}
+	checkOnce(t, got, want)
+}

@@ -8,8 +8,12 @@ package notify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
+	"text/template"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -76,6 +80,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return command.Run(ctx, app, args, stdin, stdout, stderr)
 }
 
+func loadTemplate(file string) (*template.Template, error) {
+	text, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--template: %w", err)
+	}
+	t, err := ParseTemplate(file, string(text))
+	if err != nil {
+		return nil, fmt.Errorf("--template: %w", err)
+	}
+	return t, nil
+}
+
 func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks) error {
 	if c.NArg() > 0 {
 		return command.UsageErrorf("unexpected argument %q: notify reads alerts from stdin", c.Args().First())
@@ -124,14 +140,11 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks)
 		cfg.RetryMin = time.Second
 	}
 	cfg.RetryMax = max(cfg.RetryMax, cfg.RetryMin)
-	if f := c.String("template"); f != "" {
-		text, err := os.ReadFile(f)
+	tmplFile := c.String("template")
+	if tmplFile != "" {
+		t, err := loadTemplate(tmplFile)
 		if err != nil {
-			return exitcode.Errorf(exitcode.Config, "--template: %w", err)
-		}
-		t, err := ParseTemplate(f, string(text))
-		if err != nil {
-			return exitcode.Errorf(exitcode.Config, "--template: %w", err)
+			return exitcode.New(exitcode.Config, err)
 		}
 		cfg.Template = t
 	}
@@ -168,6 +181,28 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks)
 		if h.newID != nil {
 			n.newID = h.newID
 		}
+	}
+	if h == nil {
+		// SIGHUP reloads the template (a broken one keeps the old) and
+		// never ends the stage.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for range hup {
+				if tmplFile == "" {
+					continue
+				}
+				t, err := loadTemplate(tmplFile)
+				if err != nil {
+					fmt.Fprintf(stderr, "notify: SIGHUP: %v (keeping the old template)\n", err)
+					continue
+				}
+				n.mu.Lock()
+				n.render.tmpl = t
+				n.mu.Unlock()
+			}
+		}()
 	}
 	err := n.run(c.Context, stdin)
 	if sp != nil {

@@ -186,14 +186,6 @@ func (n *notifier) add(line []byte, lineNo int) error {
 	return nil
 }
 
-func shortErr(err error) string {
-	s := err.Error()
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return s
-}
-
 func (n *notifier) poke() {
 	select {
 	case n.wake <- struct{}{}:
