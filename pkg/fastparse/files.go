@@ -91,7 +91,9 @@ func (s *stage) read(ctx context.Context, r io.Reader, name string) error {
 			if err == nil {
 				err = s.emit(b.out, b.errs, b.skip)
 				if err == nil && b.fatal {
-					err = exitcode.Reported(exitcode.DataErr)
+					if err = s.w.Flush(); err == nil {
+						err = exitcode.Reported(exitcode.DataErr)
+					}
 				}
 				if err == nil && len(order) == 0 {
 					err = s.w.Flush()

@@ -1,6 +1,7 @@
 package fastparse
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -34,10 +35,17 @@ func (w *worker) line(text []byte, name string, num int64, torn bool) (fatal boo
 	if !utf8.Valid(text) {
 		w.msgs = append(w.msgs, fmt.Sprintf("invalid UTF-8 at column %d replaced by U+FFFD", firstInvalid(text)+1))
 	}
+	if i := bytes.IndexByte(text, 0); i >= 0 && !blankLine(text) {
+		w.msgs = append(w.msgs, fmt.Sprintf("NUL byte at column %d", i+1))
+	}
 	starts := w.p.Starts(text)
 	for k, start := range starts {
 		if k+1 < len(starts) {
-			w.msgs = append(w.msgs, fmt.Sprintf("record cut short after %d bytes at column %d, the next one glued to it: skipped", starts[k+1]-start, start+1))
+			if n := starts[k+1] - start; text[start] >= '0' && text[start] <= '9' {
+				w.msgs = append(w.msgs, fmt.Sprintf("record cut short after %d bytes at column %d, the next one glued to it: skipped", n, start+1))
+			} else {
+				w.msgs = append(w.msgs, fmt.Sprintf("%d bytes of garbage before the record at column %d: skipped", n, start+n+1))
+			}
 			lost = true
 			continue
 		}
@@ -78,7 +86,7 @@ func (w *worker) line(text []byte, name string, num int64, torn bool) (fatal boo
 // tooLong reports a line longer than --max-line.
 func (w *worker) tooLong(name string, num int64, size int) (fatal bool) {
 	w.skipped++
-	w.diag(name, num, fmt.Sprintf("line of %d bytes is longer than --max-line %d: skipped", size, w.maxLine))
+	w.diag(name, num, fmt.Sprintf("line longer than --max-line (%d bytes): skipped", w.maxLine))
 	return w.strict
 }
 
@@ -101,4 +109,13 @@ func firstInvalid(b []byte) int {
 		i += n
 	}
 	return 0
+}
+
+func blankLine(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' && c != 0 {
+			return false
+		}
+	}
+	return true
 }
