@@ -33,9 +33,12 @@ func subcommand(c *cli.Context, e *env, nargs int, body func(m *ban.Manager, out
 	if c.NArg() != nargs {
 		return command.UsageErrorf("%s: want %d argument(s), got %d", c.Command.Name, nargs, c.NArg())
 	}
-	cm, err := setup(c, e)
-	if err != nil {
-		return err
+	cm := &common{state: str(c, "state"), arLog: str(c, "ar-log")}
+	if c.Command.Name != "list" { // list reads only the state
+		var err error
+		if cm, err = setup(c, e); err != nil {
+			return err
+		}
 	}
 	store, closeStore, err := openState(cm.state, e)
 	if err != nil {

@@ -98,7 +98,7 @@ SIGTERM exits at once and leaves live bans in place for the next start.
 SIGHUP re-reads this host's addresses and --allow-file and reopens --ar-log.
 
 Example:
-   tail -F /var/log/suricata/fast.log | fastparse | correlate |
+   fastparse -f /var/log/suricata/fast.log | correlate -r local_rules.xml |
      block --backend ipset --allow 203.0.113.12 --repeat-timeouts 30m,1h,24h \
            --ar-log /var/log/quietwatch/active-responses.log
    cat alerts.jsonl | block --backend dry-run --state '' --timeout 2s
