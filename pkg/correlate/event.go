@@ -1,7 +1,6 @@
 package correlate
 
 import (
-	"net/netip"
 	"strconv"
 	"time"
 
@@ -14,9 +13,9 @@ import (
 // an IDS event, and OSSEC's decoder for snort-fast lines is "snort".
 const decoderName = "snort"
 
-// prepare fills ev from the scanned fields of line. needIP asks for the
-// addresses to be parsed (only rules with srcip/dstip look at them).
-func prepare(ev *event, f *record.EventFields, line []byte, needIP bool) {
+// prepare fills ev from the scanned fields of line (all but the parsed
+// addresses, which only rules with srcip/dstip need).
+func prepare(ev *event, f *record.EventFields, line []byte) {
 	ev.IDS = true
 	ev.Decoder = decoderName
 	ev.src = f.SrcIP
@@ -38,11 +37,6 @@ func prepare(ev *event, f *record.EventFields, line []byte, needIP bool) {
 		b = strconv.AppendInt(b, f.Rev, 10)
 		ev.sigBuf = b
 		ev.SigID = b
-	}
-	ev.SrcIP, ev.DestIP = netip.Addr{}, netip.Addr{}
-	if needIP {
-		ev.SrcIP, _ = netip.ParseAddr(string(f.SrcIP))
-		ev.DestIP, _ = netip.ParseAddr(string(f.DestIP))
 	}
 	ev.ftsHash = seen.NewHash().Add([]byte(decoderName)).Add(ev.SigID).Add(f.SrcIP).Add(f.DestIP)
 }

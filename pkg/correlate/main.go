@@ -8,16 +8,16 @@ package correlate
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sort"
-	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -45,7 +45,7 @@ const usageText = `correlate [-r RULES]... [options] [FILE...] < events.jsonl > 
 
 // Defaults of the flags.
 const (
-	DefaultMaxKeys = 100000
+	DefaultMaxKeys = 50000
 	DefaultMaxFTS  = 1000000
 )
 
@@ -201,51 +201,85 @@ func loadRules(paths []string, builtin bool, stderr io.Writer) (*rule.Set, bool)
 	return set, ok && len(errs) == 0
 }
 
-// pipeline reads events, evaluates them and writes alerts.
+// pipeline reads events, evaluates them and writes alerts. Reading,
+// checking the JSON and picking out the fields (stateless) run in one
+// goroutine, the rules and the writing in the caller's, with batches of
+// lines passed between them: on two cores that nearly doubles throughput.
 type pipeline struct {
-	eng  *Engine
-	cfg  config
-	out  *record.Writer
-	diag *bufio.Writer
+	eng    *Engine
+	cfg    config
+	out    *record.Writer
+	diag   *bufio.Writer
+	hup    <-chan os.Signal
+	reload func()
 
-	mu      sync.Mutex // held while a record is in hand
-	stopped bool
-	hup     <-chan os.Signal
-	reload  func()
+	buf  []byte
+	last int64 // newest time seen, µs
+}
 
+const (
+	batchLines = 256
+	batches    = 4
+)
+
+// item is one input line on its way through the pipeline.
+type item struct {
+	line   []byte
+	lineNo int
+	diag   string // a diagnostic (the line is skipped)
+	blank  bool
 	fields record.EventFields
 	ev     event
-	buf    []byte
-	last   int64 // newest time seen, µs
-	name   string
-	line   int
+	t      int64
+	tOK    bool
+}
+
+type batch struct {
+	name  string
+	data  []byte
+	items []item
+	n     int
+	flush bool  // the input had nothing more buffered: flush after
+	err   error // the input failed after these items
 }
 
 func (p *pipeline) run(ctx context.Context, inputs []string, stdin io.Reader) error {
-	done := make(chan error, 1)
-	go func() { done <- p.readAll(inputs, stdin) }()
+	full := make(chan *batch, batches)
+	free := make(chan *batch, batches)
+	for range batches {
+		free <- &batch{items: make([]item, batchLines), data: make([]byte, 0, 128<<10)}
+	}
+	go p.readAll(inputs, stdin, full, free)
 	var err error
 loop:
 	for {
 		select {
-		case err = <-done:
-			break loop
+		case b, ok := <-full:
+			if !ok {
+				break loop
+			}
+			werr := p.process(b)
+			if werr == nil && b.flush {
+				p.diag.Flush()
+				werr = p.out.Flush()
+			}
+			if b.err != nil && werr == nil {
+				werr = b.err
+			}
+			free <- b
+			if werr != nil {
+				err = werr
+				break loop
+			}
 		case <-p.hup:
-			p.mu.Lock()
 			p.reload()
 			p.diag.Flush()
-			p.mu.Unlock()
 		case <-ctx.Done():
-			// Finish the record in hand, then stop; the reader may stay
+			// Finish the records in hand, then stop; the reader may stay
 			// blocked on a quiet pipe, which ends with the process.
-			p.mu.Lock()
-			p.stopped = true
-			p.mu.Unlock()
 			break loop
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	ferr := p.out.Flush()
 	p.diag.Flush()
 	if err == nil && ferr != nil {
@@ -254,59 +288,94 @@ loop:
 	return err
 }
 
-func (p *pipeline) readAll(inputs []string, stdin io.Reader) error {
+// readAll is the reading goroutine: it fills batches and closes full at
+// the end of the input.
+func (p *pipeline) readAll(inputs []string, stdin io.Reader, full chan<- *batch, free <-chan *batch) {
+	defer close(full)
 	for _, in := range inputs {
 		var r io.Reader = stdin
-		p.name = "stdin"
+		name := "stdin"
 		if in != "-" {
 			f, err := os.Open(in)
 			if err != nil {
-				return exitcode.New(exitcode.Failure, err)
+				b := <-free
+				b.n, b.err = 0, exitcode.New(exitcode.Failure, err)
+				full <- b
+				return
 			}
 			defer f.Close()
-			r, p.name = f, in
+			r, name = f, in
 		}
-		if err := p.read(r); err != nil {
-			return err
+		if !p.read(name, r, full, free) {
+			return
 		}
 	}
-	return nil
 }
 
-func (p *pipeline) read(r io.Reader) error {
+func (p *pipeline) read(name string, r io.Reader, full chan<- *batch, free <-chan *batch) bool {
 	rd := record.NewReader(r, 0)
+	var b *batch
+	get := func() {
+		b = <-free
+		b.name, b.data, b.n, b.flush, b.err = name, b.data[:0], 0, false, nil
+	}
+	get()
 	for {
 		line, err := rd.ReadLine()
-		p.mu.Lock()
-		if p.stopped {
-			p.mu.Unlock()
-			return nil
-		}
-		p.line = rd.Line()
 		var tl *record.LineTooLongError
 		switch {
 		case err == io.EOF:
-			p.mu.Unlock()
-			return nil
+			b.flush = true
+			full <- b
+			return true
 		case errors.As(err, &tl):
-			p.diagf("%s:%d: line of %d bytes is longer than the limit, skipped", p.name, tl.Line, tl.Size)
+			it := &b.items[b.n]
+			b.n++
+			it.lineNo = tl.Line
+			it.diag = fmt.Sprintf("line of %d bytes is longer than the limit, skipped", tl.Size)
 		case err != nil:
-			p.mu.Unlock()
-			return err
+			b.err = err
+			full <- b
+			return false
 		default:
-			if werr := p.record(line); werr != nil {
-				p.mu.Unlock()
-				return werr
-			}
+			it := &b.items[b.n]
+			b.n++
+			start := len(b.data)
+			b.data = append(b.data, line...)
+			it.line = b.data[start:len(b.data):len(b.data)]
+			it.lineNo = rd.Line()
+			scan(it)
 		}
-		if rd.Buffered() == 0 {
-			p.diag.Flush()
-			if ferr := p.out.Flush(); ferr != nil {
-				p.mu.Unlock()
-				return ferr
-			}
+		idle := rd.Buffered() == 0
+		if idle || b.n == len(b.items) {
+			b.flush = idle
+			full <- b
+			get()
 		}
-		p.mu.Unlock()
+	}
+}
+
+// scan does the stateless part of an event: JSON check, fields, match
+// text, timestamp.
+func scan(it *item) {
+	it.diag, it.blank = "", false
+	if len(bytes.TrimSpace(it.line)) == 0 {
+		it.blank = true
+		return
+	}
+	f := &it.fields
+	if err := record.ScanEvent(it.line, f); err != nil {
+		it.diag = err.Error() + ", skipped"
+		return
+	}
+	if f.Own != "" {
+		it.diag = fmt.Sprintf("record already has correlate's %q key (an alert fed back?), skipped", f.Own)
+		return
+	}
+	prepare(&it.ev, f, it.line)
+	it.t, it.tOK = 0, false
+	if f.Timestamp != nil {
+		it.t, it.tOK = parseTime(f.Timestamp)
 	}
 }
 
@@ -316,45 +385,59 @@ func (p *pipeline) diagf(format string, args ...any) {
 	p.diag.WriteByte('\n')
 }
 
-func (p *pipeline) record(line []byte) error {
-	if len(strings.TrimSpace(string(line))) == 0 {
+func (p *pipeline) process(b *batch) error {
+	for i := range b.n {
+		if err := p.record(b.name, &b.items[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *pipeline) record(name string, it *item) error {
+	if it.blank {
 		return nil
 	}
-	f := &p.fields
-	if err := record.ScanEvent(line, f); err != nil {
-		p.diagf("%s:%d: %v, skipped", p.name, p.line, err)
+	if it.diag != "" {
+		p.diagf("%s:%d: %s", name, it.lineNo, it.diag)
 		return nil
 	}
-	if f.Own != "" {
-		p.diagf("%s:%d: record already has correlate's %q key (an alert fed back?), skipped", p.name, p.line, f.Own)
-		return nil
+	f, ev := &it.fields, &it.ev
+	now := p.now(it.t, it.tOK)
+	if p.eng.needIP {
+		ev.SrcIP, _ = netip.ParseAddr(string(f.SrcIP))
+		ev.DestIP, _ = netip.ParseAddr(string(f.DestIP))
+	} else {
+		ev.SrcIP, ev.DestIP = netip.Addr{}, netip.Addr{}
 	}
-	now := p.now(f.Timestamp)
-	ev := &p.ev
-	prepare(ev, f, line, p.eng.needIP)
+	explainf := func(format string, args ...any) {
+		if p.cfg.explain {
+			p.diagf("%s:%d: %s", name, it.lineNo, fmt.Sprintf(format, args...))
+		}
+	}
 	if p.cfg.explain {
 		p.eng.explain = func(depth int, format string, args ...any) {
-			p.diagf("%s:%d: %s%s", p.name, p.line, indent(depth), fmt.Sprintf(format, args...))
+			p.diagf("%s:%d: %s%s", name, it.lineNo, indent(depth), fmt.Sprintf(format, args...))
 		}
-		p.diagf("%s:%d: event at %s, text %q", p.name, p.line, fmtTime(now), ev.Text)
+		explainf("event at %s, text %q", fmtTime(now), ev.Text)
 	}
 	res := p.eng.eval(ev, now)
 	rs := res.rs
 	switch {
 	case rs == nil:
-		p.explainf("no rule matched: no alert")
+		explainf("no rule matched: no alert")
 		return nil
 	case rs.r.Level == 0:
-		p.explainf("result rule %d has level 0: event dropped", rs.r.ID)
+		explainf("result rule %d has level 0: event dropped", rs.r.ID)
 		return nil
 	case rs.r.NoAlert:
-		p.explainf("result rule %d is noalert: no alert", rs.r.ID)
+		explainf("result rule %d is noalert: no alert", rs.r.ID)
 		return nil
 	case rs.r.NoLog:
-		p.explainf("result rule %d has option no_log: no alert written", rs.r.ID)
+		explainf("result rule %d has option no_log: no alert written", rs.r.ID)
 		return nil
 	case rs.r.Level < p.cfg.minLevel:
-		p.explainf("result rule %d level %d is below --min-level %d: not written", rs.r.ID, rs.r.Level, p.cfg.minLevel)
+		explainf("result rule %d level %d is below --min-level %d: not written", rs.r.ID, rs.r.Level, p.cfg.minLevel)
 		return nil
 	}
 	host := p.cfg.hostname
@@ -362,31 +445,21 @@ func (p *pipeline) record(line []byte) error {
 		host = ""
 	}
 	var err error
-	p.buf, err = record.AppendAlert(p.buf[:0], line, &rs.rec, floorDiv(now, 1e6), uint64(p.line), res.prev, host)
+	p.buf, err = record.AppendAlert(p.buf[:0], it.line, &rs.rec, floorDiv(now, 1e6), uint64(it.lineNo), res.prev, host)
 	if err != nil {
-		p.diagf("%s:%d: %v, skipped", p.name, p.line, err)
+		p.diagf("%s:%d: %v, skipped", name, it.lineNo, err)
 		return nil
 	}
-	p.explainf("alert: rule %d level %d", rs.r.ID, rs.r.Level)
+	explainf("alert: rule %d level %d", rs.r.ID, rs.r.Level)
 	return p.out.WriteLine(p.buf)
-}
-
-func (p *pipeline) explainf(format string, args ...any) {
-	if p.cfg.explain {
-		p.diagf("%s:%d: %s", p.name, p.line, fmt.Sprintf(format, args...))
-	}
 }
 
 // now is the time an event is evaluated at. Time never goes backwards: an
 // event older than the newest one seen (or without a readable timestamp)
 // is evaluated at the newest time seen.
-func (p *pipeline) now(ts []byte) int64 {
-	var t int64
-	ok := false
+func (p *pipeline) now(t int64, ok bool) int64 {
 	if p.cfg.wall != nil {
 		t, ok = p.cfg.wall().UnixMicro(), true
-	} else if ts != nil {
-		t, ok = parseTime(ts)
 	}
 	if !ok {
 		if p.last == 0 {

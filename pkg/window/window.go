@@ -78,10 +78,10 @@ type Track struct {
 	times      []int64  // ring
 	srcs       []string // ring, when the window keeps sources
 	logs       [][]byte // ring of the last logRing entries' lines, reused
-	marks      []int64  // per slot: entries below are used up
-	silent     []int64  // per slot: silent until
-	last       int64    // time of the newest entry
-	live       bool
+	// slots holds, per slot i, at 2i the first entry not used up by its
+	// last firing and at 2i+1 the time it is silent until.
+	slots []int64
+	last  int64 // time of the newest entry
 }
 
 // Track returns the track for key, creating it (and evicting the least
@@ -106,17 +106,16 @@ func (w *Window) Track(key []byte) *Track {
 func (s *Store) alloc(w *Window, key []byte) *Track {
 	n := len(s.free)
 	if n == 0 {
-		return &Track{w: w, key: string(key), marks: make([]int64, w.slots), silent: make([]int64, w.slots), live: true}
+		return &Track{w: w, key: string(key), slots: make([]int64, 2*w.slots)}
 	}
 	t := s.free[n-1]
 	s.free[n-1] = nil
 	s.free = s.free[:n-1]
-	marks, silent := t.marks[:0], t.silent[:0]
-	for range w.slots {
-		marks = append(marks, 0)
-		silent = append(silent, 0)
+	slots := t.slots[:0]
+	for range 2 * w.slots {
+		slots = append(slots, 0)
 	}
-	*t = Track{w: w, key: string(key), times: t.times[:0], srcs: t.srcs[:0], logs: t.logs[:0], marks: marks, silent: silent, live: true}
+	*t = Track{w: w, key: string(key), times: t.times[:0], srcs: t.srcs[:0], logs: t.logs[:0], slots: slots}
 	return t
 }
 
@@ -159,7 +158,6 @@ func (s *Store) touch(t *Track) {
 func (s *Store) remove(t *Track) {
 	s.unlink(t)
 	delete(t.w.m, t.key)
-	t.live = false
 	s.n--
 	s.pending = append(s.pending, t)
 }
@@ -180,8 +178,8 @@ func (t *Track) dead(now int64) bool {
 	if t.n > 0 && now-t.last <= t.w.span {
 		return false
 	}
-	for _, u := range t.silent {
-		if now < u {
+	for i := 1; i < len(t.slots); i += 2 {
+		if now < t.slots[i] {
 			return false
 		}
 	}
@@ -237,7 +235,7 @@ func (t *Track) Previous(dst [][]byte, slot int, now, span int64, differentFrom 
 func (t *Track) scan(slot int, now, span int64, diff []byte, prev *[][]byte) int {
 	w := t.w
 	lo := t.n - int64(len(t.times))
-	if m := t.marks[slot]; m > lo {
+	if m := t.slots[2*slot]; m > lo {
 		lo = m
 	}
 	count := 0
@@ -259,14 +257,14 @@ func (t *Track) scan(slot int, now, span int64, diff []byte, prev *[][]byte) int
 // Fire records that slot fired at now: the events it counted are used up,
 // and it is silent for ignore µs.
 func (t *Track) Fire(slot int, now, ignore int64) {
-	t.marks[slot] = t.n
+	t.slots[2*slot] = t.n
 	if ignore > 0 {
-		t.silent[slot] = now + ignore
+		t.slots[2*slot+1] = now + ignore
 	}
 }
 
 // Silent reports whether slot is still silent at now, and until when.
 func (t *Track) Silent(slot int, now int64) (bool, int64) {
-	u := t.silent[slot]
+	u := t.slots[2*slot+1]
 	return now < u, u
 }

@@ -85,7 +85,7 @@ func TestReuseWaitsForBegin(t *testing.T) {
 	b.Add(0, []byte("line b"), nil)
 	s.Begin()
 	c := w1.Track([]byte("c")) // evicts b; reuses a
-	if c != a || c.Count(1, 0, 10*sec, nil) != 0 || len(c.marks) != 2 {
+	if c != a || c.Count(1, 0, 10*sec, nil) != 0 || len(c.slots) != 4 {
 		t.Errorf("reused track not reset: %+v", c)
 	}
 	c.Add(sec, []byte("line c"), nil)
