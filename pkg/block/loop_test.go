@@ -301,3 +301,18 @@ func TestHUP(t *testing.T) {
 		}
 	})
 }
+
+func FuzzParseAllow(f *testing.F) {
+	for _, s := range []string{"203.0.113.0/24", "10.0.0.1", "::ffff:10.0.0.0/104", "2001:db8::/129", "x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := parseAllow(s)
+		if err != nil {
+			return
+		}
+		if !p.IsValid() || p != p.Masked() || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+			t.Fatalf("%q: %v", s, p)
+		}
+	})
+}

@@ -1,7 +1,6 @@
 package firewall
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -65,36 +64,53 @@ func (h *HostsDeny) read() (*hostsFile, error) {
 		f.mode = st.Mode().Perm()
 	}
 	state := 0 // 0 before, 1 inside, 2 after
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	var inside []string
+	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
 		switch {
+		case len(data) == 0:
 		case state == 0 && line == hostsDenyBegin:
 			state = 1
 		case state == 1 && line == hostsDenyEnd:
 			state = 2
 		case state == 1:
-			// Lines in our block we cannot read are dropped: the block
-			// is ours and holds only what Sync and Add wrote.
-			rest, ok := strings.CutPrefix(line, "ALL: ")
-			if !ok {
-				continue
-			}
-			rest = strings.TrimSuffix(strings.TrimPrefix(rest, "["), "]")
-			if a, err := netip.ParseAddr(rest); err == nil {
-				f.ours[a.Unmap()] = true
-			}
+			inside = append(inside, line)
 		case state == 0:
 			f.before = append(f.before, line)
 		default:
 			f.after = append(f.after, line)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("hosts-deny: %s: %w", h.path, err)
+	for _, line := range inside {
+		if a, ok := parseHostsDenyLine(line); ok {
+			f.ours[a] = true
+		} else if state == 1 {
+			// No END mark: the block was cut short (by hand?), so what
+			// follows may be the admin's; keep what is not ours.
+			f.after = append(f.after, line)
+		}
+		// Inside a complete block, a line that is not ours is dropped:
+		// the block holds only what Sync and Add wrote.
 	}
 	return f, nil
+}
+
+// parseHostsDenyLine reads a line that HostsDenyLine wrote.
+func parseHostsDenyLine(line string) (netip.Addr, bool) {
+	rest, ok := strings.CutPrefix(line, "ALL: ")
+	if !ok {
+		return netip.Addr{}, false
+	}
+	if v6, ok := strings.CutPrefix(rest, "["); ok {
+		rest, ok = strings.CutSuffix(v6, "]")
+		if !ok {
+			return netip.Addr{}, false
+		}
+	}
+	a, err := netip.ParseAddr(rest)
+	if err != nil || a.Zone() != "" || a.Is4In6() || HostsDenyLine(a) != line {
+		return netip.Addr{}, false
+	}
+	return a, true
 }
 
 func (h *HostsDeny) write(f *hostsFile) error {

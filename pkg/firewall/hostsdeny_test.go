@@ -132,3 +132,37 @@ func TestUnavailable(t *testing.T) {
 		t.Error("unknown backend accepted")
 	}
 }
+
+// FuzzHostsDeny: whatever the file holds, adding and flushing a ban keeps
+// every line that is not inside a complete block of ours.
+func FuzzHostsDeny(f *testing.F) {
+	f.Add("sshd: 10.0.0.1\n")
+	f.Add(hostsDenyBegin + "\nALL: 192.0.2.1\n" + hostsDenyEnd + "\nALL: 10.0.0.2\n")
+	f.Add(hostsDenyBegin + "\nALL: 192.0.2.1\nsshd: 10.0.0.3\n")
+	f.Add("no newline at the end")
+	f.Fuzz(func(t *testing.T, content string) {
+		if strings.Contains(content, hostsDenyBegin) || strings.Contains(content, hostsDenyEnd) || strings.Contains(content, "\r") {
+			return
+		}
+		path := filepath.Join(t.TempDir(), "hosts.deny")
+		os.WriteFile(path, []byte(content), 0o644)
+		h := NewHostsDeny(path)
+		if err := h.Add([]Entry{{Addr: netip.MustParseAddr("2001:db8::1")}}); err != nil {
+			t.Fatal(err)
+		}
+		if l, err := h.List(); err != nil || len(l) != 1 {
+			t.Fatalf("list %v %v", l, err)
+		}
+		if err := h.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(path)
+		want := content
+		if want != "" && !strings.HasSuffix(want, "\n") {
+			want += "\n"
+		}
+		if string(got) != want {
+			t.Fatalf("file after add+flush:\n%q\nwant:\n%q", got, want)
+		}
+	})
+}
