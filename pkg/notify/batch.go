@@ -33,10 +33,67 @@ func (it *item) full() *record.Alert {
 	return it.alert
 }
 
+// group is a run of alerts that go out (or are held) together. Only the
+// first ones, up to a byte budget, are kept in memory in full: they are
+// what a mail can show (Postfix refuses big messages anyway). The rest are
+// counted; they stay in the spool's journal until their message is made.
+// So memory stays bounded whatever the flood, and no alert is forgotten:
+// the mail says how many it does not show.
+type group struct {
+	items   []*item
+	more    int   // alerts counted but not kept
+	moreTop *item // the first of the highest level among them (for the subject)
+	size    int   // bytes of the kept alerts
+	upto    uint64
+}
+
+func (g *group) add(it *item, budget int) {
+	g.upto = it.seq
+	if g.size < budget {
+		g.items = append(g.items, it)
+		g.size += len(it.raw) + 256 // about what the layout adds per alert
+		return
+	}
+	g.more++
+	if g.moreTop == nil || it.level > g.moreTop.level {
+		g.moreTop = it
+	}
+}
+
+// merge appends o's alerts after g's.
+func (g *group) merge(o *group, budget int) {
+	for _, it := range o.items {
+		g.add(it, budget)
+	}
+	if o.more > 0 {
+		if g.moreTop == nil || o.moreTop.level > g.moreTop.level {
+			g.moreTop = o.moreTop
+		}
+		g.more += o.more
+	}
+	g.upto = o.upto
+}
+
+func (g *group) count() int { return len(g.items) + g.more }
+
+// top returns the first alert of the highest level.
+func (g *group) top() *item {
+	var best *item
+	for _, it := range g.items {
+		if best == nil || it.level > best.level {
+			best = it
+		}
+	}
+	if g.moreTop != nil && (best == nil || g.moreTop.level > best.level) {
+		best = g.moreTop
+	}
+	return best
+}
+
 // outcome is what the batcher decided for some alerts: a mail to send now
 // (a group, or a digest of held alerts), or alerts held back by the limit.
 type outcome struct {
-	items  []*item
+	g      *group
 	digest bool // a digest of alerts the hourly limit held back
 	held   bool // not a mail: the limit held these alerts back
 }
@@ -52,31 +109,48 @@ type outcome struct {
 type batcher struct {
 	window time.Duration
 	max    int // mails per hour; 0: no limit
+	budget int // bytes of alerts a group keeps in full (maxBody if 0)
 
-	open []*item
+	open *group
 	end  time.Time // when the open group closes
-	held []*item
+	held *group
 	sent []time.Time // when recent mails were made, oldest first
+}
+
+func (b *batcher) budgetBytes() int {
+	if b.budget <= 0 {
+		return maxBody
+	}
+	return b.budget
 }
 
 // add takes a new alert at now.
 func (b *batcher) add(now time.Time, it *item) []outcome {
 	out := b.tick(now)
-	if len(b.open) == 0 {
+	if b.open == nil {
+		b.open = &group{}
 		b.end = now.Add(b.window)
 	}
-	b.open = append(b.open, it)
+	b.open.add(it, b.budgetBytes())
 	if b.window <= 0 {
 		out = append(out, b.tick(now)...)
 	}
 	return out
 }
 
+// hold adds an alert left by an earlier run to the held alerts.
+func (b *batcher) hold(it *item) {
+	if b.held == nil {
+		b.held = &group{}
+	}
+	b.held.add(it, b.budgetBytes())
+}
+
 // tick closes the open group if its window is over and releases the held
 // alerts if the limit allows.
 func (b *batcher) tick(now time.Time) []outcome {
 	var out []outcome
-	if len(b.open) > 0 && !now.Before(b.end) {
+	if b.open != nil && !now.Before(b.end) {
 		out = b.closeGroup(now, out)
 	}
 	return b.release(now, out)
@@ -85,7 +159,7 @@ func (b *batcher) tick(now time.Time) []outcome {
 // finish closes the open group at once (end of input).
 func (b *batcher) finish(now time.Time) []outcome {
 	var out []outcome
-	if len(b.open) > 0 {
+	if b.open != nil {
 		out = b.closeGroup(now, out)
 	}
 	return b.release(now, out)
@@ -95,8 +169,8 @@ func (b *batcher) finish(now time.Time) []outcome {
 // end: the digest that would follow).
 func (b *batcher) drain(now time.Time) []outcome {
 	out := b.finish(now)
-	if len(b.held) > 0 {
-		out = append(out, outcome{items: b.held, digest: true})
+	if b.held != nil {
+		out = append(out, outcome{g: b.held, digest: true})
 		b.use(now)
 		b.held = nil
 	}
@@ -107,21 +181,24 @@ func (b *batcher) closeGroup(now time.Time, out []outcome) []outcome {
 	g := b.open
 	b.open = nil
 	switch {
-	case len(b.held) == 0 && b.allowed(now):
+	case b.held == nil && b.allowed(now):
 		b.use(now)
-		return append(out, outcome{items: g})
-	case len(b.held) > 0 && b.allowed(now):
-		b.held = append(b.held, g...) // goes out in the digest, now
+		return append(out, outcome{g: g})
+	case b.held != nil && b.allowed(now):
+		b.held.merge(g, b.budgetBytes()) // goes out in the digest, now
 		return out
 	default:
-		b.held = append(b.held, g...)
-		return append(out, outcome{items: g, held: true})
+		if b.held == nil {
+			b.held = &group{}
+		}
+		b.held.merge(g, b.budgetBytes())
+		return append(out, outcome{g: g, held: true})
 	}
 }
 
 func (b *batcher) release(now time.Time, out []outcome) []outcome {
-	if len(b.held) > 0 && b.allowed(now) {
-		out = append(out, outcome{items: b.held, digest: true})
+	if b.held != nil && b.allowed(now) {
+		out = append(out, outcome{g: b.held, digest: true})
 		b.use(now)
 		b.held = nil
 	}
@@ -155,10 +232,10 @@ func (b *batcher) use(now time.Time) {
 func (b *batcher) next(now time.Time) (time.Time, bool) {
 	var t time.Time
 	ok := false
-	if len(b.open) > 0 {
+	if b.open != nil {
 		t, ok = b.end, true
 	}
-	if len(b.held) > 0 {
+	if b.held != nil {
 		free := now
 		if b.max > 0 {
 			b.prune(now)
@@ -174,4 +251,9 @@ func (b *batcher) next(now time.Time) (time.Time, bool) {
 }
 
 // heldCount returns the number of alerts held back by the limit.
-func (b *batcher) heldCount() int { return len(b.held) }
+func (b *batcher) heldCount() int {
+	if b.held == nil {
+		return 0
+	}
+	return b.held.count()
+}

@@ -33,7 +33,7 @@ func TestBatcherGroupWindow(t *testing.T) {
 		t.Fatalf("next = %v %v", next, ok)
 	}
 	out := b.tick(t0.Add(10 * time.Second))
-	if len(out) != 1 || len(out[0].items) != 2 || out[0].digest || out[0].held {
+	if len(out) != 1 || len(out[0].g.items) != 2 || out[0].digest || out[0].held {
 		t.Fatalf("closing: %+v", out)
 	}
 	// A fixed window: a new alert after the close starts a new group.
@@ -41,7 +41,7 @@ func TestBatcherGroupWindow(t *testing.T) {
 		t.Fatalf("%v", out)
 	}
 	out = b.finish(t0.Add(12 * time.Second))
-	if len(out) != 1 || seqs(out[0].items)[0] != 3 {
+	if len(out) != 1 || seqs(out[0].g.items)[0] != 3 {
 		t.Fatalf("finish: %+v", out)
 	}
 	if _, ok := b.next(t0); ok {
@@ -53,7 +53,7 @@ func TestBatcherZeroWindow(t *testing.T) {
 	b := batcher{}
 	for i := uint64(1); i <= 3; i++ {
 		out := b.add(t0, it(i, 10))
-		if len(out) != 1 || len(out[0].items) != 1 {
+		if len(out) != 1 || len(out[0].g.items) != 1 {
 			t.Fatalf("alert %d: %+v", i, out)
 		}
 	}
@@ -65,9 +65,9 @@ func TestBatcherLimitSlidingHour(t *testing.T) {
 	collect := func(out []outcome) {
 		for _, o := range out {
 			if o.held {
-				held = append(held, seqs(o.items))
+				held = append(held, seqs(o.g.items))
 			} else {
-				mails = append(mails, seqs(o.items))
+				mails = append(mails, seqs(o.g.items))
 			}
 		}
 	}
@@ -108,7 +108,7 @@ func TestBatcherGroupJoinsDigest(t *testing.T) {
 	// with all of them, in order.
 	b.add(t0.Add(60*time.Minute), it(3, 12))
 	out = b.tick(t0.Add(61 * time.Minute))
-	if len(out) != 1 || !out[0].digest || len(out[0].items) != 2 || out[0].items[1].seq != 3 {
+	if len(out) != 1 || !out[0].digest || len(out[0].g.items) != 2 || out[0].g.items[1].seq != 3 {
 		t.Fatalf("%+v", out)
 	}
 }
@@ -122,14 +122,45 @@ func TestBatcherDrain(t *testing.T) {
 		t.Fatalf("finish over the limit sends nothing: %+v", out)
 	}
 	out := b.drain(t0)
-	if len(out) != 1 || !out[0].digest || len(out[0].items) != 2 {
+	if len(out) != 1 || !out[0].digest || len(out[0].g.items) != 2 {
 		t.Fatalf("%+v", out)
 	}
 }
 
 func TestTopAlert(t *testing.T) {
 	items := []*item{it(1, 10), it(2, 12), it(3, 12), it(4, 9)}
-	if a := top(items); a != items[1].alert {
+	g := &group{}
+	for _, i := range items {
+		g.add(i, 1<<20)
+	}
+	if g.top() != items[1] {
 		t.Fatal("the first alert of the highest level gives the subject")
+	}
+}
+
+// TestGroupBudget: past the byte budget alerts are counted, not kept; the
+// highest level among them still gives the subject; merging keeps order.
+func TestGroupBudget(t *testing.T) {
+	g := &group{}
+	for i := uint64(1); i <= 10; i++ {
+		lvl := 10
+		if i == 8 {
+			lvl = 13
+		}
+		x := it(i, lvl)
+		x.raw = make([]byte, 100)
+		g.add(x, 3*356)
+	}
+	if len(g.items) != 3 || g.more != 7 || g.count() != 10 || g.upto != 10 {
+		t.Fatalf("kept %d, more %d, upto %d", len(g.items), g.more, g.upto)
+	}
+	if g.top().seq != 8 {
+		t.Fatalf("top %d", g.top().seq)
+	}
+	h := &group{}
+	h.add(it(11, 9), 1000)
+	h.merge(g, 1000)
+	if h.count() != 11 || h.upto != 10 || h.top().seq != 8 {
+		t.Fatalf("merged: count %d upto %d top %d", h.count(), h.upto, h.top().seq)
 	}
 }

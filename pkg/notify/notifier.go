@@ -119,20 +119,20 @@ func (n *notifier) recover() error {
 	for _, e := range pending {
 		n.q.push(e)
 	}
-	lines, err := n.spool.Unconsumed()
-	if err != nil {
-		return err
-	}
-	for _, l := range lines {
+	err = n.spool.EachUnconsumed(func(l spool.Line) error {
 		var f record.MailFields
 		if err := record.ScanMailFields(l.Data, &f); err != nil || !f.HasRule {
 			fmt.Fprintf(n.stderr, "notify: spool journal entry %d: not an alert (skipped)\n", l.Seq)
-			continue
+			return nil
 		}
-		n.b.held = append(n.b.held, &item{seq: l.Seq, level: f.Level, id: f.ID, raw: l.Data})
+		n.b.hold(&item{seq: l.Seq, level: f.Level, id: f.ID, raw: append([]byte(nil), l.Data...)})
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if len(pending) > 0 || len(n.b.held) > 0 {
-		fmt.Fprintf(n.stderr, "notify: spool: %d message(s) and %d alert(s) left by an earlier run\n", len(pending), len(n.b.held))
+	if len(pending) > 0 || n.b.heldCount() > 0 {
+		fmt.Fprintf(n.stderr, "notify: spool: %d message(s) and %d alert(s) left by an earlier run\n", len(pending), n.b.heldCount())
 	}
 	return nil
 }
@@ -175,7 +175,7 @@ func (n *notifier) add(line []byte, lineNo int) error {
 		n.seq++
 		seq = n.seq
 	}
-	wasIdle := len(n.b.open) == 0
+	wasIdle := n.b.open == nil
 	it := &item{seq: seq, level: f.Level, id: f.ID, raw: append([]byte(nil), line...)}
 	if err := n.apply(n.b.add(n.now(), it)); err != nil {
 		return err
@@ -205,10 +205,17 @@ func (n *notifier) apply(outs []outcome) error {
 
 func (n *notifier) apply1(o outcome) error {
 	now := n.now()
-	ids := alertIDs(o.items)
+	ids := alertIDs(o.g.items)
 	if o.held {
-		n.log.write(now, record.MailInfo{Status: "queued", To: n.cfg.To, Subject: n.render.subject(o.items),
-			Alerts: ids, Queued: n.b.heldCount()})
+		// The record says these alerts are queued: make it true even if
+		// the process is killed right after it.
+		if n.spool != nil {
+			if err := n.spool.Flush(); err != nil {
+				return err
+			}
+		}
+		n.log.write(now, record.MailInfo{Status: "queued", To: n.cfg.To, Subject: n.render.subject(o.g),
+			Alerts: ids, Omitted: o.g.more, Queued: n.b.heldCount()})
 		return nil
 	}
 	id := n.newID(now)
@@ -217,12 +224,12 @@ func (n *notifier) apply1(o outcome) error {
 		fmt.Fprintf(n.stderr, "notify: template: %v (the message uses the built-in layout)\n", err)
 	}
 	raw := m.Bytes()
-	upto := o.items[len(o.items)-1].seq
+	upto := o.g.upto
 	if n.spool == nil {
 		return n.mbox.Write(n.cfg.From, now, raw)
 	}
 	e, err := n.spool.Put(spool.Meta{Upto: upto, Created: now, From: n.cfg.From, To: n.cfg.To,
-		Subject: m.Subject, MessageID: id, Alerts: ids, Digest: o.digest}, raw)
+		Subject: m.Subject, MessageID: id, Alerts: ids, Omitted: o.g.more, Digest: o.digest}, raw)
 	if err != nil {
 		return err
 	}
@@ -337,7 +344,7 @@ func info(status string, e spool.Entry, queued, attempt int, errText string) rec
 		alerts = []string{}
 	}
 	return record.MailInfo{Status: status, To: e.Meta.To, Subject: e.Meta.Subject, Alerts: alerts,
-		Queued: queued, MessageID: e.Meta.MessageID, Digest: e.Meta.Digest, Attempt: attempt, Error: errText}
+		Omitted: e.Meta.Omitted, Queued: queued, MessageID: e.Meta.MessageID, Digest: e.Meta.Digest, Attempt: attempt, Error: errText}
 }
 
 // run reads alerts from in until its end or ctx's, then waits (at most

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"mime/quotedprintable"
 	"net/mail"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -203,4 +204,47 @@ func TestHeldStayInSpool(t *testing.T) {
 			t.Errorf("digest holds %s", got)
 		}
 	})
+}
+
+// TestFlood: a group far bigger than a mail can carry is one message that
+// shows the first alerts (about 4 MiB) and counts the others; the mail log
+// accounts for every alert (listed or counted), and nothing is left in the
+// spool.
+func TestFlood(t *testing.T) {
+	const n = 20000
+	var in strings.Builder
+	for i := range n {
+		in.WriteString(alertLine(fmt.Sprintf("f%05d", i), fmt.Sprintf("f%05d", i), 10))
+	}
+	dir := t.TempDir()
+	mta := &fakeMTA{}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"notify", "--to", "root", "--spool", dir}, strings.NewReader(in.String()),
+		&stdout, &stderr, &hooks{transport: mta})
+	if code != 0 || stderr.Len() > 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	msgs := mta.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	if len(msgs[0]) > 6<<20 {
+		t.Errorf("message of %d bytes", len(msgs[0]))
+	}
+	_, body := decodedBody(t, msgs[0])
+	shown := len(tags(body))
+	recs := mailLog(t, stdout.Bytes())
+	if len(recs) != 1 || recs[0].Mail.Status != "sent" {
+		t.Fatalf("%+v", recs)
+	}
+	m := recs[0].Mail
+	if len(m.Alerts) != shown || m.Omitted != n-shown || shown < 1000 {
+		t.Errorf("shown %d, listed %d, omitted %d", shown, len(m.Alerts), m.Omitted)
+	}
+	if !strings.Contains(body, fmt.Sprintf("%d more alert(s) are not shown", n-shown)) {
+		t.Error("the body does not count the alerts it leaves out")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "journal-*")); len(left) != 0 {
+		t.Errorf("journal left: %v", left)
+	}
 }

@@ -13,8 +13,10 @@ import (
 	"github.com/quietwatch/quietwatch/pkg/record"
 )
 
-// maxBody caps a message body: Postfix refuses messages over 10 MB by
-// default (message_size_limit), and quoted-printable may add a third.
+// maxBody caps the alerts a message shows, in bytes of their JSON lines
+// plus 256 each (about what the layout adds): Postfix refuses messages
+// over 10 MB by default (message_size_limit), and quoted-printable may add
+// a third.
 const maxBody = 4 << 20
 
 // maxDescription caps the description in a subject (in runes).
@@ -50,17 +52,6 @@ type renderer struct {
 	tmpl     *template.Template // nil: the OSSEC layout
 }
 
-// top returns the first alert with the highest level.
-func top(items []*item) *record.Alert {
-	best := items[0]
-	for _, it := range items[1:] {
-		if it.level > best.level {
-			best = it
-		}
-	}
-	return best.full()
-}
-
 func level(a *record.Alert) int {
 	if a.Rule == nil {
 		return 0
@@ -75,9 +66,9 @@ func description(a *record.Alert) string {
 	return a.Rule.Description
 }
 
-// subject returns the subject for items (the highest level's alert).
-func (r *renderer) subject(items []*item) string {
-	a := top(items)
+// subject returns the subject for g (its highest level's alert).
+func (r *renderer) subject(g *group) string {
+	a := g.top().full()
 	d := oneLine(description(a))
 	if utf8.RuneCountInString(d) > maxDescription {
 		d = string([]rune(d)[:maxDescription]) + "…"
@@ -87,22 +78,13 @@ func (r *renderer) subject(items []*item) string {
 
 // body renders the body of a mail holding items.
 func (r *renderer) body(o outcome) (string, error) {
-	alerts := make([]*record.Alert, 0, len(o.items))
-	size := 0
-	omitted := 0
-	for _, it := range o.items {
-		if size > maxBody {
-			omitted++
-			continue
-		}
-		a := clean(it.full())
-		size += len(a.FullLog) + 512
-		for _, p := range a.PreviousOutput {
-			size += len(p) + 1
-		}
-		alerts = append(alerts, a)
+	// The group kept only what fits the size cap; the rest is counted.
+	alerts := make([]*record.Alert, 0, len(o.g.items))
+	for _, it := range o.g.items {
+		alerts = append(alerts, clean(it.full()))
 	}
-	data := TemplateData{Host: r.host, Digest: o.digest, Level: level(top(o.items)), Alerts: alerts, Omitted: omitted, MaxMails: r.maxMails}
+	omitted := o.g.more
+	data := TemplateData{Host: r.host, Digest: o.digest, Level: o.g.top().level, Alerts: alerts, Omitted: omitted, MaxMails: r.maxMails}
 	if r.tmpl != nil {
 		var b bytes.Buffer
 		if err := r.tmpl.Execute(&b, data); err != nil {
@@ -155,7 +137,7 @@ func ossecBody(d TemplateData) string {
 		b.WriteString("\n\n\n --END OF NOTIFICATION\n")
 	}
 	if d.Omitted > 0 {
-		fmt.Fprintf(&b, "\n%d more alert(s) are not shown: the message would exceed %d MiB. The mail log record of this message lists their ids.\n", d.Omitted, maxBody>>20)
+		fmt.Fprintf(&b, "\n%d more alert(s) are not shown: the message would exceed %d MiB.\n", d.Omitted, maxBody>>20)
 	}
 	return b.String()
 }
@@ -229,8 +211,8 @@ func (r *renderer) message(o outcome, now time.Time, msgID string) (*mail.Messag
 		To:        r.to,
 		Date:      now,
 		MessageID: msgID,
-		Subject:   r.subject(o.items),
+		Subject:   r.subject(o.g),
 		Body:      body,
-		Extra:     [][2]string{{"Auto-Submitted", "auto-generated"}, {"X-Quietwatch-Alerts", strconv.Itoa(len(o.items))}},
+		Extra:     [][2]string{{"Auto-Submitted", "auto-generated"}, {"X-Quietwatch-Alerts", strconv.Itoa(o.g.count())}},
 	}, err
 }

@@ -33,6 +33,7 @@ type MailInfo struct {
 	Subject   string   `json:"subject"`
 	Alerts    []string `json:"alerts"`
 	Queued    int      `json:"queued"`
+	Omitted   int      `json:"omitted,omitempty"` // alerts in the message beyond its size cap: counted, not listed
 	MessageID string   `json:"message_id,omitempty"`
 	Digest    bool     `json:"digest,omitempty"`
 	Attempt   int      `json:"attempt,omitempty"`

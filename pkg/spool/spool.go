@@ -53,7 +53,8 @@ type Meta struct {
 	To        []string  `json:"to"`
 	Subject   string    `json:"subject"`
 	MessageID string    `json:"message_id"`
-	Alerts    []string  `json:"alerts"`
+	Alerts    []string  `json:"alerts"`            // the ids of the alerts it shows
+	Omitted   int       `json:"omitted,omitempty"` // alerts it counts but does not show
 	Digest    bool      `json:"digest,omitempty"`
 }
 
@@ -203,13 +204,14 @@ func (s *Spool) State() State {
 	return st
 }
 
-// Unconsumed returns the journal's alert lines that are in no message yet,
-// oldest first. Call it once, after Open.
-func (s *Spool) Unconsumed() ([]Line, error) {
+// EachUnconsumed calls fn, oldest first, with each journal line that is
+// in no message yet. Line.Data is valid only during the call. The journal
+// is streamed, never loaded whole. Call it after Open, before Append.
+func (s *Spool) EachUnconsumed(fn func(Line) error) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []Line
 	files := append([]string(nil), s.jfiles...)
+	consumed := s.state.Consumed
+	s.mu.Unlock()
 	sort.Slice(files, func(i, j int) bool {
 		a, _ := journalBase(files[i])
 		b, _ := journalBase(files[j])
@@ -217,26 +219,33 @@ func (s *Spool) Unconsumed() ([]Line, error) {
 	})
 	for _, name := range files {
 		base, _ := journalBase(name)
-		data, err := os.ReadFile(filepath.Join(s.dir, name))
+		f, err := os.Open(filepath.Join(s.dir, name))
 		if err != nil {
-			return nil, fmt.Errorf("spool: %w", err)
+			return fmt.Errorf("spool: %w", err)
 		}
+		r := record.NewReader(f, 0)
 		seq := base
-		for len(data) > 0 {
-			line := data
-			if i := bytes.IndexByte(data, '\n'); i >= 0 {
-				line = data[:i]
-				data = data[i+1:]
-			} else {
-				data = nil
+		for {
+			line, err := r.ReadLine()
+			if errors.Is(err, io.EOF) {
+				break
 			}
-			if seq > s.state.Consumed {
-				out = append(out, Line{Seq: seq, Data: line})
+			var long *record.LineTooLongError
+			if err != nil && !errors.As(err, &long) {
+				f.Close()
+				return fmt.Errorf("spool: %s: %w", name, err)
+			}
+			if err == nil && seq > consumed {
+				if err := fn(Line{Seq: seq, Data: line}); err != nil {
+					f.Close()
+					return err
+				}
 			}
 			seq++
 		}
+		f.Close()
 	}
-	return out, nil
+	return nil
 }
 
 // Append adds an alert line (without newline) to the journal and returns

@@ -10,6 +10,19 @@ import (
 
 var t0 = time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 
+func unconsumed(t *testing.T, s *Spool) []Line {
+	t.Helper()
+	var out []Line
+	err := s.EachUnconsumed(func(l Line) error {
+		out = append(out, Line{Seq: l.Seq, Data: append([]byte(nil), l.Data...)})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func open(t *testing.T, dir string) *Spool {
 	t.Helper()
 	s, err := Open(dir)
@@ -63,10 +76,7 @@ func TestJournalSurvivesRestart(t *testing.T) {
 
 	s = open(t, dir)
 	defer s.Close()
-	lines, err := s.Unconsumed()
-	if err != nil {
-		t.Fatal(err)
-	}
+	lines := unconsumed(t, s)
 	if len(lines) != 2 || string(lines[0].Data) != "a3" || lines[0].Seq != 3 || string(lines[1].Data) != "a4" || lines[1].Seq != 4 {
 		t.Fatalf("unconsumed %+v", lines)
 	}
@@ -99,7 +109,7 @@ func TestMessageWithoutState(t *testing.T) {
 	}
 	s = open(t, dir)
 	defer s.Close()
-	lines, _ := s.Unconsumed()
+	lines := unconsumed(t, s)
 	if len(lines) != 0 {
 		t.Fatalf("alerts in a spooled message came back: %+v", lines)
 	}
@@ -129,7 +139,7 @@ func TestRemoveAndCompact(t *testing.T) {
 	if p, _ := s.Pending(); len(p) != 0 {
 		t.Fatalf("removed message came back: %+v", p)
 	}
-	lines, _ := s.Unconsumed()
+	lines := unconsumed(t, s)
 	if len(lines) != 1 || lines[0].Seq != 3 {
 		t.Fatalf("%+v", lines)
 	}
@@ -149,7 +159,7 @@ func TestTornJournalLine(t *testing.T) {
 	f.Close()
 	s = open(t, dir)
 	defer s.Close()
-	lines, _ := s.Unconsumed()
+	lines := unconsumed(t, s)
 	if len(lines) != 2 || string(lines[1].Data) != `{"torn` {
 		t.Fatalf("%+v", lines)
 	}
