@@ -243,6 +243,24 @@ func TestIPSetReal(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantList(t, b)
+	// Many members: listing (the kernel answers in several messages) and
+	// Sync see them all.
+	var many []Entry
+	for i := range 5000 {
+		many = append(many, Entry{Addr: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), TTL: time.Hour})
+	}
+	if err := b.Add(many); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := b.List(); err != nil || len(l) != 5000 {
+		t.Fatalf("listed %d of 5000 (%v)", len(l), err)
+	}
+	if err := b.Sync(many[:10]); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := b.List(); err != nil || len(l) != 10 {
+		t.Fatalf("after Sync: %d, want 10 (%v)", len(l), err)
+	}
 	if err := b.Flush(); err != nil {
 		t.Fatal(err)
 	}
