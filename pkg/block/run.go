@@ -129,12 +129,12 @@ func (o *output) openAR() error {
 	if o.arPath == "" {
 		return nil
 	}
-	if o.ar != nil {
-		o.ar.Close()
-	}
 	f, err := os.OpenFile(o.arPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
-		return fmt.Errorf("--ar-log: %w", err)
+		return fmt.Errorf("--ar-log: %w", err) // on SIGHUP: the old file stays in use
+	}
+	if o.ar != nil {
+		o.ar.Close()
 	}
 	o.ar = f
 	return nil
@@ -239,7 +239,7 @@ func runStage(c *cli.Context, e *env) error {
 			timer.Reset(max(0, next.Sub(e.now())))
 			expiry = timer.C
 		} else if eof {
-			return nil
+			return out.flush()
 		}
 		in := items
 		if eof {
