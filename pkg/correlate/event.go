@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/quietwatch/quietwatch/pkg/record"
-	"github.com/quietwatch/quietwatch/pkg/rule"
 	"github.com/quietwatch/quietwatch/pkg/seen"
 )
 
@@ -21,12 +20,11 @@ func prepare(ev *event, f *record.EventFields, line []byte) {
 	ev.src = f.SrcIP
 	if f.FullLog != nil {
 		ev.log = f.FullLog
-		ev.Text = stripStamp(f.FullLog)
+		ev.SetText(stripStamp(f.FullLog))
 	} else {
 		ev.log = record.AppendCompact(ev.log[:0], line)
-		ev.Text = ev.log
+		ev.SetText(ev.log)
 	}
-	ev.Lower = rule.LowerASCII(ev.Lower[:0], ev.Text)
 	ev.SigID = nil
 	if f.HasSig {
 		b := ev.sigBuf[:0]

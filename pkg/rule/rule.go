@@ -86,13 +86,14 @@ type Set struct {
 // ByID returns the rule with the given id, or nil.
 func (s *Set) ByID(id int) *Rule { return s.byID[id] }
 
-// Event is what a rule's own conditions look at.
+// Event is what a rule's own conditions look at. Set Text with SetText.
 type Event struct {
-	Text   []byte // the log text without its timestamp
-	Lower  []byte // Text lower-cased with LowerASCII
-	SrcIP  netip.Addr
-	DestIP netip.Addr
-	SigID  []byte // "gid:sid:rev", nil when the event has none
+	Text    []byte // the log text without its timestamp
+	lower   []byte // Text lower-cased, made when a pattern needs it
+	lowered bool
+	SrcIP   netip.Addr
+	DestIP  netip.Addr
+	SigID   []byte // "gid:sid:rev" (no letters: no case to fold), nil when the event has none
 	// Decoder is the name <decoded_as> compares with ("snort" for IDS
 	// events, as OSSEC's snort-fast decoder).
 	Decoder string
@@ -116,6 +117,26 @@ const (
 	FailDstIP
 )
 
+// SetText sets the log text the patterns test.
+func (ev *Event) SetText(text []byte) {
+	ev.Text, ev.lowered = text, false
+}
+
+func (ev *Event) lowerText() []byte {
+	if !ev.lowered {
+		ev.lower = LowerASCII(ev.lower[:0], ev.Text)
+		ev.lowered = true
+	}
+	return ev.lower
+}
+
+func (m *Match) test(ev *Event) bool {
+	if m.fold {
+		return m.MatchFold(ev.Text)
+	}
+	return m.MatchLower(ev.lowerText())
+}
+
 // Test reports whether the rule's own conditions (everything but
 // if_fts, frequency and ignore, which need memory) hold for ev: OK, or
 // the first condition that failed (Why explains it).
@@ -129,7 +150,7 @@ func (r *Rule) Test(ev *Event) Failure {
 		return FailNoSigID
 	case r.SigID != nil && !r.SigID.MatchLower(ev.SigID):
 		return FailSigID
-	case r.Match != nil && !r.Match.MatchLower(ev.Lower):
+	case r.Match != nil && !r.Match.test(ev):
 		return FailMatch
 	case r.Regex != nil && !r.Regex.Match(ev.Text):
 		return FailRegex

@@ -1,6 +1,7 @@
 package rule
 
 import (
+	"bytes"
 	"net/netip"
 	"os"
 	"strings"
@@ -26,6 +27,10 @@ func TestMatch(t *testing.T) {
 		{"^exact$", "EXACTLY", false},
 		{"a.c", "abc", false}, // '.' is literal
 		{"a.c", "A.C", true},
+		{"[PRIORITY: 1]|x", "a [priority: 1", false},
+		{"[p", "[[P", true},
+		{"^[p$", "[P", true},
+		{"1]$|^zz", "[Priority: 1]", true},
 	}
 	for _, tt := range tests {
 		m, err := CompileMatch(tt.pat)
@@ -35,9 +40,39 @@ func TestMatch(t *testing.T) {
 		if got := m.MatchLower(LowerASCII(nil, []byte(tt.text))); got != tt.want {
 			t.Errorf("match %q on %q = %v, want %v", tt.pat, tt.text, got, tt.want)
 		}
+		if m.CanFold() {
+			if got := m.MatchFold([]byte(tt.text)); got != tt.want {
+				t.Errorf("MatchFold %q on %q = %v, want %v", tt.pat, tt.text, got, tt.want)
+			}
+		}
+		ev := &Event{}
+		ev.SetText([]byte(tt.text))
+		if got := m.test(ev); got != tt.want {
+			t.Errorf("test %q on %q = %v, want %v", tt.pat, tt.text, got, tt.want)
+		}
 	}
 	if _, err := CompileMatch("a||b"); err == nil {
 		t.Error("empty alternative accepted")
+	}
+}
+
+func TestLowerASCII(t *testing.T) {
+	var all []byte
+	for c := 0; c < 256; c++ {
+		all = append(all, byte(c))
+	}
+	for off := 0; off < 9; off++ {
+		in := append(bytes.Repeat([]byte{'Q'}, off), all...)
+		got := LowerASCII([]byte("x"), in)
+		for i, c := range in {
+			want := c
+			if 'A' <= c && c <= 'Z' {
+				want = c + 32
+			}
+			if got[i+1] != want {
+				t.Fatalf("offset %d: byte %#x lowered to %#x", off, c, got[i+1])
+			}
+		}
 	}
 }
 
@@ -240,7 +275,7 @@ func TestVarsOverwriteAndIP(t *testing.T) {
 	if r.Level != 4 || r.Description != "second" || r.Index != 0 {
 		t.Fatalf("overwrite: %+v", r)
 	}
-	ev := &Event{Text: []byte("SCAN"), Lower: []byte("scan"), SrcIP: netip.MustParseAddr("203.0.113.12")}
+	ev := &Event{Text: []byte("SCAN"), SrcIP: netip.MustParseAddr("203.0.113.12")}
 	if r.Test(ev) == OK {
 		t.Error("negated srcip matched the admin")
 	}
@@ -280,7 +315,10 @@ func FuzzRegex(f *testing.F) {
 			r.Match([]byte(text))
 		}
 		if m, err := CompileMatch(pat); err == nil {
-			m.MatchLower(LowerASCII(nil, []byte(text)))
+			want := m.MatchLower(LowerASCII(nil, []byte(text)))
+			if m.CanFold() && m.MatchFold([]byte(text)) != want {
+				t.Fatalf("MatchFold and MatchLower differ for %q on %q", pat, text)
+			}
 		}
 	})
 }
