@@ -196,16 +196,16 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 	for _, al := range alerts {
 		addr, reason := m.judge(al)
 		if reason != "" {
-			d := record.Decision{Timestamp: Stamp(now), Ban: record.Ban{Action: "skip", IP: al.SrcIP, AlertID: al.ID, Reason: reason}}
+			d := record.Decision{Timestamp: Stamp(now), Ban: record.Ban{Action: "skip", IP: clean(al.SrcIP), AlertID: clean(al.ID), Reason: reason}}
 			if al.Rule != nil {
-				d.Ban.RuleID = al.Rule.ID
+				d.Ban.RuleID = clean(al.Rule.ID)
 			}
 			out = append(out, d)
 			continue
 		}
 		if b := m.bans[addr]; b != nil {
 			b.Until = now.Add(b.Timeout)
-			b.AlertID, b.RuleID = al.ID, al.Rule.ID
+			b.AlertID, b.RuleID = clean(al.ID), clean(al.Rule.ID)
 			if !changed[addr] {
 				extends = append(extends, firewall.Entry{Addr: addr})
 			}
@@ -217,7 +217,7 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 		m.offenses[addr] = off
 		offenses[addr] = off
 		t := m.policy.TimeoutFor(off)
-		b := &Ban{Addr: addr, Until: now.Add(t), Timeout: t, Offense: off, Backends: m.names, AlertID: al.ID, RuleID: al.Rule.ID}
+		b := &Ban{Addr: addr, Until: now.Add(t), Timeout: t, Offense: off, Backends: m.names, AlertID: clean(al.ID), RuleID: clean(al.Rule.ID)}
 		m.bans[addr] = b
 		changed[addr] = true
 		adds = append(adds, firewall.Entry{Addr: addr})
@@ -228,11 +228,11 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 	for i := range adds {
 		adds[i] = entry(now, m.bans[adds[i].Addr])
 	}
-	var ext []firewall.Entry
-	for _, e := range extends {
-		if !slices.ContainsFunc(adds, func(x firewall.Entry) bool { return x.Addr == e.Addr }) {
-			ext = append(ext, entry(now, m.bans[e.Addr]))
-		}
+	// extends holds only bans that were live before this batch (an add
+	// marks its address changed, so a later repeat is not listed).
+	ext := make([]firewall.Entry, len(extends))
+	for i, e := range extends {
+		ext[i] = entry(now, m.bans[e.Addr])
 	}
 	var errs []error
 	for _, be := range m.backends {
@@ -258,6 +258,9 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 	}
 	return out, errors.Join(errs...)
 }
+
+// clean makes a string from input valid UTF-8 (records are UTF-8).
+func clean(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
 // NextExpiry returns when the next ban ends, and false if none is live.
 func (m *Manager) NextExpiry() (time.Time, bool) {

@@ -365,3 +365,13 @@ func FuzzParseAddr(f *testing.F) {
 		}
 	})
 }
+
+func TestInvalidUTF8(t *testing.T) {
+	r := newRig(t, ban.Policy{})
+	a := alert("1.2.3.4\xff", 10, "id\xfe")
+	a.Rule.ID = "r\xff"
+	ds := r.handle(t, t0, a, alert("192.0.2.1", 10, "x\xff"))
+	if ds[0].Ban.IP != "1.2.3.4\uFFFD" || ds[0].Ban.AlertID != "id\uFFFD" || ds[0].Ban.RuleID != "r\uFFFD" || ds[1].Ban.AlertID != "x\uFFFD" {
+		t.Fatalf("%+v %+v", ds[0].Ban, ds[1].Ban)
+	}
+}
