@@ -57,13 +57,13 @@ func newIPSet(cfg Config) (*IPSet, error) {
 // Name implements Backend.
 func (*IPSet) Name() string { return "ipset" }
 
+// setTimeout returns the kernel timeout for an entry with ttl left: ttl
+// plus a second, or 0 (no kernel timeout) for a ban longer than the kernel
+// can time, which block's reaper alone then lifts.
 func setTimeout(ttl time.Duration) *uint32 {
-	s := math.Ceil(ttl.Seconds()) + 1
+	s := max(math.Ceil(ttl.Seconds())+1, 1)
 	if s > maxSetTimeout {
-		s = maxSetTimeout
-	}
-	if s < 1 {
-		s = 1
+		s = 0
 	}
 	v := uint32(s)
 	return &v
