@@ -14,6 +14,16 @@ type item struct {
 	id    string
 	raw   []byte        // the alert's line
 	alert *record.Alert // decoded on demand by full
+	// borrowed: raw is the reader's buffer, valid only during add; a group
+	// copies it if it keeps the item (most items of a flood it does not).
+	borrowed bool
+}
+
+func (it *item) own() {
+	if it.borrowed {
+		it.raw = append([]byte(nil), it.raw...)
+		it.borrowed = false
+	}
 }
 
 // full returns the decoded alert. A line that selection could read but
@@ -50,12 +60,14 @@ type group struct {
 func (g *group) add(it *item, budget int) {
 	g.upto = it.seq
 	if g.size < budget {
+		it.own()
 		g.items = append(g.items, it)
 		g.size += len(it.raw) + 256 // about what the layout adds per alert
 		return
 	}
 	g.more++
 	if g.moreTop == nil || it.level > g.moreTop.level {
+		it.own()
 		g.moreTop = it
 	}
 }

@@ -125,7 +125,7 @@ func (n *notifier) recover() error {
 			fmt.Fprintf(n.stderr, "notify: spool journal entry %d: not an alert (skipped)\n", l.Seq)
 			return nil
 		}
-		n.b.hold(&item{seq: l.Seq, level: f.Level, id: f.ID, raw: append([]byte(nil), l.Data...)})
+		n.b.hold(&item{seq: l.Seq, level: f.Level, id: f.ID, raw: l.Data, borrowed: true})
 		return nil
 	})
 	if err != nil {
@@ -176,7 +176,7 @@ func (n *notifier) add(line []byte, lineNo int) error {
 		seq = n.seq
 	}
 	wasIdle := n.b.open == nil
-	it := &item{seq: seq, level: f.Level, id: f.ID, raw: append([]byte(nil), line...)}
+	it := &item{seq: seq, level: f.Level, id: f.ID, raw: line, borrowed: true}
 	if err := n.apply(n.b.add(n.now(), it)); err != nil {
 		return err
 	}
