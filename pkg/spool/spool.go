@@ -83,7 +83,11 @@ type Spool struct {
 	jw      *bufio.Writer
 	jfiles  []string
 	dirty   bool // written since the last fsync
+	closed  bool
 }
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("spool closed")
 
 // Open opens (creating if needed) the spool in dir and locks it.
 func Open(dir string) (*Spool, error) {
@@ -255,6 +259,9 @@ func (s *Spool) EachUnconsumed(fn func(Line) error) error {
 func (s *Spool) Append(line []byte) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
 	if s.journal == nil {
 		name := fmt.Sprintf("journal-%020d.jsonl", s.next)
 		f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o600)
@@ -449,6 +456,7 @@ func (s *Spool) Remove(e Entry) error {
 func (s *Spool) Close() error {
 	err := s.Sync()
 	s.mu.Lock()
+	s.closed = true
 	if s.journal != nil {
 		if cerr := s.journal.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("spool: %w", cerr)
