@@ -45,6 +45,9 @@ func CheckAddress(addr string) error {
 	if addr == "" {
 		return fmt.Errorf("empty address")
 	}
+	if len(addr) > 254 { // RFC 5321's limit for a path
+		return fmt.Errorf("address %.20q...: longer than 254 bytes", addr)
+	}
 	if localPart.MatchString(addr) {
 		return nil
 	}

@@ -171,7 +171,7 @@ func TestCheckAddress(t *testing.T) {
 			t.Errorf("%s: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "a b", "root\n", "Root <root@x>", "a@b, c@d", "<a@b>", "a\r\nBcc: x"} {
+	for _, bad := range []string{"", "a b", "root\n", "Root <root@x>", "a@b, c@d", "<a@b>", "a\r\nBcc: x", strings.Repeat("a", 250) + "@b.cd"} {
 		if err := CheckAddress(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
