@@ -169,6 +169,8 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks)
 		switch {
 		case errors.Is(err, spool.ErrLocked):
 			return exitcode.New(exitcode.TempFail, err)
+		case err != nil && !c.IsSet("spool"):
+			return exitcode.Errorf(exitcode.Config, "--spool (default %s): %w (give --spool DIR, or --dry-run)", DefaultSpool, err)
 		case err != nil:
 			return exitcode.Errorf(exitcode.Config, "--spool: %w", err)
 		}
