@@ -195,7 +195,12 @@ func TestReplay(t *testing.T) {
 		return fastLine(time.Now(), 2024364, "ET SCAN Possible Nmap User-Agent Observed", "Web Application Attack", 1,
 			netip.AddrPortFrom(src, port), s.web(srv.IPv4))
 	}
+	// The admin's alert first: once it is in the alert log, the pipeline is
+	// up, and the attacker's ban latency is measured on a running pipeline.
 	appendLine(t, s.fastlog, nmap(adm.IPv4))
+	if !waitFor(15*time.Second, func() bool { return len(s.alertLogs(t)) == 1 }) {
+		t.Fatalf("the admin's alert did not come through\npipeline stderr:\n%s", s.pipe.stderr.String())
+	}
 	var first time.Time
 	for i := range 5 {
 		if i == 0 {
