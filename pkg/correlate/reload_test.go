@@ -90,3 +90,34 @@ func TestSIGHUPReloadsRules(t *testing.T) {
 		t.Errorf("the broken reload's error was not reported: %s", stderr.String())
 	}
 }
+
+// SIGTERM (the context) ends a run whose input is still open: the alert in
+// hand is out, the first-time-seen keys are saved, exit 0.
+func TestStopSavesState(t *testing.T) {
+	dir := t.TempDir()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"correlate", "-r", howto, "--state", dir}, inR, outW, io.Discard, hooks{wall: wallClock})
+		outW.Close()
+	}()
+	if _, err := io.WriteString(inW, ev(0, "192.0.2.9", 2)+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	out := bufio.NewReader(outR)
+	line, err := out.ReadBytes('\n')
+	if err != nil || !strings.Contains(string(line), `"id":"20100"`) {
+		t.Fatalf("alert %q, %v", line, err)
+	}
+	cancel()
+	io.Copy(io.Discard, out)
+	if c := <-code; c != 0 {
+		t.Errorf("exit %d", c)
+	}
+	if fi, err := os.Stat(dir + "/first-time-seen"); err != nil || fi.Size() == 0 {
+		t.Errorf("state not saved: %v", err)
+	}
+	inW.Close()
+}
