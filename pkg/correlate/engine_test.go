@@ -240,3 +240,22 @@ func TestStripStampAndTime(t *testing.T) {
 		}
 	}
 }
+
+func TestIDsAcrossFiles(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")
+	os.WriteFile(a, []byte(ev(0, "192.0.2.1", 1)+"\n"+ev(0, "192.0.2.1", 1)+"\n"), 0o600)
+	os.WriteFile(b, []byte(ev(0, "192.0.2.1", 1)+"\n"), 0o600)
+	_, alerts, stderr, code := correlate(t, []string{"-r", howto, a, b})
+	var got []string
+	for _, al := range alerts {
+		got = append(got, al.ID)
+	}
+	if code != 0 || stderr != "" || strings.Join(got, " ") != "1589494200.1 1589494200.2 1589494200.3" {
+		t.Errorf("ids %v, exit %d, %s", got, code, stderr)
+	}
+	_, _, stderr, code = correlate(t, []string{"-r", howto, filepath.Join(dir, "none.jsonl")})
+	if code != 1 || !strings.Contains(stderr, "none.jsonl") {
+		t.Errorf("missing input: exit %d, %s", code, stderr)
+	}
+}

@@ -225,7 +225,8 @@ const (
 // item is one input line on its way through the pipeline.
 type item struct {
 	line   []byte
-	lineNo int
+	lineNo int    // in its file
+	seq    uint64 // line number across all inputs: the alert id's second part
 	diag   string // a diagnostic (the line is skipped)
 	blank  bool
 	fields record.EventFields
@@ -292,6 +293,7 @@ loop:
 // the end of the input.
 func (p *pipeline) readAll(inputs []string, stdin io.Reader, full chan<- *batch, free <-chan *batch) {
 	defer close(full)
+	var base uint64
 	for _, in := range inputs {
 		var r io.Reader = stdin
 		name := "stdin"
@@ -306,13 +308,15 @@ func (p *pipeline) readAll(inputs []string, stdin io.Reader, full chan<- *batch,
 			defer f.Close()
 			r, name = f, in
 		}
-		if !p.read(name, r, full, free) {
+		n, ok := p.read(name, r, base, full, free)
+		if !ok {
 			return
 		}
+		base += uint64(n)
 	}
 }
 
-func (p *pipeline) read(name string, r io.Reader, full chan<- *batch, free <-chan *batch) bool {
+func (p *pipeline) read(name string, r io.Reader, base uint64, full chan<- *batch, free <-chan *batch) (int, bool) {
 	rd := record.NewReader(r, 0)
 	var b *batch
 	get := func() {
@@ -327,7 +331,7 @@ func (p *pipeline) read(name string, r io.Reader, full chan<- *batch, free <-cha
 		case err == io.EOF:
 			b.flush = true
 			full <- b
-			return true
+			return rd.Line(), true
 		case errors.As(err, &tl):
 			it := &b.items[b.n]
 			b.n++
@@ -336,7 +340,7 @@ func (p *pipeline) read(name string, r io.Reader, full chan<- *batch, free <-cha
 		case err != nil:
 			b.err = err
 			full <- b
-			return false
+			return rd.Line(), false
 		default:
 			it := &b.items[b.n]
 			b.n++
@@ -344,6 +348,7 @@ func (p *pipeline) read(name string, r io.Reader, full chan<- *batch, free <-cha
 			b.data = append(b.data, line...)
 			it.line = b.data[start:len(b.data):len(b.data)]
 			it.lineNo = rd.Line()
+			it.seq = base + uint64(it.lineNo)
 			scan(it)
 		}
 		idle := rd.Buffered() == 0
@@ -445,7 +450,7 @@ func (p *pipeline) record(name string, it *item) error {
 		host = ""
 	}
 	var err error
-	p.buf, err = record.AppendAlert(p.buf[:0], it.line, &rs.rec, floorDiv(now, 1e6), uint64(it.lineNo), res.prev, host)
+	p.buf, err = record.AppendAlert(p.buf[:0], it.line, &rs.rec, floorDiv(now, 1e6), it.seq, res.prev, host)
 	if err != nil {
 		p.diagf("%s:%d: %v, skipped", name, it.lineNo, err)
 		return nil
