@@ -82,6 +82,13 @@ func newScenarioOn(t *testing.T, lab *hosttest.Lab, fastlog string) *scenario {
 		t.Fatal(err)
 	}
 	s.pipe = startPipeline(t, lab.Srv, env)
+	// Ready when block has set up its chain in both families.
+	if !waitFor(20*time.Second, func() bool {
+		return lab.Srv.Command(t.Context(), "iptables", "-S", "QUIETWATCH").Run() == nil &&
+			lab.Srv.Command(t.Context(), "ip6tables", "-S", "QUIETWATCH").Run() == nil
+	}) {
+		t.Fatalf("pipeline not ready after 20 s\n%s", s.pipe.stderr.String())
+	}
 	return s
 }
 
