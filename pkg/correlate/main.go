@@ -154,6 +154,9 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 		p.eng = newEngine(set, window.NewStore(maxKeys), fts)
 		p.diagf("rules reloaded (%d rules); composite counts start afresh", len(set.Rules))
 	}
+	if ftsPath != "" {
+		p.save = func() error { return fts.Save(ftsPath) }
+	}
 	err := p.run(ctx, inputs, stdin)
 	if ftsPath != "" {
 		if serr := fts.Save(ftsPath); serr != nil {
@@ -212,6 +215,7 @@ type pipeline struct {
 	diag   *bufio.Writer
 	hup    <-chan os.Signal
 	reload func()
+	save   func() error // writes the state, nil without --state
 
 	buf  []byte
 	last int64 // newest time seen, µs
@@ -220,6 +224,9 @@ type pipeline struct {
 const (
 	batchLines = 256
 	batches    = 4
+	// saveEvery is how often the state is written while running (when it
+	// changed), so a crash loses at most this much.
+	saveEvery = time.Minute
 )
 
 // item is one input line on its way through the pipeline.
@@ -251,10 +258,21 @@ func (p *pipeline) run(ctx context.Context, inputs []string, stdin io.Reader) er
 		free <- &batch{items: make([]item, batchLines), data: make([]byte, 0, 128<<10)}
 	}
 	go p.readAll(inputs, stdin, full, free)
+	var tick <-chan time.Time
+	if p.save != nil {
+		t := time.NewTicker(saveEvery)
+		defer t.Stop()
+		tick = t.C
+	}
 	var err error
 loop:
 	for {
 		select {
+		case <-tick:
+			if serr := p.save(); serr != nil {
+				p.diagf("saving first-time-seen keys: %v", serr)
+				p.diag.Flush()
+			}
 		case b, ok := <-full:
 			if !ok {
 				break loop
