@@ -26,12 +26,12 @@ const (
 // event is one input record as the engine sees it.
 type event struct {
 	rule.Event
-	src     []byte // src_ip as written, the same_source_ip key
-	log     []byte // full_log (or the compact record) for previous_output
-	srcSig  []byte // scratch for the keySrcSig key
-	seq     uint64 // for feeding each window once per event
-	ftsHash seen.Hash
-	sigBuf  []byte
+	src    []byte // src_ip as written, the same_source_ip key
+	log    []byte // full_log (or the compact record) for previous_output
+	srcSig []byte // scratch for the keySrcSig key
+	seq    uint64 // for feeding each window once per event
+	dst    []byte // dest_ip as written
+	sigBuf []byte
 }
 
 // winState is a window and how its key is made.
@@ -272,7 +272,9 @@ func (e *Engine) try(rs *ruleState, ev *event, now int64, depth int) (bool, [][]
 			e.say(depth, rs, "matched: %d of %d events %s within %ds", n, r.Frequency, ws.name, r.Timeframe)
 		}
 	} else if r.IfFTS {
-		if !e.fts.FirstTime(ev.ftsHash) {
+		// the key: decoder, signature, source, destination
+		h := seen.NewHash().Add([]byte(decoderName)).Add(ev.SigID).Add(ev.src).Add(ev.dst)
+		if !e.fts.FirstTime(h) {
 			if e.explain != nil {
 				e.say(depth, rs, "no: seen before (if_fts)")
 			}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/quietwatch/quietwatch/pkg/record"
-	"github.com/quietwatch/quietwatch/pkg/seen"
 )
 
 // decoderName is what <decoded_as> compares with: every input record is
@@ -17,7 +16,7 @@ const decoderName = "snort"
 func prepare(ev *event, f *record.EventFields, line []byte) {
 	ev.IDS = true
 	ev.Decoder = decoderName
-	ev.src = f.SrcIP
+	ev.src, ev.dst = f.SrcIP, f.DestIP
 	if f.FullLog != nil {
 		ev.log = f.FullLog
 		ev.SetText(stripStamp(f.FullLog))
@@ -36,7 +35,6 @@ func prepare(ev *event, f *record.EventFields, line []byte) {
 		ev.sigBuf = b
 		ev.SigID = b
 	}
-	ev.ftsHash = seen.NewHash().Add([]byte(decoderName)).Add(ev.SigID).Add(f.SrcIP).Add(f.DestIP)
 }
 
 // stripStamp returns the log text without its leading timestamp, as OSSEC
