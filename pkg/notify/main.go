@@ -70,6 +70,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.StringFlag{Name: "spool", Value: DefaultSpool, Usage: "`DIR` of the durable queue of messages and unmailed alerts"},
 			&cli.StringFlag{Name: "template", Usage: "Go text/template `FILE` for the body (see docs/notify.md)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "write the messages to stdout as an mbox instead of sending them (no spool)"},
+			&cli.StringFlag{Name: "clock", Value: "wall", Usage: "`wall`: time is arrival time; event: the alerts' own timestamps (replays: groups and the hourly limit as they would have been)"},
 			&cli.DurationFlag{Name: "send-timeout", Value: 60 * time.Second, Usage: "kill a sendmail (or drop an SMTP session) that takes longer than `DURATION`, and retry"},
 			&cli.DurationFlag{Name: "retry-min", Value: time.Second, Usage: "first wait after a failed handover; doubles each time"},
 			&cli.DurationFlag{Name: "retry-max", Value: 5 * time.Minute, Usage: "longest wait between retries"},
@@ -127,8 +128,13 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks)
 	if c.IsSet("smtp") && c.IsSet("sendmail") {
 		return command.UsageErrorf("--smtp and --sendmail exclude each other")
 	}
+	clock := c.String("clock")
+	if clock != "wall" && clock != "event" {
+		return command.UsageErrorf("--clock: %q: want wall or event", clock)
+	}
 	cfg := Config{
-		From: from, To: to, Host: host,
+		EventClock: clock == "event",
+		From:       from, To: to, Host: host,
 		MinLevel: c.Int("min-level"), Window: c.Duration("group-window"), MaxPerHour: c.Int("max-per-hour"),
 		SendTimeout: c.Duration("send-timeout"), RetryMin: c.Duration("retry-min"), RetryMax: c.Duration("retry-max"),
 		ExitWait: c.Duration("exit-wait"), SyncEvery: time.Second,
@@ -177,7 +183,7 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks)
 	}
 	n := newNotifier(cfg, sp, tr, stdout, stderr)
 	if h != nil {
-		if h.now != nil {
+		if h.now != nil && !cfg.EventClock {
 			n.now = h.now
 		}
 		if h.newID != nil {

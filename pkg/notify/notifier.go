@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/template"
 	"time"
 
@@ -34,6 +35,7 @@ type Config struct {
 	RetryMax    time.Duration // backoff cap
 	ExitWait    time.Duration // at end of input, how long to wait for the MTA
 	SyncEvery   time.Duration // journal fsync period
+	EventClock  bool          // time is the alerts' own timestamps (replays)
 }
 
 // notifier is one run of the stage. The reader (run's goroutine) never
@@ -56,6 +58,7 @@ type notifier struct {
 	fields record.MailFields // the reader's scratch
 	err    error             // first fatal error of a timer-driven action
 	wake   chan struct{}
+	evNow  atomic.Int64 // with EventClock: the latest alert time, Unix ns (0: none yet)
 
 	q sendQueue
 }
@@ -72,6 +75,9 @@ func newNotifier(cfg Config, sp *spool.Spool, tr mail.Transport, stdout, stderr 
 		wake:   make(chan struct{}, 1),
 	}
 	n.newID = n.messageID
+	if cfg.EventClock {
+		n.now = n.eventNow
+	}
 	if tr == nil {
 		n.mbox = &mail.Mbox{W: stdout}
 	} else {
@@ -86,6 +92,27 @@ func (n *notifier) messageID(now time.Time) string {
 	var r [6]byte
 	rand.Read(r[:]) //nolint:errcheck // never fails
 	return strconv.FormatInt(now.UnixNano(), 36) + "." + hex.EncodeToString(r[:]) + "@" + idHost(n.cfg.Host)
+}
+
+// eventNow is the clock of --clock event: the latest alert timestamp seen
+// (wall time before the first).
+func (n *notifier) eventNow() time.Time {
+	if ns := n.evNow.Load(); ns != 0 {
+		return time.Unix(0, ns).UTC()
+	}
+	return time.Now()
+}
+
+// advance moves the event clock to an alert's timestamp (never back).
+func (n *notifier) advance(ts []byte) {
+	for _, layout := range []string{"2006-01-02T15:04:05.999999999-0700", time.RFC3339Nano} {
+		if t, err := time.Parse(layout, string(ts)); err == nil {
+			if ns := t.UnixNano(); ns > n.evNow.Load() {
+				n.evNow.Store(ns)
+			}
+			return
+		}
+	}
 }
 
 // idHost makes host usable on the right of a Message-ID.
@@ -161,6 +188,9 @@ func (n *notifier) add(line []byte, lineNo int) error {
 	}
 	if !n.selected(f) {
 		return nil
+	}
+	if n.cfg.EventClock {
+		n.advance(f.Timestamp)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -361,8 +391,10 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 		go func() { defer wg.Done(); n.syncer(bg) }()
 	}
 	tickCtx, stopTick := context.WithCancel(bg)
-	wg.Add(1)
-	go func() { defer wg.Done(); n.ticker(tickCtx) }()
+	if !n.cfg.EventClock { // event time moves only with the alerts
+		wg.Add(1)
+		go func() { defer wg.Done(); n.ticker(tickCtx) }()
+	}
 	defer func() {
 		stopBG()
 		wg.Wait()

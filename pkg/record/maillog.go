@@ -54,10 +54,13 @@ func AppendMailLog(dst []byte, r *MailLog) ([]byte, error) {
 // without decoding the rest: a full decode of every alert would cost more
 // than everything else notify does with it.
 type MailFields struct {
-	ID      string // top-level "id"
-	HasRule bool   // a "rule" object is present
-	Level   int    // rule.level
-	Mail    int8   // rule.mail: 1 true, 0 false, -1 absent or null
+	ID string // top-level "id"
+	// Timestamp is the top-level "timestamp" as it is in the line (nil if
+	// absent or not a plain string); valid until line changes.
+	Timestamp []byte
+	HasRule   bool // a "rule" object is present
+	Level     int  // rule.level
+	Mail      int8 // rule.mail: 1 true, 0 false, -1 absent or null
 }
 
 // ScanMailFields fills f from line, one JSON object. It checks the
@@ -77,6 +80,15 @@ func ScanMailFields(line []byte, f *MailFields) error {
 			v, ok := s.string()
 			f.ID = v
 			return ok
+		case "timestamp":
+			if s.i < len(s.b) && s.b[s.i] == '"' {
+				raw, esc, ok := s.rawString()
+				if !esc {
+					f.Timestamp = raw
+				}
+				return ok
+			}
+			return s.skip(1)
 		case "rule":
 			if s.i >= len(s.b) || s.b[s.i] != '{' {
 				return s.skip(1)
