@@ -194,6 +194,9 @@ func (n *notifier) add(line []byte, lineNo int) error {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.err != nil { // a timer-driven action failed (the spool): stop
+		return n.err
+	}
 	var seq uint64
 	if n.spool != nil {
 		s, err := n.spool.Append(line)
@@ -207,13 +210,11 @@ func (n *notifier) add(line []byte, lineNo int) error {
 	}
 	wasIdle := n.b.open == nil
 	it := &item{seq: seq, level: f.Level, id: f.ID, raw: line, borrowed: true}
-	if err := n.apply(n.b.add(n.now(), it)); err != nil {
-		return err
+	outs := n.b.add(n.now(), it)
+	if wasIdle || len(outs) > 0 {
+		n.poke() // the ticker's next deadline may have changed
 	}
-	if wasIdle {
-		n.poke()
-	}
-	return nil
+	return n.apply(outs)
 }
 
 func (n *notifier) poke() {
@@ -283,7 +284,8 @@ func (n *notifier) ticker(ctx context.Context) {
 		n.mu.Lock()
 		now := n.now()
 		if err := n.apply(n.b.tick(now)); err != nil && n.err == nil {
-			n.err = err
+			fmt.Fprintf(n.stderr, "notify: %v\n", err)
+			n.err = exitcode.Reported(exitcode.Failure)
 		}
 		next, ok := n.b.next(now)
 		n.mu.Unlock()
