@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -128,6 +129,11 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks)
 	if c.IsSet("smtp") && c.IsSet("sendmail") {
 		return command.UsageErrorf("--smtp and --sendmail exclude each other")
 	}
+	if c.IsSet("smtp") {
+		if _, _, err := net.SplitHostPort(c.String("smtp")); err != nil {
+			return command.UsageErrorf("--smtp: %v (want HOST:PORT)", err)
+		}
+	}
 	clock := c.String("clock")
 	if clock != "wall" && clock != "event" {
 		return command.UsageErrorf("--clock: %q: want wall or event", clock)
@@ -195,7 +201,10 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks)
 		// never ends the stage.
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
+		defer func() {
+			signal.Stop(hup)
+			close(hup)
+		}()
 		go func() {
 			for range hup {
 				if tmplFile == "" {
