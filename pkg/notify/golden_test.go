@@ -64,6 +64,7 @@ func TestGolden(t *testing.T) {
 					flags = strings.Fields(rest)
 				}
 			}
+			checkMailLog(t, file, ar, input, flags)
 			args := append([]string{"notify", "--dry-run", "--to", "root", "--hostname", "vm"}, flags...)
 			feeds := map[string]func() io.Reader{
 				"whole": func() io.Reader { return bytes.NewReader(input) },
@@ -151,5 +152,49 @@ func checkMbox(t *testing.T, mbox []byte) {
 				t.Errorf("line %d: unexpected header line %q", i+1, line)
 			}
 		}
+	}
+}
+
+// checkMailLog runs a case for real (a fake MTA that accepts everything, a
+// spool in a temporary directory) and compares the mail log records on
+// stdout with the want.jsonl section. Cases with an hourly limit have none:
+// there the order of "queued" and "sent" records depends on timing (see
+// TestHourlyLimit for those).
+func checkMailLog(t *testing.T, file string, ar *txtar.Archive, input []byte, flags []string) {
+	t.Helper()
+	for _, f := range flags {
+		if f == "--max-per-hour" {
+			return
+		}
+	}
+	idx := -1
+	for i, f := range ar.Files {
+		if f.Name == "want.jsonl" {
+			idx = i
+		}
+	}
+	args := append([]string{"notify", "--to", "root", "--hostname", "vm", "--spool", t.TempDir()}, flags...)
+	h := fixedHooks()
+	h.transport = &fakeMTA{}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), args, bytes.NewReader(input), &stdout, &stderr, h); code != 0 {
+		t.Fatalf("mail log run: exit %d: %s", code, stderr.String())
+	}
+	if *update {
+		if idx < 0 {
+			ar.Files = append(ar.Files, txtar.File{Name: "want.jsonl"})
+			idx = len(ar.Files) - 1
+		}
+		ar.Files[idx].Data = stdout.Bytes()
+		if err := os.WriteFile(file, txtar.Format(ar), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if idx < 0 {
+		t.Fatal("no want.jsonl section (run with -update)")
+	}
+	if got, want := stdout.String(), string(ar.Files[idx].Data); got != want {
+		t.Errorf("mail log differs\n--- got ---\n%s--- want ---\n%s", got, want)
 	}
 }
