@@ -287,10 +287,10 @@ func writeQP(b *bytes.Buffer, body string) {
 	lines := strings.SplitAfter(body, "\n")
 	for _, l := range lines {
 		if strings.HasPrefix(l, "From ") {
-			// The writer would copy "F" as is; encode it by hand. A soft
-			// break is not needed: the writer starts a fresh line here.
-			w.Write(nil) //nolint:errcheck // bytes.Buffer never fails
-			w.Close()    //nolint:errcheck
+			// The writer would copy "F" as is; encode it by hand. The
+			// previous line ended with its newline, so the writer holds
+			// nothing: close it, write "=46", go on with a fresh one.
+			w.Close() //nolint:errcheck // bytes.Buffer never fails
 			q.WriteString("=46")
 			w = quotedprintable.NewWriter(&q)
 			l = l[1:]
