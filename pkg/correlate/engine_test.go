@@ -259,3 +259,28 @@ func TestIDsAcrossFiles(t *testing.T) {
 		t.Errorf("missing input: exit %d, %s", code, stderr)
 	}
 }
+
+func TestTreeFeatures(t *testing.T) {
+	p := rulesFile(t, `<var name="ADMIN">203.0.113.12</var>
+<group name="base,">
+  <rule id="10" level="5"><match>[Priority: </match><description>any priority</description></rule>
+</group>
+<group name="local,">
+  <rule id="11" level="0"><if_sid>10</if_sid><id>^1:2024363:</id><description>ignore priority 3</description></rule>
+  <rule id="12" level="7"><if_group>base</if_group><srcip>$ADMIN</srcip><options>no_log</options><description>admin</description></rule>
+  <rule id="13" level="6"><if_sid>10</if_sid><regex>Priority: 2]</regex><description>prio 2</description></rule>
+  <rule id="14" level="9"><if_level>6</if_level><dstip>!198.51.100.0/24</dstip><description>elsewhere</description></rule>
+  <rule id="15" level="4" noalert="1"><if_sid>10</if_sid><match>from-noalert</match><description>quiet</description></rule>
+</group>`)
+	ids, _, stderr, code := correlate(t, []string{"--no-builtin", "-r", p},
+		ev(0, "192.0.2.1", 3),    // 11: level 0, dropped
+		ev(1, "203.0.113.12", 1), // 12: no_log, not written
+		ev(2, "192.0.2.1", 2),    // 13
+		ev(3, "192.0.2.1", 1),    // 10
+		strings.Replace(ev(4, "192.0.2.1", 2), "198.51.100.44", "192.0.2.99", -1), // 13 -> 14 (if_level 6, dstip outside)
+		strings.Replace(ev(5, "192.0.2.1", 1), "TEST", "from-noalert", 1),           // 15 noalert
+	)
+	if code != 0 || stderr != "" || strings.Join(ids, " ") != "13 10 14" {
+		t.Errorf("ids %v (exit %d, %s), want 13 10 14", ids, code, stderr)
+	}
+}

@@ -659,8 +659,10 @@ func (l *loader) link() {
 			}
 		}
 		if r.IfLevel > 0 {
+			// not under other if_level rules: two of them would each be
+			// the other's parent
 			for _, p := range l.rules {
-				if p.Level >= r.IfLevel {
+				if p.Level >= r.IfLevel && p.IfLevel == 0 {
 					addParent(r, p)
 				}
 			}

@@ -293,6 +293,17 @@ func TestVarsOverwriteAndIP(t *testing.T) {
 	}
 }
 
+func TestIfLevelPair(t *testing.T) {
+	s := load(t, Source{"l.xml", []byte(`<group name="g">
+  <rule id="1" level="9"><match>x</match></rule>
+  <rule id="2" level="8"><if_level>6</if_level></rule>
+  <rule id="3" level="9"><if_level>6</if_level></rule>
+</group>`)})
+	if got := ids(s.ByID(1).Children); !equalInts(got, []int{3, 2}) {
+		t.Errorf("children of 1 = %v, want [3 2]", got)
+	}
+}
+
 func FuzzLoad(f *testing.F) {
 	if data, err := os.ReadFile("../../testdata/rules/local_rules.xml"); err == nil {
 		f.Add(data)
