@@ -289,9 +289,10 @@ func writeQP(b *bytes.Buffer, body string) {
 		if strings.HasPrefix(l, "From ") {
 			// The writer would copy "F" as is; encode it by hand. The
 			// previous line ended with its newline, so the writer holds
-			// nothing: close it, write "=46", go on with a fresh one.
+			// nothing: close it, write "=46" and a soft line break (so the
+			// fresh writer's 76-character count stays true), go on.
 			w.Close() //nolint:errcheck // bytes.Buffer never fails
-			q.WriteString("=46")
+			q.WriteString("=46=\r\n")
 			w = quotedprintable.NewWriter(&q)
 			l = l[1:]
 		}

@@ -142,6 +142,7 @@ func TestBodyEncoding(t *testing.T) {
 		{"long", long + "\n", long + "\n", "quoted-printable"},
 		{"from", "From here\n>From there\n", "From here\n>From there\n", "7bit"},
 		{"from-qp", "é\nFrom here\n", "é\nFrom here\n", "quoted-printable"},
+		{"from-qp-long", "é\nFrom " + long + "\n", "é\nFrom " + long + "\n", "quoted-printable"},
 		{"dot", "a\n.\nb\n", "a\n.\nb\n", "7bit"},
 	}
 	for _, c := range cases {
@@ -157,6 +158,14 @@ func TestBodyEncoding(t *testing.T) {
 			body = strings.ReplaceAll(body, "\r\n", "\n")
 			if body != c.want {
 				t.Errorf("body %q, want %q", body, c.want)
+			}
+			if c.cte == "quoted-printable" {
+				_, encoded, _ := strings.Cut(string(raw), "\n\n")
+				for _, l := range strings.Split(encoded, "\n") {
+					if len(l) > 76 {
+						t.Errorf("quoted-printable line of %d characters: %q", len(l), l)
+					}
+				}
 			}
 			if c.name == "from-qp" && bytes.Contains(raw, []byte("\nFrom ")) {
 				t.Error(`a quoted-printable "From " line is not protected`)
