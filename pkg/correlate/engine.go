@@ -26,12 +26,12 @@ const (
 // event is one input record as the engine sees it.
 type event struct {
 	rule.Event
-	src    []byte // src_ip as written, the same_source_ip key
-	log    []byte // full_log (or the compact record) for previous_output
-	srcSig []byte // scratch for the keySrcSig key
-	seq    uint64 // for feeding each window once per event
+	src    []byte // src_ip as written: the same_source_ip key
 	dst    []byte // dest_ip as written
-	sigBuf []byte
+	log    []byte // full_log (or the compact record) for previous_output
+	seq    uint64 // for feeding each window once per event
+	srcSig []byte // scratch for the keySrcSig key
+	sigBuf []byte // scratch for SigID
 }
 
 // winState is a window and how its key is made.
