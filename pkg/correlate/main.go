@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.StringSliceFlag{Name: "rules", Aliases: []string{"r"}, Usage: "load rules from `FILE`, or every *.xml in a directory (repeatable; after the built-in rules)"},
 			&cli.BoolFlag{Name: "no-builtin", Usage: "leave out the built-in IDS rules (20100 first time seen, 20101 IDS alert, ...)"},
 			&cli.BoolFlag{Name: "check", Aliases: []string{"t"}, Usage: "check the rules and exit (0 ok, 78 with every problem listed)"},
-			&cli.StringFlag{Name: "clock", Value: "event", Usage: "`event`: time is each event's timestamp (replays give the same alerts); wall: the time it arrives"},
+			&cli.StringFlag{Name: "clock", Value: "event", Usage: "time `MODE`: event (each event's own timestamp: a replay gives the same alerts) or wall (arrival time)"},
 			&cli.StringFlag{Name: "state", Usage: "keep first-time-seen keys in `DIR` across restarts"},
 			&cli.IntFlag{Name: "max-keys", Value: DefaultMaxKeys, Usage: "track at most `N` keys (source, signature) for composite rules; the least recently used is forgotten"},
 			&cli.IntFlag{Name: "max-fts", Value: DefaultMaxFTS, Usage: "remember at most about `N` first-time-seen keys; the longest unseen are forgotten"},
