@@ -284,3 +284,15 @@ func TestTreeFeatures(t *testing.T) {
 		t.Errorf("ids %v (exit %d, %s), want 13 10 14", ids, code, stderr)
 	}
 }
+
+func TestUsedUpWithoutIgnore(t *testing.T) {
+	p := rulesFile(t, strings.Replace(small, ` ignore="30"`, ``, 1))
+	var lines []string
+	for i := 0; i < 10; i++ {
+		lines = append(lines, ev(float64(i), "192.0.2.1", 1))
+	}
+	ids, _, _, _ := correlate(t, []string{"--no-builtin", "-r", p}, lines...)
+	if want := "1 1 2 1 1 2 1 1 2 1"; strings.Join(ids, " ") != want {
+		t.Errorf("ids %v, want %s (fires on every 3rd, the counted events used up)", ids, want)
+	}
+}
