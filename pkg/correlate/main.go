@@ -143,7 +143,7 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 	if c.NArg() > 0 {
 		inputs = c.Args().Slice()
 	}
-	p := &pipeline{eng: eng, cfg: cfg, out: record.NewWriter(stdout), diag: bufio.NewWriter(stderr), hup: h.hup}
+	p := &pipeline{eng: eng, cfg: cfg, out: &output{w: stdout, buf: make([]byte, 0, outSize+4096)}, diag: bufio.NewWriter(stderr), hup: h.hup}
 	// SIGHUP reloads the rules; with a mistake in them, the old rules stay.
 	p.reload = func() {
 		set, ok := loadRules(rules, builtin, p.diag)
@@ -211,13 +211,12 @@ func loadRules(paths []string, builtin bool, stderr io.Writer) (*rule.Set, bool)
 type pipeline struct {
 	eng    *Engine
 	cfg    config
-	out    *record.Writer
+	out    *output
 	diag   *bufio.Writer
 	hup    <-chan os.Signal
 	reload func()
 	save   func() error // writes the state, nil without --state
 
-	buf  []byte
 	last int64 // newest time seen, µs
 }
 
@@ -468,13 +467,39 @@ func (p *pipeline) record(name string, it *item) error {
 		host = ""
 	}
 	var err error
-	p.buf, err = record.AppendAlert(p.buf[:0], it.line, &rs.rec, floorDiv(now, 1e6), it.seq, res.prev, host)
+	o := p.out
+	o.buf, err = record.AppendAlert(o.buf, it.line, &rs.rec, floorDiv(now, 1e6), it.seq, res.prev, host)
 	if err != nil {
 		p.diagf("%s:%d: %v, skipped", name, it.lineNo, err)
 		return nil
 	}
+	o.buf = append(o.buf, '\n')
 	explainf("alert: rule %d level %d", rs.r.ID, rs.r.Level)
-	return p.out.WriteLine(p.buf)
+	if len(o.buf) >= outSize {
+		return o.Flush()
+	}
+	return nil
+}
+
+// outSize is how many bytes of alerts are collected before one write.
+const outSize = 64 << 10
+
+// output collects whole alert lines, built in place (no copy into a
+// second buffer), and writes them in large chunks; an alert is never
+// split between two writes.
+type output struct {
+	w   io.Writer
+	buf []byte
+}
+
+// Flush writes the collected alerts.
+func (o *output) Flush() error {
+	if len(o.buf) == 0 {
+		return nil
+	}
+	_, err := o.w.Write(o.buf)
+	o.buf = o.buf[:0]
+	return err
 }
 
 // now is the time an event is evaluated at. Time never goes backwards: an
