@@ -278,7 +278,7 @@ func TestTreeFeatures(t *testing.T) {
 		ev(2, "192.0.2.1", 2),    // 13
 		ev(3, "192.0.2.1", 1),    // 10
 		strings.Replace(ev(4, "192.0.2.1", 2), "198.51.100.44", "192.0.2.99", -1), // 13 -> 14 (if_level 6, dstip outside)
-		strings.Replace(ev(5, "192.0.2.1", 1), "TEST", "from-noalert", 1),           // 15 noalert
+		strings.Replace(ev(5, "192.0.2.1", 1), "TEST", "from-noalert", 1),         // 15 noalert
 	)
 	if code != 0 || stderr != "" || strings.Join(ids, " ") != "13 10 14" {
 		t.Errorf("ids %v (exit %d, %s), want 13 10 14", ids, code, stderr)
