@@ -47,7 +47,8 @@ type winState struct {
 type ruleState struct {
 	r     *rule.Rule
 	rec   record.Rule
-	win   *winState // composite: the window it counts in
+	enc   *record.EncodedRule // rec, encoded once
+	win   *winState           // composite: the window it counts in
 	slot  int
 	span  int64       // timeframe, µs
 	quiet int64       // ignore, µs
@@ -86,6 +87,7 @@ func newEngine(set *rule.Set, store *window.Store, fts *seen.Set) *Engine {
 		if r.Frequency == 0 {
 			rs.rec.Timeframe = 0
 		}
+		rs.enc = record.EncodeRule(&rs.rec)
 		e.rules[r.Index] = rs
 		if len(r.SrcIP) > 0 || len(r.DstIP) > 0 {
 			e.needIP = true

@@ -468,7 +468,7 @@ func (p *pipeline) record(name string, it *item) error {
 	}
 	var err error
 	o := p.out
-	o.buf, err = record.AppendAlert(o.buf, it.line, &rs.rec, floorDiv(now, 1e6), it.seq, res.prev, host)
+	o.buf, err = rs.enc.AppendAlert(o.buf, it.line, rs.rec.FiredTimes, floorDiv(now, 1e6), it.seq, res.prev, host)
 	if err != nil {
 		p.diagf("%s:%d: %v, skipped", name, it.lineNo, err)
 		return nil

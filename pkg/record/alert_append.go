@@ -450,6 +450,66 @@ func AppendCompact(dst, obj []byte) []byte {
 // and "hostname" when host is not empty. event must be a JSON object
 // (ScanEvent said so).
 func AppendAlert(dst, event []byte, r *Rule, sec int64, seq uint64, prev [][]byte, host string) ([]byte, error) {
+	return EncodeRule(r).AppendAlert(dst, event, r.FiredTimes, sec, seq, prev, host)
+}
+
+// EncodedRule is a Rule encoded once, all but its firedtimes, for writing
+// many alerts of the same rule.
+type EncodedRule struct {
+	head []byte // from '{' up to the field before firedtimes
+	tail []byte // the fields after firedtimes and '}'
+}
+
+// EncodeRule encodes r (its FiredTimes is supplied per alert).
+func EncodeRule(r *Rule) *EncodedRule {
+	e := &EncodedRule{}
+	e.head = append(e.head, `{"id":`...)
+	e.head = AppendString(e.head, r.ID)
+	e.head = append(e.head, `,"level":`...)
+	e.head = strconv.AppendInt(e.head, int64(r.Level), 10)
+	e.head = append(e.head, `,"description":`...)
+	e.head = AppendString(e.head, r.Description)
+	if len(r.Groups) > 0 {
+		e.head = append(e.head, `,"groups":[`...)
+		for i, g := range r.Groups {
+			if i > 0 {
+				e.head = append(e.head, ',')
+			}
+			e.head = AppendString(e.head, g)
+		}
+		e.head = append(e.head, ']')
+	}
+	if r.Frequency != 0 {
+		e.head = append(e.head, `,"frequency":`...)
+		e.head = strconv.AppendInt(e.head, int64(r.Frequency), 10)
+	}
+	if r.Timeframe != 0 {
+		e.head = append(e.head, `,"timeframe":`...)
+		e.head = strconv.AppendInt(e.head, int64(r.Timeframe), 10)
+	}
+	if r.Mail != nil {
+		if *r.Mail {
+			e.tail = append(e.tail, `,"mail":true`...)
+		} else {
+			e.tail = append(e.tail, `,"mail":false`...)
+		}
+	}
+	e.tail = append(e.tail, '}')
+	return e
+}
+
+func (e *EncodedRule) appendRule(dst []byte, firedTimes int) []byte {
+	dst = append(dst, e.head...)
+	if firedTimes != 0 {
+		dst = append(dst, `,"firedtimes":`...)
+		dst = strconv.AppendInt(dst, int64(firedTimes), 10)
+	}
+	return append(dst, e.tail...)
+}
+
+// AppendAlert is AppendAlert for the encoded rule with the given
+// firedtimes.
+func (e *EncodedRule) AppendAlert(dst, event []byte, firedTimes int, sec int64, seq uint64, prev [][]byte, host string) ([]byte, error) {
 	n := len(dst)
 	dst = append(dst, event...)
 	// a placeholder value keeps AppendField's checks; it is cut off below
@@ -458,7 +518,7 @@ func AppendAlert(dst, event []byte, r *Rule, sec int64, seq uint64, prev [][]byt
 		return dst[:n], err
 	}
 	dst = append(dst[:n], out[:len(out)-2]...)
-	dst = appendRule(dst, r)
+	dst = e.appendRule(dst, firedTimes)
 	dst = append(dst, `,"id":"`...)
 	dst = strconv.AppendInt(dst, sec, 10)
 	dst = append(dst, '.')
@@ -479,43 +539,4 @@ func AppendAlert(dst, event []byte, r *Rule, sec int64, seq uint64, prev [][]byt
 		dst = AppendString(dst, host)
 	}
 	return append(dst, '}'), nil
-}
-
-func appendRule(dst []byte, r *Rule) []byte {
-	dst = append(dst, `{"id":`...)
-	dst = AppendString(dst, r.ID)
-	dst = append(dst, `,"level":`...)
-	dst = strconv.AppendInt(dst, int64(r.Level), 10)
-	dst = append(dst, `,"description":`...)
-	dst = AppendString(dst, r.Description)
-	if len(r.Groups) > 0 {
-		dst = append(dst, `,"groups":[`...)
-		for i, g := range r.Groups {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = AppendString(dst, g)
-		}
-		dst = append(dst, ']')
-	}
-	if r.Frequency != 0 {
-		dst = append(dst, `,"frequency":`...)
-		dst = strconv.AppendInt(dst, int64(r.Frequency), 10)
-	}
-	if r.Timeframe != 0 {
-		dst = append(dst, `,"timeframe":`...)
-		dst = strconv.AppendInt(dst, int64(r.Timeframe), 10)
-	}
-	if r.FiredTimes != 0 {
-		dst = append(dst, `,"firedtimes":`...)
-		dst = strconv.AppendInt(dst, int64(r.FiredTimes), 10)
-	}
-	if r.Mail != nil {
-		if *r.Mail {
-			dst = append(dst, `,"mail":true`...)
-		} else {
-			dst = append(dst, `,"mail":false`...)
-		}
-	}
-	return append(dst, '}')
 }

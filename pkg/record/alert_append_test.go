@@ -65,7 +65,7 @@ func TestAppendAlert(t *testing.T) {
 	}
 	enc, _ := Marshal(a.Rule)
 	var buf []byte
-	if s := string(appendRule(buf, r)); s != string(enc) {
+	if s := string(EncodeRule(r).appendRule(buf, r.FiredTimes)); s != string(enc) {
 		t.Errorf("appendRule %s\n Marshal   %s", s, enc)
 	}
 	got, _ = AppendAlert(nil, []byte(`{}`), &Rule{ID: "1", Level: 3, Description: "d"}, 5, 1, nil, "web1")
@@ -122,7 +122,8 @@ func BenchmarkScanEvent(b *testing.B) {
 func BenchmarkAppendAlert(b *testing.B) {
 	r := &Rule{ID: "300012", Level: 11, Description: "Many high-severity Suricata alerts", Groups: []string{"snort-fast"}, Frequency: 5, Timeframe: 120, FiredTimes: 1}
 	var buf []byte
+	e := EncodeRule(r)
 	for b.Loop() {
-		buf, _ = AppendAlert(buf[:0], benchLine, r, 1589494218, 7, nil, "")
+		buf, _ = e.AppendAlert(buf[:0], benchLine, r.FiredTimes, 1589494218, 7, nil, "")
 	}
 }
