@@ -296,3 +296,15 @@ func TestUsedUpWithoutIgnore(t *testing.T) {
 		t.Errorf("ids %v, want %s (fires on every 3rd, the counted events used up)", ids, want)
 	}
 }
+
+func TestFutureTimestampNotBelieved(t *testing.T) {
+	future := strings.Replace(ev(1, "192.0.2.1", 1), "2020-05-14T", "2099-05-14T", 1)
+	_, alerts, _, _ := correlate(t, []string{"-r", howto}, ev(0, "192.0.2.1", 1), future, ev(2, "192.0.2.1", 1))
+	var got []string
+	for _, a := range alerts {
+		got = append(got, a.ID)
+	}
+	if want := "1589494200.1 1589494200.2 1589494202.3"; strings.Join(got, " ") != want {
+		t.Errorf("ids %v, want %s: a 2099 event is evaluated at the newest believable time", got, want)
+	}
+}

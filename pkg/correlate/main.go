@@ -217,7 +217,8 @@ type pipeline struct {
 	reload func()
 	save   func() error // writes the state, nil without --state
 
-	last int64 // newest time seen, µs
+	last  int64 // newest time seen, µs
+	ahead int64 // events stamped later than this are not believed
 }
 
 const (
@@ -502,12 +503,21 @@ func (o *output) Flush() error {
 	return err
 }
 
+// maxAhead is how far an event's timestamp may lie beyond this machine's
+// clock: further is a sensor clock glitch, not a time to move to.
+const maxAhead = 24 * time.Hour
+
 // now is the time an event is evaluated at. Time never goes backwards: an
-// event older than the newest one seen (or without a readable timestamp)
-// is evaluated at the newest time seen.
+// event older than the newest one seen (or without a readable timestamp,
+// or stamped more than maxAhead after the machine's clock) is evaluated at
+// the newest time seen.
 func (p *pipeline) now(t int64, ok bool) int64 {
 	if p.cfg.wall != nil {
 		t, ok = p.cfg.wall().UnixMicro(), true
+	} else if ok && t > p.last && t > p.ahead {
+		// the bound is refreshed only when an event passes it
+		p.ahead = time.Now().Add(maxAhead).UnixMicro()
+		ok = t <= p.ahead
 	}
 	if !ok {
 		if p.last == 0 {
