@@ -1,7 +1,7 @@
 // Package seen remembers which keys have been seen before, for
 // first-time-seen (if_fts) rules. A key is kept as a 64-bit FNV-1a hash
-// (8 bytes; two distinct keys share a hash with odds of about 1 in 10^7
-// at a million keys), in two generations so memory stays bounded: when
+// (8 bytes; the odds that any two of a million keys share a hash are
+// about 1 in 37 million), in two generations so memory stays bounded: when
 // the current generation holds half the cap it becomes the old one and
 // the previous old one is dropped; a key found in the old generation moves
 // back to the current one. So the keys forgotten first are those not seen
