@@ -77,7 +77,8 @@ type scanner struct {
 }
 
 func (s *scanner) ws() {
-	for s.i < len(s.b) {
+	// every JSON token starts above ' ', white space is at most ' '
+	for s.i < len(s.b) && s.b[s.i] <= ' ' {
 		switch s.b[s.i] {
 		case ' ', '\t', '\r', '\n':
 			s.i++
@@ -193,10 +194,26 @@ func (s *scanner) alertField(key []byte, depth int) bool {
 	if !s.value(depth) {
 		return false
 	}
-	if n, err := strconv.ParseInt(string(s.b[start:s.i]), 10, 64); err == nil {
+	if n, ok := smallInt(s.b[start:s.i]); ok {
 		*dst, *has = n, true
 	}
 	return true
+}
+
+// smallInt reads a JSON number that is a non-negative integer of at most
+// 18 digits (signature ids are).
+func smallInt(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // value skips any JSON value, checking its syntax.
