@@ -52,11 +52,10 @@ type Follower struct {
 	skip     int    // bytes of an over-long line skipped so far
 	skipTail []byte // the consumed tail when the skipping started
 
-	checked    bool  // the file was checked for rotation since the last Wait
-	verified   bool  // the bytes read last were checked since the last Wait
-	newSeen    bool  // Path is a new file; switch once f has been quiet
-	quietOff   int64 // readOff when the new file was seen
-	switchNext bool  // the torn end of the old file was returned: switch now
+	checked    bool     // the file was checked for rotation since the last Wait
+	next       *os.File // the new file at Path; switch to it once f has been quiet
+	quietOff   int64    // readOff when the new file was seen
+	switchNext bool     // the torn end of the old file was returned: switch now
 	goneTold   bool
 }
 
@@ -144,11 +143,15 @@ func (fl *Follower) start(f *os.File, name string, off, lines int64, copyMode bo
 	if fl.f != nil && fl.f != f {
 		fl.f.Close()
 	}
+	if fl.next != nil && fl.next != f {
+		fl.next.Close()
+	}
+	fl.next = nil
 	dev, ino := fileID(fi)
 	fl.f, fl.name, fl.copyMode = f, name, copyMode
 	fl.pos = Position{Dev: dev, Ino: ino, Offset: off, Line: lines}
 	fl.r, fl.w, fl.skip, fl.skipTail = 0, 0, 0, nil
-	fl.newSeen, fl.switchNext = false, false
+	fl.switchNext = false
 	k := int64(TailSize)
 	if off < k {
 		k = off
@@ -183,6 +186,16 @@ func (fl *Follower) openPath() error {
 	return fl.start(f, fl.Path, 0, 0, false)
 }
 
+// switchFile goes on with the next file: the one seen at Path after a
+// rotation, or Path from its start.
+func (fl *Follower) switchFile() error {
+	if next := fl.next; next != nil && !fl.copyMode {
+		fl.next = nil
+		return fl.start(next, fl.Path, 0, 0, false)
+	}
+	return fl.openPath()
+}
+
 // Position returns how far the lines returned so far reach.
 func (fl *Follower) Position() Position {
 	p := fl.pos
@@ -204,6 +217,10 @@ func (fl *Follower) consumedTail() []byte {
 
 // Close closes the file being read.
 func (fl *Follower) Close() error {
+	if fl.next != nil {
+		fl.next.Close()
+		fl.next = nil
+	}
 	if fl.f == nil {
 		return nil
 	}
@@ -215,7 +232,7 @@ func (fl *Follower) Close() error {
 // Wait sleeps until the poll interval d has passed, wake delivers, or ctx
 // is done (then it returns ctx's error).
 func (fl *Follower) Wait(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
-	fl.checked, fl.verified = false, false
+	fl.checked = false
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -231,7 +248,7 @@ func (fl *Follower) Wait(ctx context.Context, d time.Duration, wake <-chan struc
 func (fl *Follower) Next() (Line, error) {
 	for {
 		if fl.switchNext {
-			if err := fl.openPath(); err != nil {
+			if err := fl.switchFile(); err != nil {
 				return Line{}, err
 			}
 			continue
@@ -258,19 +275,15 @@ func (fl *Follower) Next() (Line, error) {
 			fl.skip += fl.w - fl.r
 			fl.r = fl.w
 		}
-		if !fl.verified && !fl.copyMode {
-			// The first read after a pause: if the file was truncated and
-			// written past our offset meanwhile, its size does not show it,
-			// but the bytes we read last have changed.
-			fl.verified = true
-			if !fl.lastReadStillThere() {
-				if err := fl.truncated(fl.Position().Tail); err != nil {
-					return Line{}, err
-				}
-				continue
-			}
-		}
 		n, err := fl.fill()
+		if errors.Is(err, errChanged) {
+			// Truncated and written again past our offset: the size does
+			// not show it, the bytes we read last do.
+			if err := fl.truncated(fl.Position().Tail); err != nil {
+				return Line{}, err
+			}
+			continue
+		}
 		if err != nil {
 			return Line{}, err
 		}
@@ -355,14 +368,32 @@ func (fl *Follower) fill() (int, error) {
 			fl.buf = nb
 		}
 	}
-	n, err := fl.f.Read(fl.buf[fl.w:])
-	fl.w += n
-	fl.readOff += int64(n)
+	// Read from TailSize bytes before the offset, in one pread, and check
+	// those are still the bytes read last: so data from a file truncated
+	// and written again meanwhile is never taken for the rest of the old.
+	k := min(fl.w, TailSize)
+	var last [TailSize]byte
+	copy(last[:k], fl.buf[fl.w-k:fl.w])
+	n, err := fl.f.ReadAt(fl.buf[fl.w-k:], fl.readOff-int64(k))
 	if errors.Is(err, io.EOF) {
 		err = nil
 	}
-	return n, err
+	if err != nil {
+		copy(fl.buf[fl.w-k:fl.w], last[:k])
+		return 0, err
+	}
+	if n < k || !bytes.Equal(fl.buf[fl.w-k:fl.w], last[:k]) {
+		copy(fl.buf[fl.w-k:fl.w], last[:k])
+		return 0, errChanged
+	}
+	n -= k
+	fl.w += n
+	fl.readOff += int64(n)
+	return n, nil
 }
+
+// errChanged says the bytes before the read offset are not what was read.
+var errChanged = errors.New("file changed under the read offset")
 
 // check looks at Path once f is at its end: truncated (copytruncate),
 // replaced (rename rotation, deletion and re-creation) or gone.
@@ -371,14 +402,12 @@ func (fl *Follower) check() error {
 	if errors.Is(err, fs.ErrNotExist) {
 		// Deleted or renamed, no new file yet: the writer may still be
 		// writing to f, so keep reading it.
-		fl.newSeen = false
 		return nil
 	}
 	if err != nil {
 		return err
 	}
 	if dev, ino := fileID(fi); dev == fl.pos.Dev && ino == fl.pos.Ino {
-		fl.newSeen = false
 		cur, err := fl.f.Stat()
 		if err != nil {
 			return err
@@ -390,9 +419,21 @@ func (fl *Follower) check() error {
 	}
 	// A new file at Path. The writer may still append to the old one until
 	// it reopens (logrotate's create, then SIGHUP), so switch only after f
-	// stayed quiet for a whole poll interval.
-	if !fl.newSeen || fl.quietOff != fl.readOff {
-		fl.newSeen, fl.quietOff = true, fl.readOff
+	// stayed quiet for a whole poll interval. Open the new file now, so a
+	// second rotation meanwhile cannot take it away.
+	if fl.next == nil {
+		next, err := os.Open(fl.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fl.next, fl.quietOff = next, fl.readOff
+		return nil
+	}
+	if fl.quietOff != fl.readOff {
+		fl.quietOff = fl.readOff
 		return nil
 	}
 	fl.switchNext = true
