@@ -310,26 +310,27 @@ func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 	// for TCP and UDP (and an IPv6 address ends in :hex, so the protocol
 	// decides whether the last group is a port).
 	withNumbers := ts.yearDigits == 4 || portProto(proto)
-	sa, sn, sok := parseEndpoint(src, withNumbers)
-	if !sok {
+	se, ok := parseEndpoint(src, withNumbers)
+	if !ok {
 		return errAt(bodyCol+len(body)-len(tuple), "bad source address %q", src)
 	}
-	da, dn, dok := parseEndpoint(dst, withNumbers)
-	if !dok {
+	de, ok := parseEndpoint(dst, withNumbers)
+	if !ok {
 		return errAt(bodyCol+len(body)-len(tuple), "bad destination address %q", dst)
 	}
+	sn, dn := se.n, de.n
 	if (sn < 0) != (dn < 0) {
 		return errAt(bodyCol+len(body)-len(tuple), "a port on one side only")
 	}
-	if proto == "ICMP" && sa.Is6() && !sa.Is4In6() {
+	if proto == "ICMP" && se.isIP6 {
 		proto = "IPv6-ICMP" // Snort 3 writes {ICMP} for ICMPv6 too
 	}
 	ev.Proto = proto
 	s0 := len(a)
-	a = sa.AppendTo(a)
+	a = se.appendTo(a)
 	ev.SrcIP = str(a[s0:])
 	d0 := len(a)
-	a = da.AppendTo(a)
+	a = de.appendTo(a)
 	ev.DestIP = str(a[d0:])
 	p.arena = a
 	if sn < 0 {
@@ -363,42 +364,90 @@ func lastGroup(h, mark []byte) int {
 	return bytes.LastIndex(h, mark)
 }
 
-// parseEndpoint parses an address with an optional :number after it. n is
-// -1 when there is none. withNumber says how to read an ambiguous IPv6
-// address whose last group could be a port.
-func parseEndpoint(b []byte, withNumber bool) (addr netip.Addr, n int, ok bool) {
+// endpoint is one side of the tuple.
+type endpoint struct {
+	text  []byte     // the address as written, when that is canonical IPv4
+	addr  netip.Addr // else the parsed address
+	n     int        // the number after it (port, ICMP type or code), or -1
+	isIP6 bool
+}
+
+// appendTo appends the address in canonical text.
+func (e *endpoint) appendTo(dst []byte) []byte {
+	if e.text != nil {
+		return append(dst, e.text...)
+	}
+	return e.addr.AppendTo(dst)
+}
+
+// parseEndpoint parses an address with an optional :number after it.
+// withNumber says how to read an ambiguous IPv6 address whose last group
+// could be a port.
+func parseEndpoint(b []byte, withNumber bool) (endpoint, bool) {
 	colons := bytes.Count(b, []byte(":"))
 	if colons <= 1 { // IPv4, with or without :port
-		if colons == 0 {
-			a, err := netip.ParseAddr(str(b))
-			return a, -1, err == nil && a.Is4()
+		e := endpoint{n: -1}
+		ip := b
+		if colons == 1 {
+			k := bytes.IndexByte(b, ':')
+			v, ok := atoi(b[k+1:])
+			if !ok || v > 65535 {
+				return e, false
+			}
+			ip, e.n = b[:k], v
 		}
-		k := bytes.IndexByte(b, ':')
-		a, err := netip.ParseAddr(str(b[:k]))
-		v, vok := atoi(b[k+1:])
-		return a, v, err == nil && a.Is4() && vok && v <= 65535
+		if canonicalIPv4(ip) { // the common case, without a round trip
+			e.text = ip
+			return e, true
+		}
+		a, err := netip.ParseAddr(str(ip))
+		e.addr = a
+		return e, err == nil && a.Is4()
 	}
-	split := func() (netip.Addr, int, bool) {
+	split := func() (endpoint, bool) {
 		k := bytes.LastIndexByte(b, ':')
 		v, vok := atoi(b[k+1:])
 		if !vok || v > 65535 {
-			return netip.Addr{}, 0, false
+			return endpoint{}, false
 		}
 		a, err := netip.ParseAddr(str(b[:k]))
-		return a, v, err == nil
+		return endpoint{addr: a, n: v, isIP6: a.Is6() && !a.Is4In6()}, err == nil
 	}
-	whole := func() (netip.Addr, int, bool) {
+	whole := func() (endpoint, bool) {
 		a, err := netip.ParseAddr(str(b))
-		return a, -1, err == nil
+		return endpoint{addr: a, n: -1, isIP6: a.Is6() && !a.Is4In6()}, err == nil
 	}
 	first, second := whole, split
 	if withNumber {
 		first, second = split, whole
 	}
-	if a, v, ok := first(); ok {
-		return a, v, true
+	if e, ok := first(); ok {
+		return e, true
 	}
 	return second()
+}
+
+// canonicalIPv4 reports whether b is an IPv4 address written the way
+// netip writes it back: four decimal numbers up to 255, no leading zeros.
+func canonicalIPv4(b []byte) bool {
+	dots, val, digits := 0, 0, 0
+	for _, c := range b {
+		if c == '.' {
+			if digits == 0 || dots == 3 {
+				return false
+			}
+			dots, val, digits = dots+1, 0, 0
+			continue
+		}
+		if !isDigit(c) || digits > 0 && val == 0 {
+			return false
+		}
+		val, digits = val*10+int(c-'0'), digits+1
+		if val > 255 {
+			return false
+		}
+	}
+	return dots == 3 && digits > 0
 }
 
 // scanSig reads [gid:sid:rev] and returns the bytes it used (0 if none).

@@ -218,6 +218,7 @@ func (s *stage) newWorker(name string) *worker {
 	if s.location != "" {
 		w.p.Location = s.location
 	}
+	w.plainLocation = record.Plain(w.p.Location)
 	return w
 }
 

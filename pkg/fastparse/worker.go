@@ -19,6 +19,8 @@ type worker struct {
 	ev      record.Event
 	strict  bool
 	maxLine int
+	// plainLocation says the location field needs no JSON escaping.
+	plainLocation bool
 
 	out     []byte // encoded events, each ending in a newline
 	errs    []byte // diagnostics, one line each
@@ -32,11 +34,16 @@ type worker struct {
 func (w *worker) line(text []byte, name string, num int64, torn bool) (fatal bool) {
 	w.msgs = w.msgs[:0]
 	lost, blank := false, false
-	if !utf8.Valid(text) {
-		w.msgs = append(w.msgs, fmt.Sprintf("invalid UTF-8 at column %d replaced by U+FFFD", firstInvalid(text)+1))
-	}
-	if i := bytes.IndexByte(text, 0); i >= 0 && !blankLine(text) {
-		w.msgs = append(w.msgs, fmt.Sprintf("NUL byte at column %d", i+1))
+	// A plain line (printable ASCII, no quote or backslash: nearly every
+	// line) needs no checks and its event no escaping.
+	plain := record.Plain(text) && w.plainLocation
+	if !plain {
+		if !utf8.Valid(text) {
+			w.msgs = append(w.msgs, fmt.Sprintf("invalid UTF-8 at column %d replaced by U+FFFD", firstInvalid(text)+1))
+		}
+		if i := bytes.IndexByte(text, 0); i >= 0 && !blankLine(text) {
+			w.msgs = append(w.msgs, fmt.Sprintf("NUL byte at column %d", i+1))
+		}
 	}
 	starts := w.p.Starts(text)
 	for k, start := range starts {
@@ -52,6 +59,10 @@ func (w *worker) line(text []byte, name string, num int64, torn bool) (fatal boo
 		err := w.p.Parse(text[start:], &w.ev)
 		pe, _ := err.(*fastlog.Error)
 		switch {
+		case err == nil && plain:
+			w.out = w.ev.AppendJSONPlain(w.out)
+			w.out = append(w.out, '\n')
+			continue
 		case err == nil:
 			w.out = w.ev.AppendJSON(w.out)
 			w.out = append(w.out, '\n')

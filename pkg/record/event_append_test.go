@@ -89,6 +89,20 @@ func FuzzAppendJSON(f *testing.F) {
 		if !record.Valid(got) || !utf8.Valid(got) {
 			t.Fatalf("invalid JSON: %q", got)
 		}
+		if record.Plain(ts) && record.Plain(sig) && record.Plain(full) {
+			if plain := ev.AppendJSONPlain(nil); !bytes.Equal(plain, got) {
+				t.Fatalf("AppendJSONPlain %q\nAppendJSON      %q", plain, got)
+			}
+		}
+		plain := true
+		for _, c := range []byte(ts + sig + full) {
+			if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+				plain = false
+			}
+		}
+		if record.Plain(ts+sig+full) != plain {
+			t.Fatalf("Plain(%q) = %v", ts+sig+full, !plain)
+		}
 		if !utf8.ValidString(ts) || !utf8.ValidString(sig) || !utf8.ValidString(full) {
 			return
 		}
