@@ -89,14 +89,17 @@ func (s *stage) read(ctx context.Context, r io.Reader, name string) error {
 		for b := range order {
 			<-b.ready
 			if err == nil {
-				err = s.emit(b.out, b.errs, b.skip)
-				if err == nil && b.fatal {
-					if err = s.w.Flush(); err == nil {
-						err = exitcode.Reported(exitcode.DataErr)
-					}
+				// A batch is whole records: one write each, unbuffered, so
+				// nothing waits for more input.
+				s.skipped += b.skip
+				if len(b.errs) > 0 {
+					s.stderr.Write(b.errs)
 				}
-				if err == nil && len(order) == 0 {
-					err = s.w.Flush()
+				if len(b.out) > 0 {
+					_, err = s.stdout.Write(b.out)
+				}
+				if err == nil && b.fatal {
+					err = exitcode.Reported(exitcode.DataErr)
 				}
 				if err != nil {
 					cancel() // stop reading

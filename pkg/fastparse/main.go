@@ -117,8 +117,9 @@ const fastLineMax = 1 << 20
 
 // stage is one run of fastparse.
 type stage struct {
+	stdout   io.Writer // events of whole files, a batch per write
 	stderr   io.Writer
-	w        *record.Writer
+	w        *record.Writer // events of a followed file
 	parser   fastlog.Parser // configuration every worker copies
 	location string         // --location, or "" for the input's name
 	strict   bool
@@ -149,6 +150,7 @@ func newStage(c *cli.Context, stderr io.Writer) (*stage, error) {
 		return nil, command.UsageErrorf("-f follows one file: no FILE arguments with it (got %q)", c.Args().First())
 	}
 	return &stage{
+		stdout:   c.App.Writer,
 		stderr:   stderr,
 		w:        record.NewWriter(c.App.Writer),
 		parser:   fastlog.Parser{Zone: zone, Year: year},
