@@ -237,3 +237,65 @@ func head(ns []int) []int {
 	}
 	return ns
 }
+
+// TestFollowWake: SIGHUP (the wake channel) makes a quiet follower look
+// at the file at once instead of at the next poll.
+func TestFollowWake(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fast.log")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	wake := make(chan struct{}, 1)
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"fastparse", "-f", path, "--poll", "1h", "--tz", "UTC"}, nil, &stdout, &stderr, wake)
+	}()
+	// Until fastparse has opened the file, a line written now would be
+	// before its start (it starts at the end): wake it until it sees one.
+	deadline := time.Now().Add(time.Minute)
+	for n := 0; stdout.lines() == 0; n++ {
+		if time.Now().After(deadline) {
+			t.Fatal("no line after a minute of wake-ups")
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(seqLine(n))
+		f.Close()
+		wake <- struct{}{}
+		time.Sleep(20 * time.Millisecond) // polling for the result, with a deadline
+	}
+	cancel()
+	if c := <-code; c != 0 || stderr.String() != "" {
+		t.Fatalf("exit %d, stderr %q", c, stderr.String())
+	}
+}
+
+// TestRealEdgeLines: the real CRLF lines, the real torn line and the
+// blank line of the shared corpus, through the whole stage: the torn line
+// is reported with its line number and the record glued after it kept.
+func TestRealEdgeLines(t *testing.T) {
+	name := filepath.Join("..", "..", "..", "shared", "corpus", "fastlog", "real-lines-edge.txt")
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"fastparse", "--tz", "UTC", "--year", "2024", name}, nil, &stdout, &stderr, nil); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if n := strings.Count(stdout.String(), "\n"); n != 7 {
+		t.Errorf("%d events, want 7:\n%s", n, stdout.String())
+	}
+	if !strings.Contains(stdout.String(), `"timestamp":"2024-11-13T18:01:55.044396+0000"`) {
+		t.Errorf("the record glued to the torn line is missing:\n%s", stdout.String())
+	}
+	for _, want := range []string{
+		name + ":8: record cut short after 18 bytes at column 1, the next one glued to it: skipped\n",
+		name + ":11: blank line: skipped\n",
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
