@@ -132,6 +132,15 @@ func (p *pipeline) Stop() {
 	}
 }
 
+// Signal sends sig to the running wrapper, as systemctl reload does.
+func (p *pipeline) Signal(sig os.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil && p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(sig)
+	}
+}
+
 func (p *pipeline) Restarts() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

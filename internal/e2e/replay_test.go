@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -258,9 +259,17 @@ func TestReplay(t *testing.T) {
 		t.Error("attacker still cannot connect after the ban expired")
 	}
 
+	// systemctl reload (SIGHUP to the wrapper) reloads the stages and does
+	// not restart the pipeline.
+	before := s.pipe.Restarts()
+	s.pipe.Signal(syscall.SIGHUP)
+	time.Sleep(time.Second) // a restart would come within RestartSec
+	if s.pipe.Restarts() != before || strings.Contains(s.pipe.stderr.String(), "exited with status") {
+		t.Fatalf("SIGHUP restarted the pipeline\n%s", s.pipe.stderr.String())
+	}
+
 	// kill -9 a stage while the pipe is idle: the pipeline restarts and
 	// resumes; the next alerts still come through, none lost or repeated.
-	before := s.pipe.Restarts()
 	pid := s.pipe.stagePID(t, "correlate")
 	if err := syscallKill(pid); err != nil {
 		t.Fatal(err)
