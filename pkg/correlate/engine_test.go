@@ -308,3 +308,29 @@ func TestFutureTimestampNotBelieved(t *testing.T) {
 		t.Errorf("ids %v, want %s: a 2099 event is evaluated at the newest believable time", got, want)
 	}
 }
+
+// A first event without a timestamp must not pin the event clock to the
+// machine's clock: the replayed events after it keep their own times.
+func TestNoTimestampFirstKeepsEventClock(t *testing.T) {
+	var lines []string
+	for i := 0; i < 6; i++ {
+		lines = append(lines, ev(float64(i*60), "192.0.2.1", 1))
+	}
+	ids, _, _, _ := correlate(t, []string{"-r", howto}, lines...)
+	if want := "300011 300011 300011 300011 300011 300011"; strings.Join(ids, " ") != want {
+		t.Fatalf("without the stamp-less line: %v, want %s", ids, want)
+	}
+	noStamp := strings.Replace(ev(0, "192.0.2.1", 1), `"timestamp"`, `"ts"`, 1)
+	ids, alerts, _, _ := correlate(t, []string{"-r", howto}, append([]string{noStamp}, lines...)...)
+	if want := "300011 300011 300011 300011 300011 300011 300011"; strings.Join(ids, " ") != want {
+		t.Errorf("with a stamp-less first line: %v, want %s", ids, want)
+	}
+	if len(alerts) == 7 && (alerts[0].ID != "0.1" || alerts[1].ID != "1589494200.2") {
+		t.Errorf("ids %s %s, want 0.1 (time unknown) and 1589494200.2", alerts[0].ID, alerts[1].ID)
+	}
+	// after the first stamped event, a stamp-less one is evaluated at the newest time seen
+	_, alerts, _, _ = correlate(t, []string{"-r", howto}, lines[0], lines[1], noStamp)
+	if len(alerts) != 3 || alerts[2].ID != "1589494260.3" {
+		t.Errorf("alerts %+v", alerts)
+	}
+}

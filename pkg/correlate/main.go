@@ -510,20 +510,22 @@ const maxAhead = 24 * time.Hour
 // now is the time an event is evaluated at. Time never goes backwards: an
 // event older than the newest one seen (or without a readable timestamp,
 // or stamped more than maxAhead after the machine's clock) is evaluated at
-// the newest time seen.
+// the newest time seen. With the event clock the machine's clock is never
+// used as an event's time: before any event with a usable timestamp, one
+// without is evaluated at time 0 (unknown: outside every timeframe of real
+// events) and the newest time seen stays unset, so a replay of old events
+// behind it keeps its own times.
 func (p *pipeline) now(t int64, ok bool) int64 {
 	if p.cfg.wall != nil {
-		t, ok = p.cfg.wall().UnixMicro(), true
-	} else if ok && t > p.last && t > p.ahead {
-		// the bound is refreshed only when an event passes it
-		p.ahead = time.Now().Add(maxAhead).UnixMicro()
-		ok = t <= p.ahead
-	}
-	if !ok {
-		if p.last == 0 {
-			t = time.Now().UnixMicro()
-		} else {
-			t = p.last
+		t = p.cfg.wall().UnixMicro()
+	} else {
+		if ok && t > p.last && t > p.ahead {
+			// the bound is refreshed only when an event passes it
+			p.ahead = time.Now().Add(maxAhead).UnixMicro()
+			ok = t <= p.ahead
+		}
+		if !ok {
+			return p.last
 		}
 	}
 	if t < p.last {
