@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -257,13 +258,19 @@ func (p *pipeline) run(ctx context.Context, inputs []string, stdin io.Reader) er
 	for range batches {
 		free <- &batch{items: make([]item, batchLines), data: make([]byte, 0, 128<<10)}
 	}
-	go p.readAll(inputs, stdin, full, free)
+	rs := &readState{stop: ctx.Done(), blocking: make(chan struct{}, 1)}
+	go p.readAll(rs, inputs, stdin, full, free)
 	var tick <-chan time.Time
 	if p.save != nil {
 		t := time.NewTicker(saveEvery)
 		defer t.Stop()
 		tick = t.C
 	}
+	hup, done := p.hup, ctx.Done()
+	var blocking <-chan struct{} // set once stopping
+	// idle: stopping, and every line read so far has been evaluated: the
+	// reader is waiting for new input (which is not taken any more).
+	idle := func() bool { return blocking != nil && rs.waiting.Load() && len(full) == 0 }
 	var err error
 loop:
 	for {
@@ -290,13 +297,25 @@ loop:
 				err = werr
 				break loop
 			}
-		case <-p.hup:
+			if idle() {
+				break loop
+			}
+		case <-hup:
 			p.reload()
 			p.diag.Flush()
-		case <-ctx.Done():
-			// Finish the records in hand, then stop; the reader may stay
-			// blocked on a quiet pipe, which ends with the process.
-			break loop
+		case <-done:
+			// SIGTERM/SIGINT: the reader takes no new input, the lines
+			// already read (batches in the channel, the rest of the read
+			// buffer) are evaluated and written; then stop. The reader may
+			// stay blocked on a quiet pipe, which ends with the process.
+			done, tick, hup, blocking = nil, nil, nil, rs.blocking
+			if idle() {
+				break loop
+			}
+		case <-blocking:
+			if idle() {
+				break loop
+			}
 		}
 	}
 	ferr := p.out.Flush()
@@ -307,9 +326,47 @@ loop:
 	return err
 }
 
+// readState is what the reading goroutine shares with the rules one for a
+// clean stop.
+type readState struct {
+	stop     <-chan struct{} // closed: read no new input
+	waiting  atomic.Bool     // in a read of the input, every line read before handed over
+	blocking chan struct{}   // a token each time waiting is set (cap 1, never blocks)
+}
+
+// errStopped ends reading after a stop request.
+var errStopped = errors.New("stopped")
+
+// stopReader is the input as the line reader sees it: before each read of
+// the input (which may block) it hands over the lines read so far (so a
+// quiet pipe holding half a line does not hold the whole lines before it
+// back) and, once a stop is requested, it reads nothing new.
+type stopReader struct {
+	r      io.Reader
+	rs     *readState
+	before func()
+}
+
+func (s *stopReader) Read(b []byte) (int, error) {
+	s.before()
+	select {
+	case <-s.rs.stop:
+		return 0, errStopped
+	default:
+	}
+	s.rs.waiting.Store(true)
+	select {
+	case s.rs.blocking <- struct{}{}:
+	default:
+	}
+	n, err := s.r.Read(b)
+	s.rs.waiting.Store(false)
+	return n, err
+}
+
 // readAll is the reading goroutine: it fills batches and closes full at
-// the end of the input.
-func (p *pipeline) readAll(inputs []string, stdin io.Reader, full chan<- *batch, free <-chan *batch) {
+// the end of the input (or at a stop).
+func (p *pipeline) readAll(rs *readState, inputs []string, stdin io.Reader, full chan<- *batch, free <-chan *batch) {
 	defer close(full)
 	var base uint64
 	for _, in := range inputs {
@@ -326,7 +383,7 @@ func (p *pipeline) readAll(inputs []string, stdin io.Reader, full chan<- *batch,
 			defer f.Close()
 			r, name = f, in
 		}
-		n, ok := p.read(name, r, base, full, free)
+		n, ok := p.read(rs, name, r, base, full, free)
 		if !ok {
 			return
 		}
@@ -334,13 +391,19 @@ func (p *pipeline) readAll(inputs []string, stdin io.Reader, full chan<- *batch,
 	}
 }
 
-func (p *pipeline) read(name string, r io.Reader, base uint64, full chan<- *batch, free <-chan *batch) (int, bool) {
-	rd := record.NewReader(r, 0)
+func (p *pipeline) read(rs *readState, name string, r io.Reader, base uint64, full chan<- *batch, free <-chan *batch) (int, bool) {
 	var b *batch
 	get := func() {
 		b = <-free
 		b.name, b.data, b.n, b.flush, b.err = name, b.data[:0], 0, false, nil
 	}
+	rd := record.NewReader(&stopReader{r: r, rs: rs, before: func() {
+		if b.n > 0 {
+			b.flush = true
+			full <- b
+			get()
+		}
+	}}, 0)
 	get()
 	for {
 		line, err := rd.ReadLine()
@@ -355,6 +418,11 @@ func (p *pipeline) read(name string, r io.Reader, base uint64, full chan<- *batc
 			b.n++
 			it.lineNo = tl.Line
 			it.diag = fmt.Sprintf("line of %d bytes is longer than the limit, skipped", tl.Size)
+		case errors.Is(err, errStopped):
+			// a part of a line may be lost: it was never a whole record
+			b.flush = true
+			full <- b
+			return rd.Line(), false
 		case err != nil:
 			b.err = err
 			full <- b

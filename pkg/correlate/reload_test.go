@@ -3,10 +3,12 @@ package correlate
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,6 +120,88 @@ func TestStopSavesState(t *testing.T) {
 	}
 	if fi, err := os.Stat(dir + "/first-time-seen"); err != nil || fi.Size() == 0 {
 		t.Errorf("state not saved: %v", err)
+	}
+	inW.Close()
+}
+
+// SIGTERM while lines read from the input wait in the pipeline (the writer
+// of stdout is slow): every line read is evaluated and its alert written
+// before the exit; nothing new is read.
+func TestStopDrainsLinesRead(t *testing.T) {
+	for round := 0; round < 3; round++ {
+		inR, inW := io.Pipe()
+		outR, outW := io.Pipe()
+		ctx, cancel := context.WithCancel(context.Background())
+		code := make(chan int, 1)
+		go func() {
+			code <- run(ctx, []string{"correlate", "-r", howto}, inR, outW, io.Discard, hooks{wall: wallClock})
+			outW.Close()
+		}()
+		var written atomic.Int64
+		go func() {
+			for i := 0; ; i++ {
+				if _, err := io.WriteString(inW, ev(float64(i), fmt.Sprintf("192.0.2.%d", i%200+1), 1)+"\n"); err != nil {
+					return
+				}
+				written.Add(1)
+			}
+		}()
+		// nobody reads stdout: the rules goroutine blocks writing the first
+		// alert, the reader fills every batch, then the input stalls
+		want := int64(batches)
+		for deadline := time.Now().Add(10 * time.Second); written.Load() < want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d lines were read", written.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+		out, _ := io.ReadAll(outR)
+		if c := <-code; c != 0 {
+			t.Errorf("exit %d", c)
+		}
+		inW.Close()
+		if n := int64(strings.Count(string(out), "\n")); n != written.Load() {
+			t.Fatalf("round %d: %d alerts for %d lines read", round, n, written.Load())
+		}
+	}
+}
+
+// Whole lines before a half line on a quiet pipe are not held back.
+func TestHalfLineDoesNotHoldBack(t *testing.T) {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"correlate", "-r", howto}, inR, outW, io.Discard, hooks{wall: wallClock})
+		outW.Close()
+	}()
+	go io.WriteString(inW, ev(0, "192.0.2.1", 1)+"\n"+ev(1, "192.0.2.1", 1)+"\n"+ev(2, "192.0.2.1", 1)[:40])
+	out := bufio.NewReader(outR)
+	got := make(chan int, 1)
+	go func() {
+		n := 0
+		for n < 2 {
+			if _, err := out.ReadBytes('\n'); err != nil {
+				break
+			}
+			n++
+		}
+		got <- n
+	}()
+	select {
+	case n := <-got:
+		if n != 2 {
+			t.Errorf("%d alerts, want 2", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the two whole lines were held back behind the half line")
+	}
+	cancel()
+	io.Copy(io.Discard, out)
+	if c := <-code; c != 0 {
+		t.Errorf("exit %d", c)
 	}
 	inW.Close()
 }
