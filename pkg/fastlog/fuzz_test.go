@@ -41,8 +41,14 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Starts = %v for %d bytes", starts, len(in))
 			}
 		}
-		rec := in[starts[len(starts)-1]:]
 		var ev record.Event
+		rec := in[starts[len(starts)-1]:]
+		if len(starts) > 1 && p.Parse(in, &ev) == nil && !MaybeGlued(&ev) {
+			var glued record.Event
+			if p.Parse(rec, &glued) == nil {
+				t.Fatalf("a glued record at %v, but MaybeGlued is false for %q", starts, line)
+			}
+		}
 		if err := p.Parse(rec, &ev); err != nil {
 			return
 		}

@@ -81,6 +81,15 @@ func (p *Parser) Starts(line []byte) []int {
 	}
 }
 
+// MaybeGlued reports whether the line that Parse turned into ev may hold
+// a glued record, so that Starts must look. The header of a whole record
+// glued to a cut one always ends up in the signature (the parse from the
+// right takes the glued record's tail, from the left the cut record's
+// header), or else the parse fails. FuzzParse checks this.
+func MaybeGlued(ev *record.Event) bool {
+	return ev.Alert == nil || strings.Contains(ev.Alert.Signature, "[**] [")
+}
+
 var (
 	headerMark = []byte("[**] [")
 	rawMark    = []byte("[**] [Raw pkt:")

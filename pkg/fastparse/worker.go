@@ -45,7 +45,16 @@ func (w *worker) line(text []byte, name string, num int64, torn bool) (fatal boo
 			w.msgs = append(w.msgs, fmt.Sprintf("NUL byte at column %d", i+1))
 		}
 	}
-	starts := w.p.Starts(text)
+	// Parse the whole line first: a line without glued records is nearly
+	// every line, and the parse says when there may be some.
+	err := w.p.Parse(text, &w.ev)
+	starts := oneStart[:]
+	if err != nil || fastlog.MaybeGlued(&w.ev) {
+		starts = w.p.Starts(text)
+		if len(starts) > 1 {
+			err = nil // parsed again below, from the last start
+		}
+	}
 	for k, start := range starts {
 		if k+1 < len(starts) {
 			if n := starts[k+1] - start; text[start] >= '0' && text[start] <= '9' {
@@ -56,7 +65,9 @@ func (w *worker) line(text []byte, name string, num int64, torn bool) (fatal boo
 			lost = true
 			continue
 		}
-		err := w.p.Parse(text[start:], &w.ev)
+		if k > 0 {
+			err = w.p.Parse(text[start:], &w.ev)
+		}
 		pe, _ := err.(*fastlog.Error)
 		switch {
 		case err == nil && plain:
@@ -121,6 +132,8 @@ func firstInvalid(b []byte) int {
 	}
 	return 0
 }
+
+var oneStart = [1]int{0}
 
 func blankLine(b []byte) bool {
 	for _, c := range b {

@@ -132,8 +132,8 @@ func (fl *Follower) resume(saved Position) error {
 	return fl.openPath()
 }
 
-// start makes f the current file, positioned at off (which follows lines
-// complete lines), keeping the bytes before off in the buffer as the tail.
+// start makes f the current file, to be read from off (just after a
+// complete line), with the bytes before off in the buffer as the tail.
 func (fl *Follower) start(f *os.File, name string, off, lines int64, copyMode bool) error {
 	fi, err := f.Stat()
 	if err != nil {
@@ -164,8 +164,7 @@ func (fl *Follower) start(f *os.File, name string, off, lines int64, copyMode bo
 		fl.r, fl.w = n, n
 	}
 	fl.readOff = off
-	_, err = f.Seek(off, io.SeekStart)
-	return err
+	return nil
 }
 
 // openPath opens Path from its start, or leaves no file open if it does
