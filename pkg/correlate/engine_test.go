@@ -334,3 +334,31 @@ func TestNoTimestampFirstKeepsEventClock(t *testing.T) {
 		t.Errorf("alerts %+v", alerts)
 	}
 }
+
+// A damaged state file keeps the keys before the damage (one diagnostic):
+// no burst of first-time alerts for them, and the file is written back.
+func TestTruncatedStateKeepsKeys(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	var first []string
+	for i := 0; i < 5; i++ {
+		first = append(first, ev(float64(i), fmt.Sprintf("192.0.2.%d", i+1), 2))
+	}
+	if ids, _, _, _ := correlate(t, []string{"-r", howto, "--state", dir}, first...); strings.Join(ids, " ") != "20100 20100 20100 20100 20100" {
+		t.Fatalf("first run %v", ids)
+	}
+	path := filepath.Join(dir, "first-time-seen")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, data[:len(data)-3], 0o600)
+	ids, _, stderr, code := correlate(t, []string{"-r", howto, "--state", dir}, first...)
+	n20100 := strings.Count(strings.Join(ids, " "), "20100")
+	if code != 0 || n20100 != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "truncated") {
+		t.Errorf("after truncation: ids %v (want one 20100: the cut key), exit %d, stderr %q", ids, code, stderr)
+	}
+	ids, _, stderr, _ = correlate(t, []string{"-r", howto, "--state", dir}, first...)
+	if strings.Contains(strings.Join(ids, " "), "20100") || stderr != "" {
+		t.Errorf("third run: ids %v, stderr %q: the state file was not repaired", ids, stderr)
+	}
+}

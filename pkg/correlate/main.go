@@ -131,9 +131,13 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 		}
 		ftsPath = filepath.Join(dir, "first-time-seen")
 		s, err := seen.Load(ftsPath, c.Int("max-fts"))
-		if err != nil {
+		switch {
+		case err != nil && s != nil: // damaged: keep what was read before the damage
+			fmt.Fprintf(stderr, "correlate: %v; keeping the %d first-time-seen keys read before it\n", err, s.Len())
+		case err != nil:
 			fmt.Fprintf(stderr, "correlate: %v; starting with no first-time-seen memory\n", err)
-		} else {
+		}
+		if s != nil {
 			fts = s
 		}
 	}

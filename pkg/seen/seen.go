@@ -83,7 +83,11 @@ func (s *Set) FirstTime(h Hash) bool {
 const magic = "quietwatch-seen-1\n"
 
 // Load reads a set saved by Save from path; a missing file is an empty
-// set.
+// set. A file that is not a first-time-seen file gives a nil set and an
+// error. A damaged one (cut short, or a read error part way) gives the keys
+// read before the damage and an error saying so: the set is marked changed,
+// so the next Save repairs the file instead of the damage costing every
+// key.
 func Load(path string, max int) (*Set, error) {
 	s := New(max)
 	f, err := os.Open(path)
@@ -100,12 +104,17 @@ func Load(path string, max int) (*Set, error) {
 		return nil, fmt.Errorf("%s: not a first-time-seen file", path)
 	}
 	var buf [8]byte
-	for {
-		if _, err := io.ReadFull(r, buf[:]); err != nil {
-			if err == io.EOF {
-				break
+	for n := 0; ; n++ {
+		k, err := io.ReadFull(r, buf[:])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			s.dirty = true
+			if err == io.ErrUnexpectedEOF {
+				return s, fmt.Errorf("%s: truncated (%d stray bytes after %d keys)", path, k, n)
 			}
-			return nil, fmt.Errorf("%s: truncated: %w", path, err)
+			return s, fmt.Errorf("%s: after %d keys: %w", path, n, err)
 		}
 		s.FirstTime(Hash(binary.LittleEndian.Uint64(buf[:])))
 	}

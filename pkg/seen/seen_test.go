@@ -58,3 +58,32 @@ func TestBounded(t *testing.T) {
 		t.Error("oldest key still remembered")
 	}
 }
+
+// A file cut short keeps the keys before the cut, says so, and the next
+// Save writes them back (it does not need a new key to repair the file).
+func TestTruncatedKeepsKeys(t *testing.T) {
+	s := New(100)
+	for i := 0; i < 10; i++ {
+		s.FirstTime(Hash(i))
+	}
+	path := filepath.Join(t.TempDir(), "fts")
+	if err := s.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	os.WriteFile(path, data[:len(data)-5], 0o600) // the last key cut in the middle
+	r, err := Load(path, 100)
+	if err == nil || r == nil {
+		t.Fatalf("truncated file: set %v, error %v", r, err)
+	}
+	if r.Len() != 9 {
+		t.Errorf("%d keys kept, want 9", r.Len())
+	}
+	if err := r.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	r, err = Load(path, 100)
+	if err != nil || r.Len() != 9 {
+		t.Errorf("after the repairing save: %d keys, %v", r.Len(), err)
+	}
+}
