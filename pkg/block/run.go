@@ -110,9 +110,10 @@ func readAllowFile(path string) ([]netip.Prefix, []string) {
 	return out, errs
 }
 
-// item is one line read from stdin.
+// item is one line read from stdin, or the read error that ended input.
 type item struct {
 	alert *record.Alert
+	err   error
 }
 
 // output writes decisions to stdout and the ar-log.
@@ -232,6 +233,7 @@ func runStage(c *cli.Context, e *env) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	eof := false
+	var readErr error
 	batch := make([]*record.Alert, 0, maxBatch)
 	for {
 		var expiry <-chan time.Time
@@ -288,6 +290,9 @@ func runStage(c *cli.Context, e *env) error {
 			if it.alert != nil {
 				batch = append(batch, it.alert)
 			}
+			if it.err != nil {
+				readErr = it.err
+			}
 		drain:
 			for len(batch) < maxBatch {
 				select {
@@ -299,19 +304,32 @@ func runStage(c *cli.Context, e *env) error {
 					if it.alert != nil {
 						batch = append(batch, it.alert)
 					}
+					if it.err != nil {
+						readErr = it.err
+					}
 				default:
 					break drain
 				}
 			}
-			if len(batch) == 0 {
+			if len(batch) == 0 && readErr == nil {
 				continue
 			}
-			ds, err := m.Handle(e.now(), batch)
-			if werr := out.write(ds); werr != nil {
-				return werr
+			if len(batch) > 0 {
+				ds, err := m.Handle(e.now(), batch)
+				if werr := out.write(ds); werr != nil {
+					return werr
+				}
+				if err != nil {
+					diag(stderr, err)
+				}
 			}
-			if err != nil {
-				diag(stderr, err)
+			if readErr != nil {
+				// Like SIGTERM: every decision is saved, live bans stay
+				// in place for the next start; but the input broke.
+				if err := out.flush(); err != nil {
+					return err
+				}
+				return exitcode.New(exitcode.Failure, fmt.Errorf("stdin: %w", readErr))
 			}
 			if len(items) == 0 {
 				if err := out.flush(); err != nil {
@@ -339,23 +357,28 @@ func read(ctx context.Context, r io.Reader, items chan<- item, stderr io.Writer)
 			continue
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "block: stdin: %v\n", err)
+			// Not the end of input: the stage fails (exit 1) once the
+			// alerts read so far are decided.
+			select {
+			case items <- item{err: err}:
+			case <-ctx.Done():
+			}
 			return
 		}
 		if len(strings.TrimSpace(string(line))) == 0 {
 			continue
 		}
-		a := new(record.Alert)
+		var a record.BanAlert
 		if t := strings.TrimSpace(string(line)); !strings.HasPrefix(t, "{") || !record.Valid(line) {
 			fmt.Fprintf(stderr, "block: stdin:%d: not a JSON object, skipped\n", lr.Line())
 			continue
 		}
-		if err := record.Unmarshal(line, a); err != nil {
+		if err := record.Unmarshal(line, &a); err != nil {
 			fmt.Fprintf(stderr, "block: stdin:%d: not an alert, skipped: %s\n", lr.Line(), firstLine(err.Error()))
 			continue
 		}
 		select {
-		case items <- item{alert: a}:
+		case items <- item{alert: a.Alert()}:
 		case <-ctx.Done():
 			return
 		}

@@ -31,3 +31,27 @@ type Ban struct {
 // DecisionTimeLayout is the layout of a decision's timestamps, the one of
 // events (Suricata's EVE layout).
 const DecisionTimeLayout = "2006-01-02T15:04:05.000000-0700"
+
+// BanAlert is the part of an alert block uses: decoding into it ignores
+// every other field, so a user's filter that changed the type of a field
+// block never reads (src_port as a string, say) does not lose the alert.
+type BanAlert struct {
+	SrcIP string        `json:"src_ip"`
+	ID    string        `json:"id"`
+	Rule  *BanAlertRule `json:"rule"`
+}
+
+// BanAlertRule is the part of an alert's rule block uses.
+type BanAlertRule struct {
+	ID    string `json:"id"`
+	Level int    `json:"level"`
+}
+
+// Alert returns a as an Alert holding only the fields block uses.
+func (a *BanAlert) Alert() *Alert {
+	out := &Alert{Event: Event{SrcIP: a.SrcIP}, ID: a.ID}
+	if a.Rule != nil {
+		out.Rule = &Rule{ID: a.Rule.ID, Level: a.Rule.Level}
+	}
+	return out
+}
