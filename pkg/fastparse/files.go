@@ -178,7 +178,7 @@ func (w *worker) batch(b *batch, name string) {
 	for _, l := range b.lines {
 		var fatal bool
 		if l.tooLong > 0 {
-			fatal = w.tooLong(name, l.num, l.tooLong)
+			fatal = w.tooLong(name, l.num)
 		} else {
 			fatal = w.line(b.text[l.start:l.end], name, l.num, false)
 		}

@@ -302,7 +302,7 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 		}
 		var fatal bool
 		if l.TooLong > 0 {
-			fatal = w.tooLong(l.Name, l.Num, l.TooLong)
+			fatal = w.tooLong(l.Name, l.Num)
 		} else {
 			fatal = w.line(l.Text, l.Name, l.Num, l.Torn)
 		}

@@ -106,7 +106,7 @@ func (w *worker) line(text []byte, name string, num int64, torn bool) (fatal boo
 }
 
 // tooLong reports a line longer than --max-line.
-func (w *worker) tooLong(name string, num int64, size int) (fatal bool) {
+func (w *worker) tooLong(name string, num int64) (fatal bool) {
 	w.skipped++
 	w.diag(name, num, fmt.Sprintf("line longer than --max-line (%d bytes): skipped", w.maxLine))
 	return w.strict
