@@ -24,7 +24,10 @@ type Ban struct {
 	Until    time.Time
 	Timeout  time.Duration // the timeout Until was computed with
 	Offense  int           // 1 for a first ban, 2 for the next one, ...
-	Backends []string
+	Backends []string      // the backends that hold the ban
+	// Pending are the backends that failed to add the ban: the add is
+	// retried with the next alert for the address and by Reap.
+	Pending []string
 	AlertID  string // the alert that last added or extended the ban
 	RuleID   string
 }
@@ -72,7 +75,18 @@ type Manager struct {
 	store    Store
 	bans     map[netip.Addr]*Ban
 	offenses map[netip.Addr]int
+	// retryAt is when Reap next retries pending adds, retryDelay the wait
+	// after that one if it fails too.
+	retryAt    time.Time
+	retryDelay time.Duration
 }
+
+// RetryDelay is the wait before a backend's failed add is retried by Reap;
+// it doubles with every failed retry, up to MaxRetryDelay.
+const (
+	RetryDelay    = 5 * time.Second
+	MaxRetryDelay = 5 * time.Minute
+)
 
 // NewManager returns a Manager with no bans; call Reconcile to load the
 // store and bring the backends in line with it.
@@ -176,7 +190,7 @@ func (m *Manager) decision(now time.Time, action string, b *Ban, reason string) 
 	return record.Decision{Timestamp: Stamp(now), Ban: record.Ban{
 		Action: action, IP: b.Addr.String(), Until: Stamp(b.Until),
 		TimeoutS: int64(b.Timeout / time.Second), Offense: b.Offense,
-		Backends: b.Backends, AlertID: b.AlertID, RuleID: b.RuleID, Reason: reason,
+		Backends: b.Backends, Pending: b.Pending, AlertID: b.AlertID, RuleID: b.RuleID, Reason: reason,
 	}}
 }
 
@@ -187,12 +201,16 @@ func entry(now time.Time, b *Ban) firewall.Entry {
 // Handle decides on a batch of alerts at now: one decision per alert (add,
 // extend or skip, in input order), applied to every backend (a batch is
 // one call per backend) and then saved. A backend error is returned after
-// the batch was applied everywhere else and saved; the decisions stand.
+// the batch was applied everywhere else and saved; the decisions stand,
+// list only the backends that took the ban and name the others as
+// pending. A backend that failed to add a ban gets the add again with the
+// next alert for the address (instead of an extend) and from Reap.
 func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decision, error) {
 	out := make([]record.Decision, 0, len(alerts))
-	var adds, extends []firewall.Entry
+	var adds, extends []netip.Addr
 	changed := map[netip.Addr]bool{}
 	offenses := map[netip.Addr]int{}
+	acted := map[int]netip.Addr{} // decision index -> address, for backends filled in last
 	for _, al := range alerts {
 		addr, reason := m.judge(al)
 		if reason != "" {
@@ -207,9 +225,10 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 			b.Until = now.Add(b.Timeout)
 			b.AlertID, b.RuleID = clean(al.ID), clean(al.Rule.ID)
 			if !changed[addr] {
-				extends = append(extends, firewall.Entry{Addr: addr})
+				extends = append(extends, addr)
 			}
 			changed[addr] = true
+			acted[len(out)] = addr
 			out = append(out, m.decision(now, "extend", b, ""))
 			continue
 		}
@@ -217,35 +236,54 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 		m.offenses[addr] = off
 		offenses[addr] = off
 		t := m.policy.TimeoutFor(off)
-		b := &Ban{Addr: addr, Until: now.Add(t), Timeout: t, Offense: off, Backends: m.names, AlertID: clean(al.ID), RuleID: clean(al.Rule.ID)}
+		b := &Ban{Addr: addr, Until: now.Add(t), Timeout: t, Offense: off, AlertID: clean(al.ID), RuleID: clean(al.Rule.ID)}
 		m.bans[addr] = b
 		changed[addr] = true
-		adds = append(adds, firewall.Entry{Addr: addr})
+		adds = append(adds, addr)
+		acted[len(out)] = addr
 		out = append(out, m.decision(now, "add", b, ""))
 	}
 	// TTLs are final only now: an address added and then extended in the
-	// same batch is added once, with its last Until.
-	for i := range adds {
-		adds[i] = entry(now, m.bans[adds[i].Addr])
-	}
-	// extends holds only bans that were live before this batch (an add
-	// marks its address changed, so a later repeat is not listed).
-	ext := make([]firewall.Entry, len(extends))
-	for i, e := range extends {
-		ext[i] = entry(now, m.bans[e.Addr])
-	}
+	// same batch is added once, with its last Until. extends holds only
+	// bans that were live before this batch (an add marks its address
+	// changed, so a later repeat is not listed).
 	var errs []error
 	for _, be := range m.backends {
-		if len(adds) > 0 {
-			if err := be.Add(adds); err != nil {
-				errs = append(errs, fmt.Errorf("%s: add: %w", be.Name(), err))
+		name := be.Name()
+		add := make([]firewall.Entry, 0, len(adds))
+		for _, a := range adds {
+			add = append(add, entry(now, m.bans[a]))
+		}
+		var ext []firewall.Entry
+		for _, a := range extends {
+			b := m.bans[a]
+			if slices.Contains(b.Pending, name) {
+				add = append(add, entry(now, b)) // its add failed: retry it
+			} else {
+				ext = append(ext, entry(now, b))
+			}
+		}
+		if len(add) > 0 {
+			err := be.Add(add)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: add: %w", name, err))
+			}
+			for _, e := range add {
+				m.mark(m.bans[e.Addr], name, err == nil)
+			}
+			if err != nil {
+				m.scheduleRetry(now)
 			}
 		}
 		if len(ext) > 0 {
 			if err := be.Extend(ext); err != nil {
-				errs = append(errs, fmt.Errorf("%s: extend: %w", be.Name(), err))
+				errs = append(errs, fmt.Errorf("%s: extend: %w", name, err))
 			}
 		}
+	}
+	for i, a := range acted {
+		b := m.bans[a]
+		out[i].Ban.Backends, out[i].Ban.Pending = b.Backends, b.Pending
 	}
 	if len(changed) > 0 {
 		put := make([]Ban, 0, len(changed))
@@ -259,29 +297,121 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 	return out, errors.Join(errs...)
 }
 
+// mark records whether backend name took ban b. Backends and Pending are
+// rebuilt (in the order of the Manager's backends), never changed in
+// place: decisions already made share them.
+func (m *Manager) mark(b *Ban, name string, took bool) {
+	var backends, pending []string
+	for _, n := range m.names {
+		in, pend := slices.Contains(b.Backends, n), slices.Contains(b.Pending, n)
+		if n == name {
+			in = in || took
+			pend = !in
+		}
+		switch {
+		case in:
+			backends = append(backends, n)
+		case pend:
+			pending = append(pending, n)
+		}
+	}
+	b.Backends, b.Pending = backends, pending
+}
+
+// scheduleRetry makes Reap retry pending adds RetryDelay after now, unless
+// a retry is already due earlier.
+func (m *Manager) scheduleRetry(now time.Time) {
+	if m.retryDelay == 0 {
+		m.retryDelay = RetryDelay
+	}
+	if at := now.Add(m.retryDelay); m.retryAt.IsZero() || !m.retryAt.After(now) || at.Before(m.retryAt) {
+		m.retryAt = at
+	}
+}
+
+// retry adds the live bans that some backend failed to take to that
+// backend (one call per backend), if a retry is due by now. A backend that
+// fails again is retried after twice the wait, up to MaxRetryDelay.
+func (m *Manager) retry(now time.Time) error {
+	if m.retryAt.IsZero() || m.retryAt.After(now) {
+		return nil
+	}
+	m.retryAt = time.Time{}
+	var errs []error
+	changed := map[netip.Addr]bool{}
+	failed := false
+	for _, be := range m.backends {
+		name := be.Name()
+		var add []firewall.Entry
+		for _, b := range m.Bans() {
+			if b.Until.After(now) && slices.Contains(b.Pending, name) {
+				add = append(add, entry(now, &b))
+			}
+		}
+		if len(add) == 0 {
+			continue
+		}
+		err := be.Add(add)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: add (retry): %w", name, err))
+			failed = true
+			continue
+		}
+		for _, e := range add {
+			m.mark(m.bans[e.Addr], name, true)
+			changed[e.Addr] = true
+		}
+	}
+	if failed {
+		m.retryDelay = min(2*max(m.retryDelay, RetryDelay), MaxRetryDelay)
+		m.retryAt = now.Add(m.retryDelay)
+	} else {
+		m.retryDelay = 0
+	}
+	if len(changed) > 0 {
+		put := make([]Ban, 0, len(changed))
+		for a := range changed {
+			put = append(put, *m.bans[a])
+		}
+		if err := m.store.Save(put, nil, nil); err != nil {
+			errs = append(errs, fmt.Errorf("state: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // clean makes a string from input valid UTF-8 (records are UTF-8).
 func clean(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
-// NextExpiry returns when the next ban ends, and false if none is live.
+// NextExpiry returns when Reap has work next (the next ban ends, or a
+// failed add is retried), and false if no ban is live.
 func (m *Manager) NextExpiry() (time.Time, bool) {
 	var next time.Time
+	pending := false
 	for _, b := range m.bans {
 		if next.IsZero() || b.Until.Before(next) {
 			next = b.Until
 		}
+		pending = pending || len(b.Pending) > 0
+	}
+	if pending && !m.retryAt.IsZero() && m.retryAt.Before(next) {
+		next = m.retryAt
 	}
 	return next, !next.IsZero()
 }
 
-// Reap lifts every ban that has ended by now.
+// Reap retries the adds that failed (when a retry is due) and lifts every
+// ban that has ended by now.
 func (m *Manager) Reap(now time.Time) ([]record.Decision, error) {
+	rerr := m.retry(now)
 	var gone []netip.Addr
 	for a, b := range m.bans {
 		if !b.Until.After(now) {
 			gone = append(gone, a)
 		}
 	}
-	return m.remove(now, gone, "expired")
+	ds, err := m.remove(now, gone, "expired")
+	return ds, errors.Join(rerr, err)
 }
 
 // Unban lifts the ban of addr at once and forgets its offense count (an
@@ -378,6 +508,20 @@ func (m *Manager) Reconcile(now time.Time) ([]record.Decision, error) {
 	for _, be := range m.backends {
 		if err := be.Sync(live); err != nil {
 			return out, fmt.Errorf("%s: %w", be.Name(), err)
+		}
+	}
+	// Every backend holds every live ban now: say so in the books.
+	var put []Ban
+	for _, b := range m.bans {
+		if !slices.Equal(b.Backends, m.names) || len(b.Pending) > 0 {
+			b.Backends, b.Pending = m.names, nil
+			put = append(put, *b)
+		}
+	}
+	m.retryAt, m.retryDelay = time.Time{}, 0
+	if len(put) > 0 {
+		if err := m.store.Save(put, nil, nil); err != nil {
+			return out, fmt.Errorf("state: %w", err)
 		}
 	}
 	return out, nil

@@ -16,12 +16,17 @@ type Ban struct {
 	// exactly as the alert gave it (possibly not an address at all).
 	IP string `json:"ip,omitempty"`
 	// Until is when the ban ends (the timestamp layout of events).
-	Until    string   `json:"until,omitempty"`
-	TimeoutS int64    `json:"timeout_s,omitempty"`
-	Offense  int      `json:"offense,omitempty"`
+	Until    string `json:"until,omitempty"`
+	TimeoutS int64  `json:"timeout_s,omitempty"`
+	Offense  int    `json:"offense,omitempty"`
+	// Backends lists the backends that hold the ban.
 	Backends []string `json:"backends,omitempty"`
-	AlertID  string   `json:"alert_id,omitempty"`
-	RuleID   string   `json:"rule_id,omitempty"`
+	// Pending lists the backends that failed to take the ban; block
+	// retries them (with the next alert for the address, and from the
+	// reaper) until they take it.
+	Pending []string `json:"pending,omitempty"`
+	AlertID string   `json:"alert_id,omitempty"`
+	RuleID  string   `json:"rule_id,omitempty"`
 	// Reason says why a ban was skipped (allowlisted, below-level,
 	// no-source, invalid-ip, own-address, loopback, ...) or deleted
 	// (expired, unban, flush).
