@@ -28,8 +28,8 @@ type Ban struct {
 	// Pending are the backends that failed to add the ban: the add is
 	// retried with the next alert for the address and by Reap.
 	Pending []string
-	AlertID  string // the alert that last added or extended the ban
-	RuleID   string
+	AlertID string // the alert that last added or extended the ban
+	RuleID  string
 }
 
 // Store keeps bans and offense counts across restarts.
