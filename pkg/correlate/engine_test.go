@@ -362,3 +362,20 @@ func TestTruncatedStateKeepsKeys(t *testing.T) {
 		t.Errorf("third run: ids %v, stderr %q: the state file was not repaired", ids, stderr)
 	}
 }
+
+// different_srcip: the current source's own earlier events do not push the
+// other sources' events out of the count (A X X B X: the last X counts A
+// and B).
+func TestDifferentSrcIPNotPushedOut(t *testing.T) {
+	p := rulesFile(t, `<group name="t,">
+  <rule id="1" level="5"><match>[Priority: 1]</match><description>base</description></rule>
+  <rule id="3" level="9" frequency="3" timeframe="100">
+    <if_matched_sid>1</if_matched_sid><srcip>192.0.2.9</srcip><different_srcip/><description>three sources, the last from .9</description>
+  </rule>
+</group>`)
+	ids, _, _, _ := correlate(t, []string{"--no-builtin", "-r", p},
+		ev(0, "192.0.2.1", 1), ev(1, "192.0.2.9", 1), ev(2, "192.0.2.9", 1), ev(3, "192.0.2.2", 1), ev(4, "192.0.2.9", 1))
+	if want := "1 1 1 1 3"; strings.Join(ids, " ") != want {
+		t.Errorf("ids %v, want %s", ids, want)
+	}
+}

@@ -55,8 +55,11 @@ type Window struct {
 	span  int64 // µs: the longest timeframe of its rules
 	cap   int   // entries kept per key: the largest frequency
 	slots int
-	srcs  bool // keep each entry's source (for different_srcip)
-	m     map[string]*Track
+	// srcs: the rules count only events from other sources than the
+	// current one's (different_srcip); entries keep their source and are
+	// kept as needed for that (see compact), not in the ring
+	srcs bool
+	m    map[string]*Track
 }
 
 // NewWindow adds a window to s. span is the longest timeframe (µs) of the
@@ -74,14 +77,21 @@ type Track struct {
 	w          *Window
 	key        string
 	prev, next *Track
-	n          int64    // entries ever added; entry i lives at times[i%cap]
-	times      []int64  // ring
-	srcs       []string // ring, when the window keeps sources
-	logs       [][]byte // ring of the last logRing entries' lines, reused
+	n          int64          // entries ever added; entry i lives at times[i%cap]
+	times      []int64        // ring (not for a window keeping sources)
+	ents       []entry        // a window keeping sources: the entries that can count, oldest first
+	cnt        map[string]int // scratch for compact
+	logs       [][]byte       // ring of the last logRing entries' lines, reused
 	// slots holds, per slot i, at 2i the first entry not used up by its
 	// last firing and at 2i+1 the time it is silent until.
 	slots []int64
 	last  int64 // time of the newest entry
+}
+
+// entry is an event in a window that keeps sources.
+type entry struct {
+	at, i int64 // time, index (0 for the track's first entry)
+	src   string
 }
 
 // Track returns the track for key, creating it (and evicting the least
@@ -115,7 +125,8 @@ func (s *Store) alloc(w *Window, key []byte) *Track {
 	for range 2 * w.slots {
 		slots = append(slots, 0)
 	}
-	*t = Track{w: w, key: string(key), times: t.times[:0], srcs: t.srcs[:0], logs: t.logs[:0], slots: slots}
+	clear(t.ents)
+	*t = Track{w: w, key: string(key), times: t.times[:0], ents: t.ents[:0], cnt: t.cnt, logs: t.logs[:0], slots: slots}
 	return t
 }
 
@@ -190,16 +201,14 @@ func (t *Track) dead(now int64) bool {
 func (t *Track) Add(now int64, log, src []byte) {
 	w := t.w
 	i := int(t.n % int64(w.cap))
-	if len(t.times) < w.cap {
+	switch {
+	case w.srcs:
+		t.ents = append(t.ents, entry{at: now, i: t.n, src: string(src)})
+		t.compact(now)
+	case len(t.times) < w.cap:
 		t.times = append(t.times, now)
-		if w.srcs {
-			t.srcs = append(t.srcs, string(src))
-		}
-	} else {
+	default:
 		t.times[i] = now
-		if w.srcs {
-			t.srcs[i] = string(src)
-		}
 	}
 	j := int(t.n % logRing)
 	if len(t.logs) < logRing {
@@ -214,6 +223,57 @@ func (t *Track) Add(now int64, log, src []byte) {
 	}
 	t.n++
 	t.last = now
+}
+
+// compact drops the entries of a window keeping sources that can no longer
+// change a count: those past the span, and an entry when, for every source
+// other than its own, the newer entries kept hold cap-1 from yet other
+// sources (whichever source a later event has, cap-1 earlier events from
+// other sources are counted without it). Every count up to cap is
+// unchanged, and at most 2*cap-1 entries stay (the newest always). A
+// source's own newer entries do not push out the other sources' entries,
+// which a plain ring of cap entries would do.
+func (t *Track) compact(now int64) {
+	need := t.w.cap - 1
+	e := t.ents
+	lo := 0
+	for lo < len(e)-1 && now-e[lo].at > t.w.span {
+		lo++
+	}
+	if t.cnt == nil {
+		t.cnt = map[string]int{}
+	}
+	clear(t.cnt)
+	// the two sources with most entries among those kept so far
+	var top1, top2 string
+	var c1, c2, total int
+	k := len(e)
+	for j := len(e) - 1; j >= lo; j-- {
+		x := e[j]
+		others := c1 // the most entries of one source other than x's
+		if x.src == top1 {
+			others = c2
+		}
+		if j != len(e)-1 && total-others >= need {
+			continue
+		}
+		k--
+		e[k] = x
+		total++
+		c := t.cnt[x.src] + 1
+		t.cnt[x.src] = c
+		switch {
+		case x.src == top1:
+			c1 = c
+		case c > c1:
+			top2, c2, top1, c1 = top1, c1, x.src, c
+		case x.src == top2 || c > c2:
+			top2, c2 = x.src, c
+		}
+	}
+	n := copy(e, e[k:])
+	clear(e[n:])
+	t.ents = e[:n]
 }
 
 // Count returns how many of the track's events slot may count at now:
@@ -234,17 +294,28 @@ func (t *Track) Previous(dst [][]byte, slot int, now, span int64, differentFrom 
 
 func (t *Track) scan(slot int, now, span int64, diff []byte, prev *[][]byte) int {
 	w := t.w
-	lo := t.n - int64(len(t.times))
-	if m := t.slots[2*slot]; m > lo {
-		lo = m
-	}
+	mark := t.slots[2*slot]
 	count := 0
+	if w.srcs {
+		for j := len(t.ents) - 1; j >= 0; j-- {
+			x := &t.ents[j]
+			if x.i < mark || now-x.at > span {
+				break
+			}
+			if x.i != t.n-1 && diff != nil && x.src == string(diff) {
+				continue
+			}
+			count++
+			if prev != nil && x.i != t.n-1 && x.i >= t.n-logRing && len(*prev) < PreviousMax {
+				*prev = append(*prev, t.logs[x.i%logRing])
+			}
+		}
+		return count
+	}
+	lo := max(t.n-int64(len(t.times)), mark)
 	for i := t.n - 1; i >= lo; i-- {
 		if now-t.times[i%int64(w.cap)] > span {
 			break
-		}
-		if i != t.n-1 && diff != nil && w.srcs && t.srcs[i%int64(w.cap)] == string(diff) {
-			continue
 		}
 		count++
 		if prev != nil && i != t.n-1 && i >= t.n-logRing && len(*prev) < PreviousMax {

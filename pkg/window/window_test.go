@@ -94,3 +94,72 @@ func TestReuseWaitsForBegin(t *testing.T) {
 		t.Errorf("previous %q", p)
 	}
 }
+
+// Same-source events do not push countable ones out of a different_srcip
+// window: A X X B X with a frequency of 3 counts A and B for the last X.
+func TestDifferentSourceNotPushedOut(t *testing.T) {
+	s := NewStore(2)
+	w := s.NewWindow(10*sec, 3, 1, true)
+	tr := w.Track(nil)
+	for _, src := range []string{"A", "X", "X", "B", "X"} {
+		tr.Add(0, []byte("line "+src), []byte(src))
+	}
+	if n := tr.Count(0, 0, 10*sec, []byte("X")); n != 3 {
+		t.Errorf("count %d, want 3 (A, B and the current)", n)
+	}
+	if p := tr.Previous(nil, 0, 0, 10*sec, []byte("X")); len(p) != 2 || string(p[0]) != "line B" || string(p[1]) != "line A" {
+		t.Errorf("previous %q", p)
+	}
+}
+
+// The entries a different_srcip window keeps give, for every source of the
+// current event the same count (up to the window's size) as keeping every
+// entry would, and
+// stay bounded.
+func TestDifferentSourceMatchesUnbounded(t *testing.T) {
+	type ent struct {
+		at  int64
+		src string
+	}
+	rnd := uint64(1)
+	next := func(n int) int {
+		rnd = rnd*6364136223846793005 + 1442695040888963407
+		return int(rnd>>33) % n
+	}
+	for size := 1; size <= 6; size++ {
+		s := NewStore(1)
+		w := s.NewWindow(20*sec, size, 2, true)
+		tr := w.Track(nil)
+		var all []ent
+		now := int64(0)
+		for step := 0; step < 3000; step++ {
+			now += int64(next(3)) * sec
+			src := string(rune('a' + next(2+size%3)))
+			if next(10) == 0 {
+				src = string(rune('A' + next(26)))
+			}
+			tr.Add(now, nil, []byte(src))
+			all = append(all, ent{now, src})
+			if len(tr.ents) > 2*size {
+				t.Fatalf("size %d: %d entries kept", size, len(tr.ents))
+			}
+			{ // the engine counts as the current event's source
+				cur := src
+				want := 1 // the current event
+				for i := len(all) - 2; i >= 0 && now-all[i].at <= 20*sec; i-- {
+					if all[i].src != cur {
+						want++
+					}
+				}
+				got := tr.Count(0, now, 20*sec, []byte(cur))
+				if min(got, size) != min(want, size) {
+					t.Fatalf("size %d step %d as %q: count %d, unbounded %d", size, step, cur, got, want)
+				}
+			}
+			if next(50) == 0 { // a firing uses up the slot's events
+				tr.Fire(0, now, 0)
+				all = all[:0]
+			}
+		}
+	}
+}
