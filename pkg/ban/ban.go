@@ -32,13 +32,19 @@ type Ban struct {
 	RuleID  string
 }
 
+// Offense is what is remembered of an address that has been banned.
+type Offense struct {
+	Count int       // how many times it has been banned
+	Ended time.Time // when its last ban ended; zero while it is banned
+}
+
 // Store keeps bans and offense counts across restarts.
 type Store interface {
 	// Load returns the bans and the offense counts.
-	Load() ([]Ban, map[netip.Addr]int, error)
+	Load() ([]Ban, map[netip.Addr]Offense, error)
 	// Save writes bans (replacing those with the same address), deletes
 	// the bans of del and sets offense counts, in one transaction.
-	Save(put []Ban, del []netip.Addr, offenses map[netip.Addr]int) error
+	Save(put []Ban, del []netip.Addr, offenses map[netip.Addr]Offense) error
 	// Forget deletes the offense counts of addrs.
 	Forget(addrs []netip.Addr) error
 }
@@ -54,6 +60,17 @@ type Policy struct {
 	Repeat []time.Duration
 	// Allow are networks that are never banned.
 	Allow []netip.Prefix
+}
+
+// ForgetAfter returns how long after the end of an address's last ban its
+// offense count is forgotten: 24 hours, or twice the longest ban length if
+// that is longer.
+func (p Policy) ForgetAfter() time.Duration {
+	longest := p.Timeout
+	for _, d := range p.Repeat {
+		longest = max(longest, d)
+	}
+	return max(24*time.Hour, 2*longest)
 }
 
 // TimeoutFor returns the ban length for the offense-th ban of an address.
@@ -74,7 +91,10 @@ type Manager struct {
 	names    []string
 	store    Store
 	bans     map[netip.Addr]*Ban
-	offenses map[netip.Addr]int
+	offenses map[netip.Addr]Offense
+	// nextForget is when the first offense count is due to be forgotten
+	// (zero: none is).
+	nextForget time.Time
 	// retryAt is when Reap next retries pending adds, retryDelay the wait
 	// after that one if it fails too.
 	retryAt    time.Time
@@ -92,7 +112,7 @@ const (
 // store and bring the backends in line with it.
 func NewManager(p Policy, backends []firewall.Backend, store Store) *Manager {
 	m := &Manager{policy: p, backends: backends, store: store, own: map[netip.Addr]bool{},
-		bans: map[netip.Addr]*Ban{}, offenses: map[netip.Addr]int{}}
+		bans: map[netip.Addr]*Ban{}, offenses: map[netip.Addr]Offense{}}
 	for _, b := range backends {
 		m.names = append(m.names, b.Name())
 	}
@@ -124,7 +144,7 @@ func (m *Manager) Bans() []Ban {
 }
 
 // Offense returns how many times addr has been banned.
-func (m *Manager) Offense(addr netip.Addr) int { return m.offenses[addr] }
+func (m *Manager) Offense(addr netip.Addr) int { return m.offenses[addr].Count }
 
 // ParseAddr parses an address from input: a plain IPv4 or IPv6 address
 // (no zone, no prefix, no port), IPv4-mapped IPv6 folded to IPv4.
@@ -209,7 +229,7 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 	out := make([]record.Decision, 0, len(alerts))
 	var adds, extends []netip.Addr
 	changed := map[netip.Addr]bool{}
-	offenses := map[netip.Addr]int{}
+	offenses := map[netip.Addr]Offense{}
 	acted := map[int]netip.Addr{} // decision index -> address, for backends filled in last
 	for _, al := range alerts {
 		addr, reason := m.judge(al)
@@ -232,9 +252,9 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 			out = append(out, m.decision(now, "extend", b, ""))
 			continue
 		}
-		off := m.offenses[addr] + 1
-		m.offenses[addr] = off
-		offenses[addr] = off
+		off := m.offenses[addr].Count + 1
+		m.offenses[addr] = Offense{Count: off}
+		offenses[addr] = Offense{Count: off}
 		t := m.policy.TimeoutFor(off)
 		b := &Ban{Addr: addr, Until: now.Add(t), Timeout: t, Offense: off, AlertID: clean(al.ID), RuleID: clean(al.Rule.ID)}
 		m.bans[addr] = b
@@ -411,7 +431,55 @@ func (m *Manager) Reap(now time.Time) ([]record.Decision, error) {
 		}
 	}
 	ds, err := m.remove(now, gone, "expired")
-	return ds, errors.Join(rerr, err)
+	return ds, errors.Join(rerr, err, m.sweep(now))
+}
+
+// NextForget returns when the next offense count is due to be forgotten
+// (Reap forgets it), and false if none is.
+func (m *Manager) NextForget() (time.Time, bool) { return m.nextForget, !m.nextForget.IsZero() }
+
+// ended records that the ban of a ended at t; its offense count is
+// forgotten ForgetAfter later.
+func (m *Manager) ended(a netip.Addr, t time.Time, count int) Offense {
+	o := m.offenses[a]
+	o.Count = max(o.Count, count)
+	o.Ended = t
+	m.offenses[a] = o
+	if at := t.Add(m.policy.ForgetAfter()); m.nextForget.IsZero() || at.Before(m.nextForget) {
+		m.nextForget = at
+	}
+	return o
+}
+
+// sweep forgets the offense counts of addresses whose last ban ended
+// ForgetAfter or longer before now.
+func (m *Manager) sweep(now time.Time) error {
+	if m.nextForget.IsZero() || m.nextForget.After(now) {
+		return nil
+	}
+	after := m.policy.ForgetAfter()
+	var forget []netip.Addr
+	m.nextForget = time.Time{}
+	for a, o := range m.offenses {
+		if o.Ended.IsZero() || m.bans[a] != nil {
+			continue
+		}
+		at := o.Ended.Add(after)
+		if !at.After(now) {
+			forget = append(forget, a)
+		} else if m.nextForget.IsZero() || at.Before(m.nextForget) {
+			m.nextForget = at
+		}
+	}
+	for _, a := range forget {
+		delete(m.offenses, a)
+	}
+	if len(forget) > 0 {
+		if err := m.store.Forget(forget); err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+	}
+	return nil
 }
 
 // Unban lifts the ban of addr at once and forgets its offense count (an
@@ -467,6 +535,7 @@ func (m *Manager) remove(now time.Time, addrs []netip.Addr, reason string) ([]re
 		}
 		return x.Compare(y)
 	})
+	offenses := map[netip.Addr]Offense{}
 	for _, a := range addrs {
 		b := m.bans[a]
 		if b == nil {
@@ -475,6 +544,11 @@ func (m *Manager) remove(now time.Time, addrs []netip.Addr, reason string) ([]re
 		gone = append(gone, a)
 		out = append(out, m.decision(now, "delete", b, reason))
 		delete(m.bans, a)
+		end := b.Until
+		if now.Before(end) { // unban, flush
+			end = now
+		}
+		offenses[a] = m.ended(a, end, b.Offense)
 	}
 	if len(gone) == 0 {
 		return nil, nil
@@ -485,7 +559,7 @@ func (m *Manager) remove(now time.Time, addrs []netip.Addr, reason string) ([]re
 			errs = append(errs, fmt.Errorf("%s: delete: %w", be.Name(), err))
 		}
 	}
-	if err := m.store.Save(nil, gone, nil); err != nil {
+	if err := m.store.Save(nil, gone, offenses); err != nil {
 		errs = append(errs, fmt.Errorf("state: %w", err))
 	}
 	return out, errors.Join(errs...)
@@ -556,8 +630,9 @@ func (m *Manager) load(now time.Time, lift bool) ([]record.Decision, error) {
 	m.bans = map[netip.Addr]*Ban{}
 	m.offenses = offenses
 	if m.offenses == nil {
-		m.offenses = map[netip.Addr]int{}
+		m.offenses = map[netip.Addr]Offense{}
 	}
+	m.nextForget = time.Time{}
 	var expired []netip.Addr
 	var out []record.Decision
 	for i := range bans {
@@ -568,26 +643,39 @@ func (m *Manager) load(now time.Time, lift bool) ([]record.Decision, error) {
 		}
 	}
 	slices.SortFunc(expired, func(x, y netip.Addr) int { return m.bans[x].Until.Compare(m.bans[y].Until) })
+	ended := map[netip.Addr]Offense{}
 	for _, a := range expired {
-		out = append(out, m.decision(now, "delete", m.bans[a], "expired"))
+		b := m.bans[a]
+		out = append(out, m.decision(now, "delete", b, "expired"))
 		delete(m.bans, a)
+		ended[a] = m.ended(a, b.Until, b.Offense)
 	}
-	if len(expired) > 0 {
-		var errs []error
+	for a, o := range m.offenses {
+		switch {
+		case m.bans[a] != nil || ended[a].Count > 0:
+		case o.Ended.IsZero():
+			// Not banned and no end time (a state file from before end
+			// times were kept): count from now.
+			ended[a] = m.ended(a, now, 0)
+		default:
+			m.ended(a, o.Ended, 0) // schedules it
+		}
+	}
+	var errs []error
+	if len(expired) > 0 && lift {
 		for _, be := range m.backends {
-			if !lift {
-				break
-			}
 			if err := be.Delete(expired); err != nil {
 				errs = append(errs, fmt.Errorf("%s: delete: %w", be.Name(), err))
 			}
 		}
-		if err := m.store.Save(nil, expired, nil); err != nil {
+	}
+	if len(expired) > 0 || len(ended) > 0 {
+		if err := m.store.Save(nil, expired, ended); err != nil {
 			errs = append(errs, fmt.Errorf("state: %w", err))
 		}
-		return out, errors.Join(errs...)
 	}
-	return out, nil
+	errs = append(errs, m.sweep(now))
+	return out, errors.Join(errs...)
 }
 
 // ARLine returns d as a line of OSSEC's active-responses.log (without the

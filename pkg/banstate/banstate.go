@@ -1,6 +1,7 @@
 // Package banstate keeps block's bans and offense counts in a bbolt file:
 // one bucket of live bans (address -> the ban as a JSON object) and one of
-// offense counts (address -> decimal count). bbolt commits are atomic and
+// offense counts (address -> decimal count, then, once the address's last
+// ban has ended, a space and when it ended in RFC 3339). bbolt commits are atomic and
 // fsynced, so the file survives kill -9 and power loss without corruption.
 package banstate
 
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -62,9 +64,9 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // Load implements ban.Store. Entries it cannot read are reported together
 // in the error after everything readable was loaded.
-func (s *Store) Load() ([]ban.Ban, map[netip.Addr]int, error) {
+func (s *Store) Load() ([]ban.Ban, map[netip.Addr]ban.Offense, error) {
 	var bans []ban.Ban
-	offenses := map[netip.Addr]int{}
+	offenses := map[netip.Addr]ban.Offense{}
 	var bad []error
 	err := s.db.View(func(tx *bolt.Tx) error {
 		err := tx.Bucket(bansBucket).ForEach(func(k, v []byte) error {
@@ -81,12 +83,12 @@ func (s *Store) Load() ([]ban.Ban, map[netip.Addr]int, error) {
 		}
 		return tx.Bucket(offensesBucket).ForEach(func(k, v []byte) error {
 			a, err := netip.ParseAddr(string(k))
-			n, nerr := strconv.Atoi(string(v))
-			if err != nil || nerr != nil {
+			o, ok := decodeOffense(v)
+			if err != nil || !ok {
 				bad = append(bad, fmt.Errorf("offense %q: unreadable", k))
 				return nil
 			}
-			offenses[a] = n
+			offenses[a] = o
 			return nil
 		})
 	})
@@ -116,6 +118,31 @@ func decode(k, v []byte) (ban.Ban, error) {
 		Offense: r.Offense, Backends: r.Backends, AlertID: r.AlertID, RuleID: r.RuleID}, nil
 }
 
+// decodeOffense reads "COUNT" or "COUNT ENDED".
+func decodeOffense(v []byte) (ban.Offense, bool) {
+	n, t, hasEnd := strings.Cut(string(v), " ")
+	count, err := strconv.Atoi(n)
+	if err != nil {
+		return ban.Offense{}, false
+	}
+	o := ban.Offense{Count: count}
+	if hasEnd {
+		if o.Ended, err = time.Parse(time.RFC3339Nano, t); err != nil {
+			return ban.Offense{}, false
+		}
+	}
+	return o, true
+}
+
+func encodeOffense(o ban.Offense) []byte {
+	v := strconv.AppendInt(nil, int64(o.Count), 10)
+	if !o.Ended.IsZero() {
+		v = append(v, ' ')
+		v = o.Ended.UTC().AppendFormat(v, time.RFC3339Nano)
+	}
+	return v
+}
+
 func encode(b ban.Ban) ([]byte, error) {
 	return record.Marshal(record.Ban{Action: "add", IP: b.Addr.String(), Until: b.Until.Format(time.RFC3339Nano),
 		TimeoutS: int64(b.Timeout / time.Second), Offense: b.Offense, Backends: b.Backends,
@@ -123,7 +150,7 @@ func encode(b ban.Ban) ([]byte, error) {
 }
 
 // Save implements ban.Store.
-func (s *Store) Save(put []ban.Ban, del []netip.Addr, offenses map[netip.Addr]int) error {
+func (s *Store) Save(put []ban.Ban, del []netip.Addr, offenses map[netip.Addr]ban.Offense) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		bb, ob := tx.Bucket(bansBucket), tx.Bucket(offensesBucket)
 		for _, b := range put {
@@ -140,8 +167,8 @@ func (s *Store) Save(put []ban.Ban, del []netip.Addr, offenses map[netip.Addr]in
 				return err
 			}
 		}
-		for a, n := range offenses {
-			if err := ob.Put([]byte(a.String()), strconv.AppendInt(nil, int64(n), 10)); err != nil {
+		for a, o := range offenses {
+			if err := ob.Put([]byte(a.String()), encodeOffense(o)); err != nil {
 				return err
 			}
 		}
@@ -165,23 +192,23 @@ func (s *Store) Forget(addrs []netip.Addr) error {
 // Memory is a ban.Store in memory, for tests and --state "".
 type Memory struct {
 	bans     map[netip.Addr]ban.Ban
-	offenses map[netip.Addr]int
+	offenses map[netip.Addr]ban.Offense
 	// Saves counts the Save calls.
 	Saves int
 }
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
-	return &Memory{bans: map[netip.Addr]ban.Ban{}, offenses: map[netip.Addr]int{}}
+	return &Memory{bans: map[netip.Addr]ban.Ban{}, offenses: map[netip.Addr]ban.Offense{}}
 }
 
 // Load implements ban.Store.
-func (m *Memory) Load() ([]ban.Ban, map[netip.Addr]int, error) {
+func (m *Memory) Load() ([]ban.Ban, map[netip.Addr]ban.Offense, error) {
 	var out []ban.Ban
 	for _, b := range m.bans {
 		out = append(out, b)
 	}
-	off := map[netip.Addr]int{}
+	off := map[netip.Addr]ban.Offense{}
 	for a, n := range m.offenses {
 		off[a] = n
 	}
@@ -189,7 +216,7 @@ func (m *Memory) Load() ([]ban.Ban, map[netip.Addr]int, error) {
 }
 
 // Save implements ban.Store.
-func (m *Memory) Save(put []ban.Ban, del []netip.Addr, offenses map[netip.Addr]int) error {
+func (m *Memory) Save(put []ban.Ban, del []netip.Addr, offenses map[netip.Addr]ban.Offense) error {
 	m.Saves++
 	for _, b := range put {
 		m.bans[b.Addr] = b

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/quietwatch/quietwatch/pkg/ban"
 )
 
@@ -21,7 +23,7 @@ func TestRoundTrip(t *testing.T) {
 	b1 := ban.Ban{Addr: netip.MustParseAddr("192.0.2.1"), Until: until, Timeout: 5 * time.Minute, Offense: 2,
 		Backends: []string{"ipset", "hosts-deny"}, AlertID: "1.7", RuleID: "300011"}
 	b2 := ban.Ban{Addr: netip.MustParseAddr("2001:db8::241"), Until: until.Add(time.Hour), Timeout: time.Hour, Offense: 1}
-	if err := s.Save([]ban.Ban{b1, b2}, nil, map[netip.Addr]int{b1.Addr: 2, b2.Addr: 1}); err != nil {
+	if err := s.Save([]ban.Ban{b1, b2}, nil, map[netip.Addr]ban.Offense{b1.Addr: {Count: 2}, b2.Addr: {Count: 1, Ended: until.Add(time.Minute).In(time.FixedZone("X", 3600))}}); err != nil {
 		t.Fatal(err)
 	}
 	// A second process waits, then gives up with ErrLocked.
@@ -51,7 +53,7 @@ func TestRoundTrip(t *testing.T) {
 		!slices.Equal(g.Backends, b1.Backends) || g.AlertID != "1.7" || g.RuleID != "300011" {
 		t.Fatalf("loaded %+v, want %+v", g, b1)
 	}
-	if off[b1.Addr] != 2 || off[b2.Addr] != 1 {
+	if off[b1.Addr] != (ban.Offense{Count: 2}) || off[b2.Addr].Count != 1 || !off[b2.Addr].Ended.Equal(until.Add(time.Minute)) {
 		t.Fatalf("offenses %v", off)
 	}
 	if err := s.Forget([]netip.Addr{b2.Addr}); err != nil {
@@ -59,5 +61,13 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if _, off, _ = s.Load(); len(off) != 1 {
 		t.Fatalf("after forget: %v", off)
+	}
+	// A count written before end times were kept is a bare number.
+	err = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(offensesBucket).Put([]byte("192.0.2.9"), []byte("3")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, off, err = s.Load(); err != nil || off[netip.MustParseAddr("192.0.2.9")] != (ban.Offense{Count: 3}) {
+		t.Fatalf("bare count: %v %v", off, err)
 	}
 }

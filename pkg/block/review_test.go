@@ -3,9 +3,15 @@ package block
 import (
 	"errors"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"testing/synctest"
+	"time"
+
+	"github.com/quietwatch/quietwatch/pkg/banstate"
+	"github.com/quietwatch/quietwatch/pkg/firewall"
 )
 
 // A user's filter may change fields block does not use: an alert whose
@@ -32,4 +38,38 @@ func TestStdinReadError(t *testing.T) {
 	if code != 1 || !strings.Contains(out, `"action":"add","ip":"192.0.2.9"`) || strings.Contains(out, `"delete"`) || !strings.Contains(errOut, "block: stdin: input/output error\n") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+}
+
+// The running stage wakes to forget old offense counts even when no ban
+// is live.
+func TestForgetsOffensesWhileIdle(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.db")
+	synctest.Test(t, func(t *testing.T) {
+		fake := firewall.NewFake("fake")
+		l := startLive(t, fake, "--state", state, "--timeout", "10s")
+		l.send(t, alertLine("192.0.2.1", 10, "a"))
+		l.next(t)
+		l.next(t) // the delete, 10 s later
+		time.Sleep(24 * time.Hour)
+		synctest.Wait()
+		l.stop()
+		<-l.done
+		if n := offenseCount(t, state); n != 0 {
+			t.Fatalf("%d counts a day after the ban ended", n)
+		}
+	})
+}
+
+func offenseCount(t *testing.T, path string) int {
+	t.Helper()
+	s, err := banstate.Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, off, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(off)
 }

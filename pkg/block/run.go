@@ -237,11 +237,18 @@ func runStage(c *cli.Context, e *env) error {
 	batch := make([]*record.Alert, 0, maxBatch)
 	for {
 		var expiry <-chan time.Time
-		if next, ok := m.NextExpiry(); ok {
+		next, ok := m.NextExpiry()
+		if !ok && eof {
+			return out.flush()
+		}
+		// Old offense counts are forgotten by the reaper too, but block
+		// does not wait for that at the end of its input.
+		if f, fok := m.NextForget(); fok && !eof && (!ok || f.Before(next)) {
+			next, ok = f, true
+		}
+		if ok {
 			timer.Reset(max(0, next.Sub(e.now())))
 			expiry = timer.C
-		} else if eof {
-			return out.flush()
 		}
 		in := items
 		if eof {
