@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // The hosts-deny backend keeps its lines between two marker comments.
@@ -28,10 +29,16 @@ const (
 type HostsDeny struct {
 	mu   sync.Mutex
 	path string
+	// createTemp and rename are os.CreateTemp and os.Rename; tests make
+	// them fail.
+	createTemp func(dir, pattern string) (*os.File, error)
+	rename     func(oldpath, newpath string) error
 }
 
 // NewHostsDeny returns the backend for the file at path.
-func NewHostsDeny(path string) *HostsDeny { return &HostsDeny{path: path} }
+func NewHostsDeny(path string) *HostsDeny {
+	return &HostsDeny{path: path, createTemp: os.CreateTemp, rename: os.Rename}
+}
 
 // Name implements Backend.
 func (*HostsDeny) Name() string { return "hosts-deny" }
@@ -135,20 +142,37 @@ func (h *HostsDeny) write(f *hostsFile) error {
 		b.WriteString(l)
 		b.WriteByte('\n')
 	}
+	err := h.replace(b.Bytes(), f.mode)
+	if err == nil || !inPlaceHelps(err) {
+		return err
+	}
+	// Only the file is writable (systemd's ProtectSystem=strict with
+	// ReadWritePaths=/etc/hosts.deny: /etc is read-only, the file is a
+	// bind mount): rewrite it in place.
+	if ierr := h.rewrite(b.Bytes()); ierr != nil {
+		return fmt.Errorf("%w; rewriting in place: %v", err, ierr)
+	}
+	return nil
+}
+
+// replace writes data to a temporary file next to the file, fsyncs it and
+// renames it over the file: readers see the old or the new file, never a
+// part of one.
+func (h *HostsDeny) replace(data []byte, mode fs.FileMode) error {
 	dir, base := filepath.Split(h.path)
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp*")
+	tmp, err := h.createTemp(dir, "."+base+".tmp*")
 	if err != nil {
 		return fmt.Errorf("hosts-deny: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if _, err := tmp.Write(b.Bytes()); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("hosts-deny: %w", err)
 	}
-	if err := tmp.Chmod(f.mode); err != nil {
+	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return fmt.Errorf("hosts-deny: %w", err)
 	}
@@ -159,10 +183,48 @@ func (h *HostsDeny) write(f *hostsFile) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("hosts-deny: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), h.path); err != nil {
+	if err := h.rename(tmp.Name(), h.path); err != nil {
 		return fmt.Errorf("hosts-deny: %w", err)
 	}
 	return nil
+}
+
+// inPlaceHelps reports whether err, from creating the temporary file or
+// renaming it, says the directory cannot be changed while the file itself
+// may still be writable: a read-only directory (EROFS, EACCES, EPERM), a
+// file that is a mount point (EBUSY) or on another mount (EXDEV).
+func inPlaceHelps(err error) bool {
+	for _, e := range []error{syscall.EROFS, syscall.EBUSY, syscall.EXDEV, syscall.EACCES, syscall.EPERM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// rewrite writes data over the file itself: the whole content from the
+// start, then the file cut to its length, then fsync. A reader at that
+// moment may see a mix of old and new lines (tcp_wrappers reads the file
+// for every connection), the price of a directory we cannot write. The
+// caller holds h.mu.
+func (h *HostsDeny) rewrite(data []byte) error {
+	f, err := os.OpenFile(h.path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(data, 0); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Truncate(int64(len(data))); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (h *HostsDeny) change(fn func(f *hostsFile) bool) error {
