@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/quietwatch/quietwatch/pkg/ban"
 	"github.com/quietwatch/quietwatch/pkg/banstate"
 	"github.com/quietwatch/quietwatch/pkg/firewall"
 )
@@ -72,4 +73,39 @@ func offenseCount(t *testing.T, path string) int {
 		t.Fatal(err)
 	}
 	return len(off)
+}
+
+// A backend whose add failed gets it again from the reaper, with no
+// further alert, 5 s later.
+func TestFailedAddRetriedByReaper(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := firewall.NewFake("fake")
+		failed := false
+		fake.Fail = func(kind string) error {
+			if kind == "add" && !failed {
+				failed = true
+				return errors.New("xtables lock")
+			}
+			return nil
+		}
+		l := startLive(t, fake, "--state=", "--timeout", "1m")
+		l.send(t, alertLine("192.0.2.1", 10, "a"))
+		if d, _ := l.next(t); !strings.Contains(d, `"action":"add"`) || !strings.Contains(d, `"pending":["fake"]`) || strings.Contains(d, `"backends"`) {
+			t.Fatalf("add: %s", d)
+		}
+		synctest.Wait()
+		if fake.Has(mustAddr("192.0.2.1")) {
+			t.Fatal("banned although the add failed")
+		}
+		time.Sleep(ban.RetryDelay)
+		synctest.Wait()
+		if !fake.Has(mustAddr("192.0.2.1")) || fake.TTL(mustAddr("192.0.2.1")) != time.Minute-ban.RetryDelay {
+			t.Fatalf("not retried: %q", fake.Calls())
+		}
+		l.stop()
+		<-l.done
+		if !strings.Contains(l.errb.String(), "block: fake: add: xtables lock\n") {
+			t.Fatalf("stderr %q", l.errb)
+		}
+	})
 }
