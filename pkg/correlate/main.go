@@ -411,13 +411,22 @@ func (p *pipeline) read(rs *readState, name string, r io.Reader, base uint64, fu
 	get()
 	for {
 		line, err := rd.ReadLine()
-		var tl *record.LineTooLongError
 		switch {
+		case err == nil:
+			it := &b.items[b.n]
+			b.n++
+			start := len(b.data)
+			b.data = append(b.data, line...)
+			it.line = b.data[start:len(b.data):len(b.data)]
+			it.lineNo = rd.Line()
+			it.seq = base + uint64(it.lineNo)
+			scan(it)
 		case err == io.EOF:
 			b.flush = true
 			full <- b
 			return rd.Line(), true
-		case errors.As(err, &tl):
+		case isTooLong(err):
+			tl := err.(*record.LineTooLongError)
 			it := &b.items[b.n]
 			b.n++
 			it.lineNo = tl.Line
@@ -427,19 +436,10 @@ func (p *pipeline) read(rs *readState, name string, r io.Reader, base uint64, fu
 			b.flush = true
 			full <- b
 			return rd.Line(), false
-		case err != nil:
+		default:
 			b.err = err
 			full <- b
 			return rd.Line(), false
-		default:
-			it := &b.items[b.n]
-			b.n++
-			start := len(b.data)
-			b.data = append(b.data, line...)
-			it.line = b.data[start:len(b.data):len(b.data)]
-			it.lineNo = rd.Line()
-			it.seq = base + uint64(it.lineNo)
-			scan(it)
 		}
 		idle := rd.Buffered() == 0
 		if idle || b.n == len(b.items) {
@@ -448,6 +448,14 @@ func (p *pipeline) read(rs *readState, name string, r io.Reader, base uint64, fu
 			get()
 		}
 	}
+}
+
+// isTooLong reports whether err is the line reader's over-long line error
+// (which it returns unwrapped). A type assertion, not errors.As: that
+// would put a pointer on the heap for every line read.
+func isTooLong(err error) bool {
+	_, ok := err.(*record.LineTooLongError)
+	return ok
 }
 
 // scan does the stateless part of an event: JSON check, fields, match
@@ -547,7 +555,9 @@ func (p *pipeline) record(name string, it *item) error {
 		return nil
 	}
 	o.buf = append(o.buf, '\n')
-	explainf("alert: rule %d level %d", rs.r.ID, rs.r.Level)
+	if p.cfg.explain { // (the arguments would be boxed even when not)
+		explainf("alert: rule %d level %d", rs.r.ID, rs.r.Level)
+	}
 	if len(o.buf) >= outSize {
 		return o.Flush()
 	}
