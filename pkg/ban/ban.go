@@ -230,7 +230,11 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 	var adds, extends []netip.Addr
 	changed := map[netip.Addr]bool{}
 	offenses := map[netip.Addr]Offense{}
-	acted := map[int]netip.Addr{} // decision index -> address, for backends filled in last
+	type act struct {
+		i    int // decision index
+		addr netip.Addr
+	}
+	var acted []act // decisions whose backends are filled in last
 	for _, al := range alerts {
 		addr, reason := m.judge(al)
 		if reason != "" {
@@ -248,7 +252,7 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 				extends = append(extends, addr)
 			}
 			changed[addr] = true
-			acted[len(out)] = addr
+			acted = append(acted, act{len(out), addr})
 			out = append(out, m.decision(now, "extend", b, ""))
 			continue
 		}
@@ -260,7 +264,7 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 		m.bans[addr] = b
 		changed[addr] = true
 		adds = append(adds, addr)
-		acted[len(out)] = addr
+		acted = append(acted, act{len(out), addr})
 		out = append(out, m.decision(now, "add", b, ""))
 	}
 	// TTLs are final only now: an address added and then extended in the
@@ -301,9 +305,9 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 			}
 		}
 	}
-	for i, a := range acted {
-		b := m.bans[a]
-		out[i].Ban.Backends, out[i].Ban.Pending = b.Backends, b.Pending
+	for _, a := range acted {
+		b := m.bans[a.addr]
+		out[a.i].Ban.Backends, out[a.i].Ban.Pending = b.Backends, b.Pending
 	}
 	if len(changed) > 0 {
 		put := make([]Ban, 0, len(changed))
@@ -321,6 +325,11 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 // rebuilt (in the order of the Manager's backends), never changed in
 // place: decisions already made share them.
 func (m *Manager) mark(b *Ban, name string, took bool) {
+	if took && len(b.Pending) == 0 && len(b.Backends) == len(m.names)-1 && !slices.Contains(b.Backends, name) {
+		// The common case: the last backend took a new ban.
+		b.Backends = m.names
+		return
+	}
 	var backends, pending []string
 	for _, n := range m.names {
 		in, pend := slices.Contains(b.Backends, n), slices.Contains(b.Pending, n)
