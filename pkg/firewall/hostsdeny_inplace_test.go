@@ -74,45 +74,63 @@ func TestHostsDenyInPlaceFallback(t *testing.T) {
 	}
 }
 
-// The same for real: a read-only bind mount of the directory with the
-// file bind-mounted read-write on itself, in a private mount namespace
-// (what systemd builds), with this test binary run inside it.
+// The same for real, in a private mount namespace with this test binary
+// run inside it: what systemd builds (a read-only bind mount of the
+// directory, the file bind-mounted read-write on itself: EROFS), and a
+// writable directory whose file is a mount point (rename: EBUSY).
 func TestHostsDenyReadOnlyDir(t *testing.T) {
 	if path := os.Getenv("QWB_HOSTSDENY_HELPER"); path != "" {
-		hostsDenyHelper(t, path)
+		hostsDenyHelper(t, path, os.Getenv("QWB_HOSTSDENY_MODE"))
 		return
 	}
 	hosttest.Require(t, "unshare", "mount")
-	dir := t.TempDir()
-	path := filepath.Join(dir, "hosts.deny")
-	orig := "# the admin's\nsshd: 10.0.0.1\n"
-	if err := os.WriteFile(path, []byte(orig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	script := `set -e; mount --bind "$1" "$1"; mount -o remount,bind,ro "$1"; mount --bind "$2" "$2"; mount -o remount,bind,rw "$2"; exec "$0" -test.run='^TestHostsDenyReadOnlyDir$' -test.v`
-	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script, os.Args[0], dir, path)
-	cmd.Env = append(os.Environ(), "QWB_HOSTSDENY_HELPER="+path)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "hosts-deny helper: ok") {
-		t.Fatalf("helper: %v\n%s", err, out)
-	}
-	want := orig + hostsDenyBegin + "\nALL: 192.0.2.241\n" + hostsDenyEnd + "\n"
-	if data, _ := os.ReadFile(path); string(data) != want {
-		t.Fatalf("hosts.deny:\n%s", data)
+	for mode, setup := range map[string]string{
+		"rodir": `mount --bind "$1" "$1"; mount -o remount,bind,ro "$1"; mount --bind "$2" "$2"; mount -o remount,bind,rw "$2"`,
+		"mount": `mount --bind "$2" "$2"`,
+	} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "hosts.deny")
+			orig := "# the admin's\nsshd: 10.0.0.1\n"
+			if err := os.WriteFile(path, []byte(orig), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			script := `set -e; ` + setup + `; exec "$0" -test.run='^TestHostsDenyReadOnlyDir$' -test.v`
+			cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script, os.Args[0], dir, path)
+			cmd.Env = append(os.Environ(), "QWB_HOSTSDENY_HELPER="+path, "QWB_HOSTSDENY_MODE="+mode)
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "hosts-deny helper: ok") {
+				t.Fatalf("helper: %v\n%s", err, out)
+			}
+			want := orig + hostsDenyBegin + "\nALL: 192.0.2.241\n" + hostsDenyEnd + "\n"
+			if data, _ := os.ReadFile(path); string(data) != want {
+				t.Fatalf("hosts.deny:\n%s", data)
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+				t.Fatalf("left behind: %v", ents)
+			}
+		})
 	}
 }
 
 // hostsDenyHelper runs in the private mount namespace.
-func hostsDenyHelper(t *testing.T, path string) {
+func hostsDenyHelper(t *testing.T, path, mode string) {
 	dir := filepath.Dir(path)
-	// The setup is what systemd gives: no new file in the directory, no
-	// rename over the file.
-	if f, err := os.CreateTemp(dir, "probe"); err == nil {
-		f.Close()
-		os.Remove(f.Name())
-		t.Fatal("the directory is writable: the mount setup failed")
-	} else if !errors.Is(err, syscall.EROFS) {
+	// Check the setup fails the way it should without the fallback.
+	f, err := os.CreateTemp(dir, "probe")
+	if mode == "rodir" && !errors.Is(err, syscall.EROFS) {
 		t.Fatalf("create in the directory: %v, want EROFS", err)
+	}
+	if mode == "mount" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		err := os.Rename(f.Name(), path)
+		os.Remove(f.Name())
+		if !errors.Is(err, syscall.EBUSY) {
+			t.Fatalf("rename over the file: %v, want EBUSY", err)
+		}
 	}
 	h := NewHostsDeny(path)
 	a4, a6 := netip.MustParseAddr("192.0.2.241"), netip.MustParseAddr("2001:db8::241")
