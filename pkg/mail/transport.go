@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/smtp"
+	"net/textproto"
 	"os/exec"
 	"strings"
 	"sync"
@@ -47,6 +48,7 @@ func (s Sendmail) Send(ctx context.Context, _ string, _ []string, msg []byte) er
 		return nil
 	}
 	if ctx.Err() != nil {
+		// Killed by the timeout: it may have been about to accept it.
 		return fmt.Errorf("%s: killed: %w", s.Path, context.Cause(ctx))
 	}
 	msgText := strings.TrimSpace(out.String())
@@ -54,9 +56,43 @@ func (s Sendmail) Send(ctx context.Context, _ string, _ []string, msg []byte) er
 		msgText = msgText[:i]
 	}
 	if msgText != "" {
-		return fmt.Errorf("%s: %w: %s", s.Path, err, msgText)
+		err = fmt.Errorf("%s: %w: %s", s.Path, err, msgText)
+	} else {
+		err = fmt.Errorf("%s: %w", s.Path, err)
 	}
-	return fmt.Errorf("%s: %w", s.Path, err)
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && permanentExit[exit.ExitCode()] {
+		return &PermanentError{Err: err}
+	}
+	return err
+}
+
+// permanentExit are the sendmail exit statuses (sysexits.h) that say the
+// message itself is refused, so that sending it again cannot help:
+// EX_USAGE 64 (Postfix: no recipient in the headers, a malformed
+// address), EX_DATAERR 65, EX_NOUSER 67, EX_NOHOST 68. Every other status
+// is retried: EX_TEMPFAIL 75 by definition, and the ones that describe the
+// mail system rather than the message (EX_UNAVAILABLE 69, EX_SOFTWARE 70,
+// EX_OSERR 71, EX_OSFILE 72, EX_CANTCREAT 73, EX_IOERR 74, EX_PROTOCOL 76,
+// EX_NOPERM 77, EX_CONFIG 78), which an admin can fix, as well as 1 and
+// anything else unknown, and death by a signal.
+var permanentExit = map[int]bool{64: true, 65: true, 67: true, 68: true}
+
+// PermanentError is a failure that sending the same message again cannot
+// fix: an SMTP 5xx reply to the envelope or the message, or a sendmail
+// exit status in permanentExit.
+type PermanentError struct {
+	Err error
+}
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err (from Transport.Send) is a permanent
+// failure.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
 }
 
 // capped keeps the first 4 KiB written to it (a program's diagnostics).
@@ -129,22 +165,22 @@ func (s SMTP) Send(ctx context.Context, from string, to []string, msg []byte) er
 		}
 	}
 	if err := c.Mail(from); err != nil {
-		return smtpErr(ctx, "MAIL FROM", err)
+		return msgErr(ctx, "MAIL FROM", err)
 	}
 	for _, r := range to {
 		if err := c.Rcpt(r); err != nil {
-			return smtpErr(ctx, "RCPT TO "+r, err)
+			return msgErr(ctx, "RCPT TO "+r, err)
 		}
 	}
 	w, err := c.Data()
 	if err != nil {
-		return smtpErr(ctx, "DATA", err)
+		return msgErr(ctx, "DATA", err)
 	}
 	if _, err := w.Write(msg); err != nil { // the dot writer turns LF into CRLF
-		return smtpErr(ctx, "DATA", err)
+		return msgErr(ctx, "DATA", err)
 	}
 	if err := w.Close(); err != nil { // the server's answer to the final dot
-		return smtpErr(ctx, "end of DATA", err)
+		return msgErr(ctx, "end of DATA", err)
 	}
 	// Accepted. A failing QUIT changes nothing.
 	c.Quit() //nolint:errcheck
@@ -156,6 +192,19 @@ func smtpErr(ctx context.Context, step string, err error) error {
 		return fmt.Errorf("smtp %s: %w", step, context.Cause(ctx))
 	}
 	return fmt.Errorf("smtp %s: %w", step, err)
+}
+
+// msgErr is smtpErr for the steps about this message (envelope and data):
+// a 5xx reply there refuses the message for good. A 5xx to the greeting,
+// EHLO or STARTTLS is about the server or its configuration, not the
+// message, and stays temporary: every message would get it.
+func msgErr(ctx context.Context, step string, err error) error {
+	err = smtpErr(ctx, step, err)
+	var tp *textproto.Error
+	if ctx.Err() == nil && errors.As(err, &tp) && tp.Code >= 500 {
+		return &PermanentError{Err: err}
+	}
+	return err
 }
 
 func isLoopback(host string) bool {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -80,15 +81,21 @@ func (f *fakeSendmail) delivered(t *testing.T) map[string]int {
 	return got
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a poller.
+// syncBuffer is a bytes.Buffer safe for a writer and a reader that can
+// wait for the next write: tests wait for notify's records without polling.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed (and replaced) at each write
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	return s.b.Write(p)
 }
 
@@ -98,15 +105,56 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+// next returns the contents and a channel closed at the next write.
+func (s *syncBuffer) next() (string, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.b.String(), s.changed
+}
+
+// hangGuard fires shortly before the test binary's -timeout (or after
+// ten minutes without one): a hang then fails the test with a message
+// instead of a panic. It is no measure of speed: nothing waits for it
+// unless something is stuck.
+func hangGuard(t *testing.T) <-chan time.Time {
+	d := 10 * time.Minute
+	if dl, ok := t.Deadline(); ok {
+		d = time.Until(dl) * 9 / 10
+	}
+	return time.After(d)
+}
+
+// waitFor waits until cond holds for what has been written to buf,
+// checking at each write (no polling). The processes the tests wait on are
+// real (sendmail scripts, notify itself), so there is no clock to fake.
+func waitFor(t *testing.T, what string, buf *syncBuffer, cond func(out string) bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	guard := hangGuard(t)
+	for {
+		out, changed := buf.next()
+		if cond(out) {
+			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-changed:
+		case <-guard:
+			t.Fatalf("never happened: %s; output so far:\n%s", what, out)
+		}
+	}
+}
+
+// waitExit waits for a run's exit code.
+func waitExit(t *testing.T, what string, done <-chan int) int {
+	t.Helper()
+	select {
+	case code := <-done:
+		return code
+	case <-hangGuard(t):
+		t.Fatalf("never happened: %s", what)
+		return 0
 	}
 }
 
@@ -155,32 +203,25 @@ func TestMTAFailures(t *testing.T) {
 	}
 
 	feed("fail", 100)
-	waitFor(t, "a retry after exit 75", 30*time.Second, func() bool {
-		return strings.Contains(stdout.String(), `"status":"retry"`) && strings.Contains(stdout.String(), "exit status 75")
+	waitFor(t, "a retry after exit 75", &stdout, func(out string) bool {
+		return strings.Contains(out, `"status":"retry"`) && strings.Contains(out, "exit status 75")
 	})
 
 	sm.set(t, "hang")
-	waitFor(t, "a hung sendmail to be killed", 30*time.Second, func() bool {
-		return strings.Contains(stdout.String(), "--send-timeout")
+	waitFor(t, "a hung sendmail to be killed", &stdout, func(out string) bool {
+		return strings.Contains(out, "--send-timeout")
 	})
 	// The MTA hangs: 5000 alerts (about 3 MB, fifty times a pipe's buffer)
 	// must still be read. The write returns only once notify read it all.
-	start := time.Now()
 	feed("hang", 5000)
-	t.Logf("5000 alerts read in %v while sendmail hangs", time.Since(start))
 	if strings.Contains(stdout.String(), `"status":"sent"`) {
 		t.Fatal("something was sent while the MTA was down")
 	}
 
 	sm.set(t, "ok")
 	pw.Close()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d: %s", code, stderr.String())
-		}
-	case <-time.After(90 * time.Second):
-		t.Fatal("notify did not finish after the MTA recovered")
+	if code := waitExit(t, "notify finishing after the MTA recovered", done); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	checkOnce(t, sm.delivered(t), want)
 	ids := map[string]int{}
@@ -227,13 +268,13 @@ func TestKill9(t *testing.T) {
 		}
 	}
 	feed(0, 2) // accepted before the crash
-	waitFor(t, "two messages sent", 30*time.Second, func() bool {
-		return strings.Count(stdout.String(), `"status":"sent"`) == 2
+	waitFor(t, "two messages sent", &stdout, func(out string) bool {
+		return strings.Count(out, `"status":"sent"`) == 2
 	})
 	sm.set(t, "fail")
 	feed(2, 40) // 3 more messages (then the limit), 35 alerts queued
-	waitFor(t, "a retry and 35 queued alerts", 30*time.Second, func() bool {
-		return strings.Contains(stdout.String(), `"status":"retry"`) && strings.Contains(stdout.String(), `"queued":35`)
+	waitFor(t, "a retry and 35 queued alerts", &stdout, func(out string) bool {
+		return strings.Contains(out, `"status":"retry"`) && strings.Contains(out, `"queued":35`)
 	})
 	cmd.Process.Signal(syscall.SIGKILL) //nolint:errcheck
 	cmd.Wait()                          //nolint:errcheck
@@ -253,33 +294,35 @@ func TestKill9(t *testing.T) {
 
 // TestSIGTERM: a signal (the context's end) stops notify at once with exit
 // 0, even with a hung MTA and an open group; the next run mails it all.
+// Under synctest: "the alerts are queued" is the moment every goroutine
+// waits, and a notify that does not stop is a deadlock, not a timeout.
 func TestSIGTERM(t *testing.T) {
 	dir := t.TempDir()
-	pr, pw := io.Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var stdout, stderr syncBuffer
-	go func() {
-		done <- run(ctx, []string{"notify", "--to", "root", "--spool", dir, "--group-window", "0", "--max-per-hour", "2"},
-			pr, &stdout, &stderr, &hooks{transport: blockedMTA{}})
-	}()
 	var want []string
-	for i := range 5 {
-		tag := fmt.Sprintf("s%d", i)
-		want = append(want, tag)
-		io.WriteString(pw, alertLine(tag, tag, 10)) //nolint:errcheck
-	}
-	waitFor(t, "3 queued alerts", 30*time.Second, func() bool { return strings.Contains(stdout.String(), `"queued":3`) })
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
+	synctest.Test(t, func(t *testing.T) {
+		pr, pw := io.Pipe()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan int, 1)
+		var stdout, stderr syncBuffer
+		go func() {
+			done <- run(ctx, []string{"notify", "--to", "root", "--spool", dir, "--group-window", "0", "--max-per-hour", "2"},
+				pr, &stdout, &stderr, &hooks{transport: blockedMTA{}})
+		}()
+		for i := range 5 {
+			tag := fmt.Sprintf("s%d", i)
+			want = append(want, tag)
+			io.WriteString(pw, alertLine(tag, tag, 10)) //nolint:errcheck
+		}
+		synctest.Wait()
+		if !strings.Contains(stdout.String(), `"queued":3`) {
+			t.Fatalf("not 3 alerts queued:\n%s", stdout.String())
+		}
+		cancel()
+		if code := <-done; code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr.String())
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("notify did not stop on SIGTERM")
-	}
-	pw.Close()
+		pw.Close() // the reader, still in its read, ends
+	})
 	mta := &fakeMTA{}
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"notify", "--to", "root", "--spool", dir, "--max-per-hour", "0"},

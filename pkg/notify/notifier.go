@@ -57,8 +57,13 @@ type notifier struct {
 	seq    uint64            // entry numbers in a dry run
 	fields record.MailFields // the reader's scratch
 	err    error             // first fatal error of a timer-driven action
-	wake   chan struct{}
-	evNow  atomic.Int64 // with EventClock: the latest alert time, Unix ns (0: none yet)
+	// stopped closes the gate of the reader: set (under mu) when run
+	// returns while the reader goroutine may still be reading stdin, so
+	// that it never touches the spool once run's caller may close it.
+	stopped bool
+	failed  int // messages moved to failed/ in this run (under mu)
+	wake    chan struct{}
+	evNow   atomic.Int64 // with EventClock: the latest alert time, Unix ns (0: none yet)
 
 	q sendQueue
 }
@@ -194,6 +199,9 @@ func (n *notifier) add(line []byte, lineNo int) error {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.stopped {
+		return errStopped
+	}
 	if n.err != nil { // a timer-driven action failed (the spool): stop
 		return n.err
 	}
@@ -322,15 +330,27 @@ func (n *notifier) syncer(ctx context.Context) {
 	}
 }
 
+// errStopped is what the reader gets once run has returned.
+var errStopped = errors.New("stopped")
+
+// permanentTries is how many permanent failures in a row (an SMTP 5xx, a
+// sendmail EX_NOUSER, ...) move a message to failed/. More than one, so
+// that a server answering 5xx by mistake for a moment (a reload, a
+// misconfiguration fixed within seconds) does not fail a message; a
+// temporary failure in between starts the count again.
+const permanentTries = 3
+
 // sender hands spooled messages to the MTA in order, retrying each with
-// exponential backoff until it is accepted or ctx ends (the message then
-// stays in the spool).
+// exponential backoff until it is accepted, it is refused for good
+// (permanentTries permanent failures in a row: it is moved to failed/ and
+// the next one goes), or ctx ends (the message then stays in the spool).
 func (n *notifier) sender(ctx context.Context) {
 	for {
 		e, ok := n.q.pop(ctx)
 		if !ok {
 			return
 		}
+		permanent := 0
 		for attempt := 1; ; attempt++ {
 			sctx, cancel := context.WithTimeoutCause(ctx, n.cfg.SendTimeout,
 				fmt.Errorf("no answer within --send-timeout %s", n.cfg.SendTimeout))
@@ -350,9 +370,19 @@ func (n *notifier) sender(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			if mail.IsPermanent(err) {
+				permanent++
+			} else {
+				permanent = 0
+			}
 			n.mu.Lock()
 			queued := n.b.heldCount()
 			n.mu.Unlock()
+			if permanent >= permanentTries {
+				n.fail(e, queued, attempt, err)
+				n.q.done()
+				break
+			}
 			n.log.write(n.now(), info("retry", e, queued, attempt, err.Error()))
 			fmt.Fprintf(n.stderr, "notify: %s: %v (will retry)\n", e.Meta.MessageID, err)
 			backoff := n.cfg.RetryMin << min(attempt-1, 30)
@@ -368,6 +398,27 @@ func (n *notifier) sender(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// fail moves a message the MTA refused for good to the spool's failed/
+// (kept for the admin, never sent again) and says so.
+func (n *notifier) fail(e spool.Entry, queued, attempt int, err error) {
+	path, ferr := n.spool.Fail(e)
+	if ferr != nil && path == "" {
+		// Still in msg/: the next run tries it again.
+		fmt.Fprintf(n.stderr, "notify: %s: refused for good: %v; %v (it stays in the spool)\n", e.Meta.MessageID, err, ferr)
+	} else {
+		if ferr != nil {
+			fmt.Fprintf(n.stderr, "notify: %v\n", ferr)
+		}
+		fmt.Fprintf(n.stderr, "notify: %s: refused for good: %v (kept in %s, not sent again)\n", e.Meta.MessageID, err, path)
+	}
+	n.mu.Lock()
+	n.failed++
+	n.mu.Unlock()
+	rec := info("failed", e, queued, attempt, err.Error())
+	rec.File = path
+	n.log.write(n.now(), rec)
 }
 
 func info(status string, e spool.Entry, queued, attempt int, errText string) record.MailInfo {
@@ -412,6 +463,7 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 		stopTick()
 		n.mu.Lock()
 		defer n.mu.Unlock()
+		n.stopped = true // the reader may still be in a read: it must not append once we return
 		if n.spool != nil {
 			return n.spool.Sync()
 		}
@@ -451,7 +503,7 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 	defer wait.Stop()
 	select {
 	case <-n.q.idleCh():
-		return nil
+		return n.failedErr()
 	case <-ctx.Done():
 	case <-wait.C:
 	}
@@ -462,7 +514,7 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 		return err
 	}
 	if len(left) == 0 {
-		return nil
+		return n.failedErr()
 	}
 	for _, e := range left {
 		n.log.write(n.now(), info("pending", e, held, 0, ""))
@@ -471,6 +523,17 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 		return nil
 	}
 	return exitcode.Errorf(exitcode.TempFail, "%d message(s) not accepted by the MTA within --exit-wait %s: they stay in the spool for the next run", len(left), n.cfg.ExitWait)
+}
+
+// failedErr is run's result when everything else went well: exit 1 if a
+// message was refused for good.
+func (n *notifier) failedErr() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.failed == 0 {
+		return nil
+	}
+	return exitcode.Errorf(exitcode.Failure, "%d message(s) refused for good by the MTA: kept in the spool's failed/ directory, not sent again", n.failed)
 }
 
 // read feeds the input's lines to add, flushing the journal whenever the

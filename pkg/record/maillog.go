@@ -24,6 +24,10 @@ type MailLog struct {
 //     digest when the limit allows (Subject is the one they would have had).
 //   - "pending": at exit the message is still in the spool, not accepted;
 //     the next run sends it.
+//   - "failed": the MTA refused the message for good (an SMTP 5xx, a
+//     sendmail exit status such as EX_NOUSER) several times in a row (Error
+//     says why); it was moved to the spool's failed/ directory (File), is
+//     not sent again, and the messages behind it go on.
 //
 // Queued is the number of alerts held back by the hourly limit after this
 // record.
@@ -38,6 +42,7 @@ type MailInfo struct {
 	Digest    bool     `json:"digest,omitempty"`
 	Attempt   int      `json:"attempt,omitempty"`
 	Error     string   `json:"error,omitempty"`
+	File      string   `json:"file,omitempty"` // with "failed": where the message is kept
 }
 
 // AppendMailLog appends r as one JSON line (without the newline) to dst.

@@ -12,6 +12,8 @@
 //	journal-<base>.jsonl      alert lines, entry numbers base, base+1, ...
 //	msg/<upto>.eml            a message: one JSON line of metadata, then the message;
 //	                          it holds the journal entries up to <upto>
+//	failed/<upto>.eml         a message the MTA refused for good, moved out of msg/:
+//	                          kept, never resent by notify (the admin may resend it)
 //	tmp/                      files being written, renamed into place when complete
 //
 // Messages consume journal entries in order (every message takes all the
@@ -452,10 +454,42 @@ func (s *Spool) Remove(e Entry) error {
 	return syncDir(filepath.Join(s.dir, "msg"))
 }
 
-// Close syncs the journal and releases the lock.
+// Fail moves a message the MTA refused for good out of msg/ into failed/,
+// where it is kept (never deleted, never sent again by the spool's user)
+// for the admin. It returns the message's new path.
+func (s *Spool) Fail(e Entry) (string, error) {
+	dir := filepath.Join(s.dir, "failed")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("spool: %w", err)
+	}
+	dst := filepath.Join(dir, e.Name)
+	for i := 1; ; i++ { // never overwrite an earlier failed message
+		if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		dst = filepath.Join(dir, fmt.Sprintf("%s.%d.eml", strings.TrimSuffix(e.Name, ".eml"), i))
+	}
+	if err := os.Rename(filepath.Join(s.dir, "msg", e.Name), dst); err != nil {
+		return "", fmt.Errorf("spool: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return dst, err
+	}
+	return dst, syncDir(filepath.Join(s.dir, "msg"))
+}
+
+// Close syncs the journal and releases the lock. Flushing, syncing and
+// closing happen under one hold of the lock, so a line appended
+// concurrently either is in the journal or got ErrClosed.
 func (s *Spool) Close() error {
-	err := s.Sync()
 	s.mu.Lock()
+	err := s.flushLocked()
+	if err == nil && s.dirty && s.journal != nil {
+		s.dirty = false
+		if serr := s.journal.Sync(); serr != nil {
+			err = fmt.Errorf("spool: journal: %w", serr)
+		}
+	}
 	s.closed = true
 	if s.journal != nil {
 		if cerr := s.journal.Close(); err == nil && cerr != nil {

@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -179,5 +180,80 @@ func TestSentPruned(t *testing.T) {
 	}
 	if st := s.State(); len(st.Sent) != 2 {
 		t.Fatalf("sent times older than an hour kept: %v", st.Sent)
+	}
+}
+
+// TestCloseRacesAppend: a line whose Append succeeded while Close runs is
+// in the journal afterwards (Close used to sync, let go of the lock, then
+// close the journal file without flushing what was appended meanwhile).
+func TestCloseRacesAppend(t *testing.T) {
+	for i := range 50 {
+		dir := t.TempDir()
+		s := open(t, dir)
+		var ok int
+		started, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				if _, err := s.Append([]byte(`{"a":1}`)); err != nil {
+					if !errors.Is(err, ErrClosed) {
+						t.Error(err)
+					}
+					return
+				}
+				if ok++; ok == 100 {
+					close(started)
+				}
+			}
+		}()
+		<-started
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		s = open(t, dir)
+		n := len(unconsumed(t, s))
+		s.Close()
+		if n != ok {
+			t.Fatalf("round %d: %d appends succeeded, %d lines in the journal", i, ok, n)
+		}
+	}
+}
+
+// TestFail: a failed message leaves msg/ (not pending, not resent) and is
+// kept in failed/; a second one with the same name does not overwrite it.
+func TestFail(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer s.Close()
+	appendN(t, s, `{"a":1}`)
+	e, err := s.Put(Meta{Upto: 1, Created: t0, MessageID: "m1"}, []byte("Subject: x\n\nbody\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Fail(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "failed", e.Name); p != want {
+		t.Errorf("failed path %s, want %s", p, want)
+	}
+	if data, err := os.ReadFile(p); err != nil || !bytes.HasSuffix(data, []byte("\nSubject: x\n\nbody\n")) {
+		t.Errorf("failed file %q, %v", data, err)
+	}
+	if pend, err := s.Pending(); err != nil || len(pend) != 0 {
+		t.Errorf("pending after Fail: %v, %v", pend, err)
+	}
+	// The same name again (an admin moved the first back into msg/ by hand
+	// and it failed again, say): both kept.
+	if err := os.WriteFile(filepath.Join(dir, "msg", e.Name), []byte("{}\nagain\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p2, err := s.Fail(e)
+	if err != nil || p2 == p {
+		t.Fatalf("second Fail: %s, %v", p2, err)
+	}
+	if data, _ := os.ReadFile(p); !bytes.HasSuffix(data, []byte("body\n")) {
+		t.Errorf("first failed message overwritten: %q", data)
 	}
 }
