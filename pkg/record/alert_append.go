@@ -52,7 +52,7 @@ func ScanEvent(line []byte, f *EventFields) error {
 		scratch = make([]byte, 0, len(line)+len(line)/2)
 	}
 	*f = EventFields{scratch: scratch}
-	s := scanner{b: line, f: f}
+	s := scanner{b: line, f: f, plain: plain(line)}
 	s.ws()
 	if s.i >= len(s.b) {
 		return ErrNotObject
@@ -74,6 +74,44 @@ type scanner struct {
 	b []byte
 	i int
 	f *EventFields
+	// plain: the line has no backslash and no control character, so every
+	// string ends at the next '"' and needs no decoding (the common case,
+	// searched for with bytes.IndexByte)
+	plain bool
+}
+
+// plain reports whether b has neither a backslash nor a byte below 0x20.
+func plain(b []byte) bool {
+	if bytes.IndexByte(b, '\\') >= 0 {
+		return false
+	}
+	// a byte below 0x20 leaves its high bit set in (x - 0x20...) & ^x; the
+	// test is exact for whether there is one (borrows only come from one)
+	var acc uint64
+	i := 0
+	for ; i+32 <= len(b); i += 32 {
+		x0 := binary.LittleEndian.Uint64(b[i:])
+		x1 := binary.LittleEndian.Uint64(b[i+8:])
+		x2 := binary.LittleEndian.Uint64(b[i+16:])
+		x3 := binary.LittleEndian.Uint64(b[i+24:])
+		acc |= (x0 - ones*0x20) & ^x0
+		acc |= (x1 - ones*0x20) & ^x1
+		acc |= (x2 - ones*0x20) & ^x2
+		acc |= (x3 - ones*0x20) & ^x3
+	}
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		acc |= (x - ones*0x20) & ^x
+	}
+	if acc&high != 0 {
+		return false
+	}
+	for _, c := range b[i:] {
+		if c < 0x20 {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *scanner) ws() {
@@ -317,6 +355,14 @@ func (s *scanner) str() ([]byte, bool) {
 	}
 	s.i++
 	start := s.i
+	if s.plain {
+		n := bytes.IndexByte(s.b[start:], '"')
+		if n < 0 {
+			return nil, false
+		}
+		s.i = start + n + 1
+		return s.b[start : start+n], true
+	}
 	for {
 		// eight bytes at a time up to the first special one; the lowest
 		// set bit of the mask is exact (borrows only carry upwards)
