@@ -81,8 +81,9 @@ func (s *stage) read(ctx context.Context, r io.Reader, name string) error {
 			}
 		}(s.newWorker(name))
 	}
-	// The writer: batches in input order; flush when nothing else is
-	// queued, so a slow pipe's lines go out at once.
+	// The writer: batches in input order, each written at once (a batch
+	// ends where the input had nothing more buffered, so a slow pipe's
+	// lines are never held back).
 	werr := make(chan error, 1)
 	go func() {
 		var err error
