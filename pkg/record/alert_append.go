@@ -88,25 +88,23 @@ func plain(b []byte) bool {
 	// a byte below 0x20 leaves its high bit set in (x - 0x20...) & ^x; the
 	// test is exact for whether there is one (borrows only come from one)
 	var acc uint64
-	i := 0
-	for ; i+32 <= len(b); i += 32 {
-		x0 := binary.LittleEndian.Uint64(b[i:])
-		x1 := binary.LittleEndian.Uint64(b[i+8:])
-		x2 := binary.LittleEndian.Uint64(b[i+16:])
-		x3 := binary.LittleEndian.Uint64(b[i+24:])
-		acc |= (x0 - ones*0x20) & ^x0
-		acc |= (x1 - ones*0x20) & ^x1
-		acc |= (x2 - ones*0x20) & ^x2
-		acc |= (x3 - ones*0x20) & ^x3
+	for len(b) >= 32 {
+		x0 := binary.LittleEndian.Uint64(b[0:8])
+		x1 := binary.LittleEndian.Uint64(b[8:16])
+		x2 := binary.LittleEndian.Uint64(b[16:24])
+		x3 := binary.LittleEndian.Uint64(b[24:32])
+		acc |= (x0-ones*0x20)&^x0 | (x1-ones*0x20)&^x1 | (x2-ones*0x20)&^x2 | (x3-ones*0x20)&^x3
+		b = b[32:]
 	}
-	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b[0:8])
 		acc |= (x - ones*0x20) & ^x
+		b = b[8:]
 	}
 	if acc&high != 0 {
 		return false
 	}
-	for _, c := range b[i:] {
+	for _, c := range b {
 		if c < 0x20 {
 			return false
 		}
@@ -356,12 +354,24 @@ func (s *scanner) str() ([]byte, bool) {
 	s.i++
 	start := s.i
 	if s.plain {
-		n := bytes.IndexByte(s.b[start:], '"')
+		// most strings are short: a byte loop before IndexByte
+		b := s.b[start:]
+		for i := 0; i < len(b) && i < 16; i++ {
+			if b[i] == '"' {
+				s.i = start + i + 1
+				return b[:i], true
+			}
+		}
+		if len(b) <= 16 {
+			return nil, false
+		}
+		n := bytes.IndexByte(b[16:], '"')
 		if n < 0 {
 			return nil, false
 		}
+		n += 16
 		s.i = start + n + 1
-		return s.b[start : start+n], true
+		return b[:n], true
 	}
 	for {
 		// eight bytes at a time up to the first special one; the lowest
