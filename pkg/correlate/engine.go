@@ -2,6 +2,7 @@ package correlate
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,12 +27,18 @@ const (
 // event is one input record as the engine sees it.
 type event struct {
 	rule.Event
-	src    []byte // src_ip as written: the same_source_ip key
-	dst    []byte // dest_ip as written
-	log    []byte // full_log (or the compact record) for previous_output
-	seq    uint64 // for feeding each window once per event
-	srcSig []byte // scratch for the keySrcSig key
-	sigBuf []byte // scratch for SigID
+	src    []byte    // src_ip as written: the same_source_ip key
+	dst    []byte    // dest_ip as written
+	log    []byte    // full_log (or the compact record) for previous_output
+	seq    uint64    // for feeding each window once per event
+	srcSig []byte    // scratch for the keySrcSig key
+	sigBuf []byte    // scratch for SigID
+	ftsKey seen.Hash // the first-time-seen key (made by prepare)
+	// pre holds the results of Test for the rules of preSet that have
+	// patterns, computed in the reading goroutine (see pretest); used
+	// only when preSet is the engine's set
+	pre    []rule.Failure
+	preSet *rule.Set
 }
 
 // winState is a window and how its key is made.
@@ -56,6 +63,8 @@ type ruleState struct {
 	// silentUntil is the silence of a rule with ignore that is not a
 	// composite (whole rule, as OSSEC).
 	silentUntil int64
+	// pre: Test is computed ahead, in the reading goroutine
+	pre bool
 }
 
 // Engine walks the rule tree for each event and keeps the composite and
@@ -89,6 +98,7 @@ func newEngine(set *rule.Set, store *window.Store, fts *seen.Set) *Engine {
 		}
 		rs.enc = record.EncodeRule(&rs.rec)
 		e.rules[r.Index] = rs
+		rs.pre = pretested(r)
 		if len(r.SrcIP) > 0 || len(r.DstIP) > 0 {
 			e.needIP = true
 		}
@@ -147,6 +157,49 @@ func newEngine(set *rule.Set, store *window.Store, fts *seen.Set) *Engine {
 		e.wins = append(e.wins, ws)
 	}
 	return e
+}
+
+// pretested reports whether r's own conditions are tested ahead, in the
+// reading goroutine: those with patterns (the costly part of Test).
+func pretested(r *rule.Rule) bool {
+	return r.Match != nil || r.Regex != nil || r.SigID != nil
+}
+
+// pretest is what the reading goroutine needs to test rules ahead of the
+// engine: the set and which of its rules to test.
+type pretest struct {
+	set    *rule.Set
+	rules  []*rule.Rule
+	needIP bool
+}
+
+func newPretest(e *Engine) *pretest {
+	pt := &pretest{set: e.set, needIP: e.needIP}
+	for _, rs := range e.rules {
+		if rs.pre {
+			pt.rules = append(pt.rules, rs.r)
+		}
+	}
+	return pt
+}
+
+// run tests ev against the rules of pt (ev's addresses are parsed when
+// the rules need them).
+func (pt *pretest) run(ev *event) {
+	ev.SrcIP, ev.DestIP = netip.Addr{}, netip.Addr{}
+	if pt.needIP {
+		ev.SrcIP, _ = netip.ParseAddr(string(ev.src))
+		ev.DestIP, _ = netip.ParseAddr(string(ev.dst))
+	}
+	if n := len(pt.set.Rules); cap(ev.pre) < n {
+		ev.pre = make([]rule.Failure, n)
+	} else {
+		ev.pre = ev.pre[:n]
+	}
+	for _, r := range pt.rules {
+		ev.pre[r.Index] = r.Test(&ev.Event)
+	}
+	ev.preSet = pt.set
 }
 
 // key returns ev's key for a window kind, nil when ev lacks it.
@@ -226,7 +279,13 @@ func (e *Engine) feed(ws *winState, ev *event, now int64) {
 // seen, the counted events are used up, the silence starts).
 func (e *Engine) try(rs *ruleState, ev *event, now int64, depth int) (bool, [][]byte) {
 	r := rs.r
-	if f := r.Test(&ev.Event); f != rule.OK {
+	var f rule.Failure
+	if rs.pre && ev.preSet == e.set {
+		f = ev.pre[r.Index]
+	} else {
+		f = r.Test(&ev.Event)
+	}
+	if f != rule.OK {
 		if e.explain != nil {
 			e.say(depth, rs, "no: %s", r.Why(f))
 		}
@@ -275,8 +334,7 @@ func (e *Engine) try(rs *ruleState, ev *event, now int64, depth int) (bool, [][]
 		}
 	} else if r.IfFTS {
 		// the key: decoder, signature, source, destination
-		h := seen.NewHash().Add([]byte(decoderName)).Add(ev.SigID).Add(ev.src).Add(ev.dst)
-		if !e.fts.FirstTime(h) {
+		if !e.fts.FirstTime(ev.ftsKey) {
 			if e.explain != nil {
 				e.say(depth, rs, "no: seen before (if_fts)")
 			}

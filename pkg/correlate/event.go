@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/quietwatch/quietwatch/pkg/record"
+	"github.com/quietwatch/quietwatch/pkg/seen"
 )
 
 // decoderName is what <decoded_as> compares with: every input record is
@@ -25,6 +26,7 @@ func prepare(ev *event, f *record.EventFields, line []byte) {
 		ev.SetText(ev.log)
 	}
 	ev.SigID = nil
+	ev.preSet = nil
 	if f.HasSig {
 		b := ev.sigBuf[:0]
 		b = strconv.AppendInt(b, f.GID, 10)
@@ -35,6 +37,7 @@ func prepare(ev *event, f *record.EventFields, line []byte) {
 		ev.sigBuf = b
 		ev.SigID = b
 	}
+	ev.ftsKey = seen.NewHash().Add([]byte(decoderName)).Add(ev.SigID).Add(ev.src).Add(ev.dst)
 }
 
 // stripStamp returns the log text without its leading timestamp, as OSSEC

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -149,6 +148,7 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 		inputs = c.Args().Slice()
 	}
 	p := &pipeline{eng: eng, cfg: cfg, out: &output{w: stdout, buf: make([]byte, 0, outSize+4096)}, diag: bufio.NewWriter(stderr), hup: h.hup}
+	p.pre.Store(newPretest(eng))
 	// SIGHUP reloads the rules; with a mistake in them, the old rules stay.
 	p.reload = func() {
 		set, ok := loadRules(rules, builtin, p.diag)
@@ -157,6 +157,7 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 			return
 		}
 		p.eng = newEngine(set, window.NewStore(maxKeys), fts)
+		p.pre.Store(newPretest(p.eng))
 		p.diagf("rules reloaded (%d rules); composite counts start afresh", len(set.Rules))
 	}
 	if ftsPath != "" {
@@ -224,6 +225,8 @@ type pipeline struct {
 
 	last  int64 // newest time seen, µs
 	ahead int64 // events stamped later than this are not believed
+	// pre is what the reading goroutine tests ahead (set with eng)
+	pre atomic.Pointer[pretest]
 }
 
 const (
@@ -420,7 +423,7 @@ func (p *pipeline) read(rs *readState, name string, r io.Reader, base uint64, fu
 			it.line = b.data[start:len(b.data):len(b.data)]
 			it.lineNo = rd.Line()
 			it.seq = base + uint64(it.lineNo)
-			scan(it)
+			scan(it, p.pre.Load())
 		case err == io.EOF:
 			b.flush = true
 			full <- b
@@ -460,7 +463,7 @@ func isTooLong(err error) bool {
 
 // scan does the stateless part of an event: JSON check, fields, match
 // text, timestamp.
-func scan(it *item) {
+func scan(it *item, pt *pretest) {
 	it.diag, it.blank = "", false
 	if len(bytes.TrimSpace(it.line)) == 0 {
 		it.blank = true
@@ -476,6 +479,7 @@ func scan(it *item) {
 		return
 	}
 	prepare(&it.ev, f, it.line)
+	pt.run(&it.ev)
 	it.t, it.tOK = 0, false
 	if f.Timestamp != nil {
 		it.t, it.tOK = parseTime(f.Timestamp)
@@ -507,11 +511,8 @@ func (p *pipeline) record(name string, it *item) error {
 	}
 	f, ev := &it.fields, &it.ev
 	now := p.now(it.t, it.tOK)
-	if p.eng.needIP {
-		ev.SrcIP, _ = netip.ParseAddr(string(f.SrcIP))
-		ev.DestIP, _ = netip.ParseAddr(string(f.DestIP))
-	} else {
-		ev.SrcIP, ev.DestIP = netip.Addr{}, netip.Addr{}
+	if ev.preSet != p.eng.set { // read before a reload
+		newPretest(p.eng).run(ev)
 	}
 	explainf := func(format string, args ...any) {
 		if p.cfg.explain {
