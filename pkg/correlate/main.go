@@ -263,7 +263,7 @@ func (p *pipeline) run(ctx context.Context, inputs []string, stdin io.Reader) er
 	full := make(chan *batch, batches)
 	free := make(chan *batch, batches)
 	for range batches {
-		free <- &batch{items: make([]item, batchLines), data: make([]byte, 0, 128<<10)}
+		free <- &batch{items: make([]item, batchLines), data: make([]byte, 0, batchData)}
 	}
 	rs := &readState{stop: ctx.Done(), blocking: make(chan struct{}, 1)}
 	go p.readAll(rs, inputs, stdin, full, free)
@@ -344,18 +344,16 @@ type readState struct {
 // errStopped ends reading after a stop request.
 var errStopped = errors.New("stopped")
 
-// stopReader is the input as the line reader sees it: before each read of
-// the input (which may block) it hands over the lines read so far (so a
-// quiet pipe holding half a line does not hold the whole lines before it
-// back) and, once a stop is requested, it reads nothing new.
+// stopReader is the input as the reading goroutine sees it: once a stop is
+// requested, it reads nothing new. (Before each read, which may block, the
+// reading goroutine hands on the whole lines read so far, so a quiet pipe
+// holding half a line does not hold the whole lines before it back.)
 type stopReader struct {
-	r      io.Reader
-	rs     *readState
-	before func()
+	r  io.Reader
+	rs *readState
 }
 
 func (s *stopReader) Read(b []byte) (int, error) {
-	s.before()
 	select {
 	case <-s.rs.stop:
 		return 0, errStopped
@@ -399,67 +397,135 @@ func (p *pipeline) readAll(rs *readState, inputs []string, stdin io.Reader, full
 }
 
 func (p *pipeline) read(rs *readState, name string, r io.Reader, base uint64, full chan<- *batch, free <-chan *batch) (int, bool) {
-	var b *batch
-	get := func() {
-		b = <-free
-		b.name, b.data, b.n, b.flush, b.err = name, b.data[:0], 0, false, nil
-	}
-	rd := record.NewReader(&stopReader{r: r, rs: rs, before: func() {
-		if b.n > 0 {
-			b.flush = true
-			full <- b
-			get()
+	in := &stopReader{r: r, rs: rs}
+	var (
+		b      *batch
+		pos    int  // start of the first line not yet handed on, in b.data
+		from   int  // b.data[pos:from] has no newline (searched already)
+		lineNo int  // lines seen in this input
+		long   bool // in a line over the limit: its bytes are dropped
+		size   int  // bytes of that line so far
+		rerr   error
+	)
+	// next hands b on and starts a new batch holding b's incomplete last
+	// line (the only copy of input bytes: whole lines stay where they
+	// were read, and the rules goroutine sees them there).
+	next := func(flush bool) {
+		rest := b.data[pos:]
+		b.flush = flush
+		full <- b
+		nb := <-free
+		if cap(nb.data) < len(rest)+readSize {
+			// (a long line coming in small reads: grow geometrically)
+			nb.data = make([]byte, 0, max(batchData, 2*len(rest)+readSize))
 		}
-	}}, 0)
-	get()
-	for {
-		line, err := rd.ReadLine()
+		nb.name, nb.data, nb.n, nb.flush, nb.err = name, append(nb.data[:0], rest...), 0, false, nil
+		b, pos, from = nb, 0, len(rest)
+	}
+	tooLong := func(n int) {
+		lineNo++
+		it := &b.items[b.n]
+		b.n++
+		it.lineNo = lineNo
+		it.diag = fmt.Sprintf("line of %d bytes is longer than the limit, skipped", n)
+	}
+	// line takes one whole line (without its newline) at b.data[pos:end].
+	line := func(end int) {
+		l := b.data[pos:end:end]
 		switch {
-		case err == nil:
+		case long:
+			long = false
+			tooLong(size + len(l))
+		case len(l) > maxLine:
+			tooLong(len(l))
+		default:
+			lineNo++
 			it := &b.items[b.n]
 			b.n++
-			start := len(b.data)
-			b.data = append(b.data, line...)
-			it.line = b.data[start:len(b.data):len(b.data)]
-			it.lineNo = rd.Line()
-			it.seq = base + uint64(it.lineNo)
+			if len(l) > 0 && l[len(l)-1] == '\r' {
+				l = l[: len(l)-1 : len(l)-1]
+			}
+			it.line = l
+			it.lineNo = lineNo
+			it.seq = base + uint64(lineNo)
 			scan(it, p.pre.Load())
+		}
+	}
+	b = <-free
+	b.name, b.data, b.n, b.flush, b.err = name, b.data[:0], 0, false, nil
+	for {
+		// (pos <= from <= len(b.data))
+		// whole lines
+		for {
+			nl := bytes.IndexByte(b.data[from:], '\n')
+			if nl < 0 {
+				from = len(b.data)
+				break
+			}
+			line(from + nl)
+			pos = from + nl + 1
+			from = pos
+			if b.n == len(b.items) {
+				next(pos == len(b.data))
+			}
+		}
+		// an incomplete line: over the limit already, its bytes are dropped
+		if rest := len(b.data) - pos; long || rest > maxLine {
+			if !long {
+				long, size = true, 0
+			}
+			size += rest
+			b.data, from = b.data[:pos], pos
+		}
+		if rerr == nil {
+			// before each read of the input (which may block), the whole
+			// lines read so far are handed on
+			if b.n > 0 || cap(b.data)-len(b.data) < minRead {
+				next(b.n > 0)
+			}
+			n, err := in.Read(b.data[len(b.data):min(cap(b.data), len(b.data)+readSize)])
+			b.data = b.data[:len(b.data)+n]
+			rerr = err
+			if n > 0 || err == nil {
+				continue // the lines read come first, then any error
+			}
+		}
+		err := rerr
+		switch {
 		case err == io.EOF:
+			if rest := len(b.data) - pos; rest > 0 || long {
+				if b.n == len(b.items) {
+					next(false)
+				}
+				line(len(b.data))
+				pos, from = len(b.data), len(b.data)
+			}
 			b.flush = true
 			full <- b
-			return rd.Line(), true
-		case isTooLong(err):
-			tl := err.(*record.LineTooLongError)
-			it := &b.items[b.n]
-			b.n++
-			it.lineNo = tl.Line
-			it.diag = fmt.Sprintf("line of %d bytes is longer than the limit, skipped", tl.Size)
+			return lineNo, true
 		case errors.Is(err, errStopped):
 			// a part of a line may be lost: it was never a whole record
 			b.flush = true
 			full <- b
-			return rd.Line(), false
+			return lineNo, false
 		default:
 			b.err = err
 			full <- b
-			return rd.Line(), false
-		}
-		idle := rd.Buffered() == 0
-		if idle || b.n == len(b.items) {
-			b.flush = idle
-			full <- b
-			get()
+			return lineNo, false
 		}
 	}
 }
 
-// isTooLong reports whether err is the line reader's over-long line error
-// (which it returns unwrapped). A type assertion, not errors.As: that
-// would put a pointer on the heap for every line read.
-func isTooLong(err error) bool {
-	_, ok := err.(*record.LineTooLongError)
-	return ok
-}
+const (
+	// readSize is the most read from the input at once.
+	readSize = 64 << 10
+	// minRead: with less room than this left in a batch's buffer, the
+	// incomplete line moves to a new batch before the next read.
+	minRead = 4 << 10
+	// batchData is the initial size of a batch's buffer.
+	batchData = 256 << 10
+	maxLine   = record.DefaultMaxLine
+)
 
 // scan does the stateless part of an event: JSON check, fields, match
 // text, timestamp.

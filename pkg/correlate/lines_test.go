@@ -1,0 +1,100 @@
+package correlate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/quietwatch/quietwatch/pkg/record"
+)
+
+// chunkReader returns at most n bytes per Read.
+type chunkReader struct {
+	r io.Reader
+	n int
+}
+
+func (c chunkReader) Read(b []byte) (int, error) { return c.r.Read(b[:min(len(b), c.n)]) }
+
+// The reading goroutine splits its blocks into lines as record.Reader
+// does: over-long lines (also at the end, and one just at the limit),
+// CRLF, blank lines, a last line without newline, whatever the sizes the
+// input arrives in. Every way of feeding must give the same output as
+// the reference: the lines record.Reader returns, numbered the same.
+func TestReaderEdges(t *testing.T) {
+	atLimit := `{"a":"` + strings.Repeat("y", maxLine-8) + `"}`
+	for _, tc := range []struct {
+		name string
+		in   string
+	}{
+		{"mixed", ev(0, "192.0.2.1", 1) + "\n" + strings.Repeat("x", maxLine+5) + "\n" + ev(1, "192.0.2.1", 1) + "\r\n\n\r\n" +
+			atLimit + "\n" + atLimit + "z\n" + ev(2, "192.0.2.2", 2)},
+		{"long at end", ev(0, "192.0.2.1", 1) + "\n" + strings.Repeat("x", maxLine+70000)},
+		{"long crlf", strings.Repeat("x", maxLine) + "\r\n" + ev(2, "192.0.2.2", 2) + "\n"},
+		{"many", strings.Repeat(ev(0, "192.0.2.1", 3)+"\n", 600) + "{bad\n" + ev(1, "192.0.2.1", 3)},
+	} {
+		// the reference: record.Reader's lines and over-long reports
+		var wantDiag, wantIDs []string
+		rd := record.NewReader(strings.NewReader(tc.in), 0)
+		for {
+			l, err := rd.ReadLine()
+			if err == io.EOF {
+				break
+			}
+			var tl *record.LineTooLongError
+			if errors.As(err, &tl) {
+				wantDiag = append(wantDiag, fmt.Sprintf("correlate: stdin:%d: line of %d bytes is longer than the limit, skipped", tl.Line, tl.Size))
+				continue
+			}
+			var f record.EventFields
+			if len(bytes.TrimSpace(l)) > 0 && record.ScanEvent(l, &f) == nil {
+				wantIDs = append(wantIDs, fmt.Sprint(rd.Line()))
+			}
+		}
+		var outs []string
+		for _, feed := range []func(io.Reader) io.Reader{
+			func(r io.Reader) io.Reader { return r },
+			func(r io.Reader) io.Reader { return chunkReader{r, 1000} },
+			func(r io.Reader) io.Reader { return chunkReader{r, 65537} },
+			iotest.DataErrReader,
+		} {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), []string{"correlate", "-r", howto}, feed(strings.NewReader(tc.in)), &out, &errb, hooks{wall: wallClock})
+			if code != 0 {
+				t.Fatalf("%s: exit %d: %s", tc.name, code, errb.String())
+			}
+			outs = append(outs, out.String()+"\n--\n"+errb.String())
+		}
+		for i, o := range outs[1:] {
+			if o != outs[0] {
+				t.Errorf("%s: feed %d differs from whole:\n%.2000s\n---- whole:\n%.2000s", tc.name, i+1, o, outs[0])
+			}
+		}
+		// the line numbers of the diagnostics and alert ids follow the reference
+		var gotDiag []string
+		for _, l := range strings.Split(outs[0], "\n") {
+			if strings.Contains(l, "longer than the limit") {
+				gotDiag = append(gotDiag, l)
+			}
+		}
+		if strings.Join(gotDiag, "\n") != strings.Join(wantDiag, "\n") {
+			t.Errorf("%s: diagnostics\n%s\nwant\n%s", tc.name, strings.Join(gotDiag, "\n"), strings.Join(wantDiag, "\n"))
+		}
+		var gotIDs []string
+		for _, l := range strings.Split(strings.TrimSpace(strings.Split(outs[0], "\n--\n")[0]), "\n") {
+			var a record.Alert
+			if err := record.Unmarshal([]byte(l), &a); err != nil {
+				t.Fatalf("%s: bad alert %.200q: %v", tc.name, l, err)
+			}
+			gotIDs = append(gotIDs, a.ID[strings.IndexByte(a.ID, '.')+1:])
+		}
+		if strings.Join(gotIDs, " ") != strings.Join(wantIDs, " ") {
+			t.Errorf("%s: alerts for lines %.300v, want %.300v", tc.name, gotIDs, wantIDs)
+		}
+	}
+}
