@@ -47,12 +47,18 @@ const maxDepth = 1000
 // with the fields correlate needs. It returns ErrNotObject for other JSON
 // values and ErrBadJSON for malformed text.
 func ScanEvent(line []byte, f *EventFields) error {
+	return scanEvent(line, f, true)
+}
+
+// scanEvent is ScanEvent; fast false keeps to the general scanner (for
+// comparing the two in tests).
+func scanEvent(line []byte, f *EventFields, fast bool) error {
 	scratch := f.scratch[:0]
 	if cap(scratch) < len(line) {
 		scratch = make([]byte, 0, len(line)+len(line)/2)
 	}
 	*f = EventFields{scratch: scratch}
-	s := scanner{b: line, f: f, plain: plain(line)}
+	s := scanner{b: line, f: f, plain: fast && plain(line)}
 	s.ws()
 	if s.i >= len(s.b) {
 		return ErrNotObject
@@ -63,20 +69,270 @@ func ScanEvent(line []byte, f *EventFields) error {
 		}
 		return ErrBadJSON
 	}
-	if !s.object(0, s.topField) || !s.end() {
+	if s.plain {
+		i := plainObject(line, s.i, 0, inTop, f)
+		for i >= 0 && i < len(line) && line[i] == ' ' {
+			i++
+		}
+		if i != len(line) {
+			return ErrBadJSON
+		}
+	} else if !s.object(0, s.topField) || !s.end() {
 		return ErrBadJSON
 	}
 	f.HasSig = f.hasGID && f.hasSID && f.hasRev
 	return nil
 }
 
+// The plain scanner: for a line without backslashes or control characters
+// (see plain), where a string is the bytes up to the next quote and the
+// only white space is ' '. Each function takes the index of a value's
+// first byte and returns the index after it, or -1 if the text is not
+// well-formed; it keeps the index in a register instead of the scanner.
+
+// Where an object is, for picking out fields.
+const (
+	inOther = iota
+	inTop
+	inAlert
+)
+
+func plainWS(b []byte, i int) int {
+	for i < len(b) && b[i] == ' ' {
+		i++
+	}
+	return i
+}
+
+// plainString takes the string whose opening quote is at b[i]; it returns
+// the index after the closing quote, or -1.
+func plainString(b []byte, i int) int {
+	i++
+	// most strings are short: eight bytes at a time (the lowest set bit
+	// of the mask is exact), then IndexByte
+	for end := i + 32; i+8 <= len(b) && i < end; i += 8 {
+		y := binary.LittleEndian.Uint64(b[i:]) ^ (ones * '"')
+		if m := (y - ones) & ^y & high; m != 0 {
+			return i + bits.TrailingZeros64(m)/8 + 1
+		}
+	}
+	n := bytes.IndexByte(b[i:], '"')
+	if n < 0 {
+		return -1
+	}
+	return i + n + 1
+}
+
+func plainValue(b []byte, i, depth int) int {
+	if depth > maxDepth || i >= len(b) {
+		return -1
+	}
+	switch c := b[i]; {
+	case c == '"':
+		return plainString(b, i)
+	case c == '{':
+		return plainObject(b, i, depth, inOther, nil)
+	case c == '[':
+		i = plainWS(b, i+1)
+		if i < len(b) && b[i] == ']' {
+			return i + 1
+		}
+		for {
+			if i = plainValue(b, plainWS(b, i), depth+1); i < 0 {
+				return -1
+			}
+			i = plainWS(b, i)
+			if i >= len(b) {
+				return -1
+			}
+			switch b[i] {
+			case ']':
+				return i + 1
+			case ',':
+				i++
+			default:
+				return -1
+			}
+		}
+	case c == 't':
+		return plainLit(b, i, "true")
+	case c == 'f':
+		return plainLit(b, i, "false")
+	case c == 'n':
+		return plainLit(b, i, "null")
+	case c == '-' || '0' <= c && c <= '9':
+		return plainNumber(b, i)
+	}
+	return -1
+}
+
+func plainLit(b []byte, i int, w string) int {
+	if len(b)-i >= len(w) && string(b[i:i+len(w)]) == w {
+		return i + len(w)
+	}
+	return -1
+}
+
+func plainDigits(b []byte, i int) (int, bool) {
+	start := i
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i, i > start
+}
+
+func plainNumber(b []byte, i int) int {
+	if b[i] == '-' {
+		i++
+	}
+	ok := true
+	if i < len(b) && b[i] == '0' {
+		i++
+	} else if i, ok = plainDigits(b, i); !ok {
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		if i, ok = plainDigits(b, i+1); !ok {
+			return -1
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i, ok = plainDigits(b, i); !ok {
+			return -1
+		}
+	}
+	return i
+}
+
+// plainObject takes the object at b[i] ('{'), picking out the fields of
+// the record (in inTop) and of its alert (in inAlert) into f.
+func plainObject(b []byte, i, depth, in int, f *EventFields) int {
+	if depth > maxDepth {
+		return -1
+	}
+	i = plainWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return -1
+		}
+		ks := i + 1
+		if i = plainString(b, i); i < 0 {
+			return -1
+		}
+		key := b[ks : i-1]
+		i = plainWS(b, i)
+		if i >= len(b) || b[i] != ':' {
+			return -1
+		}
+		i = plainWS(b, i+1)
+		start := i
+		switch in {
+		case inTop:
+			i = plainTopField(b, i, depth+1, key, f)
+		case inAlert:
+			i = plainValue(b, i, depth+1)
+			if i >= 0 {
+				f.alertField(key, b[start:i])
+			}
+		default:
+			i = plainValue(b, i, depth+1)
+		}
+		if i < 0 {
+			return -1
+		}
+		i = plainWS(b, i)
+		if i >= len(b) {
+			return -1
+		}
+		switch b[i] {
+		case ',':
+			i = plainWS(b, i+1)
+		case '}':
+			return i + 1
+		default:
+			return -1
+		}
+	}
+}
+
+func plainTopField(b []byte, i, depth int, key []byte, f *EventFields) int {
+	var dst *[]byte
+	switch string(key) {
+	case "timestamp":
+		dst = &f.Timestamp
+	case "src_ip":
+		dst = &f.SrcIP
+	case "dest_ip":
+		dst = &f.DestIP
+	case "full_log":
+		dst = &f.FullLog
+	case "alert":
+		if i < len(b) && b[i] == '{' {
+			f.HasAlert = true
+			return plainObject(b, i, depth, inAlert, f)
+		}
+	case "rule", "id", "previous_output":
+		f.own(key)
+	case "hostname":
+		f.HasHostname = true
+	}
+	if dst != nil && i < len(b) && b[i] == '"' {
+		end := plainString(b, i)
+		if end >= 0 {
+			*dst = b[i+1 : end-1]
+		}
+		return end
+	}
+	return plainValue(b, i, depth)
+}
+
+// own notes correlate's own key (the first one found).
+func (f *EventFields) own(key []byte) {
+	if f.Own == "" {
+		switch string(key) {
+		case "rule":
+			f.Own = "rule"
+		case "id":
+			f.Own = "id"
+		default:
+			f.Own = "previous_output"
+		}
+	}
+}
+
+// alertField notes the alert's gid, signature_id and rev (val is the raw
+// value, already checked).
+func (f *EventFields) alertField(key, val []byte) {
+	var dst *int64
+	var has *bool
+	switch string(key) {
+	case "gid":
+		dst, has = &f.GID, &f.hasGID
+	case "signature_id":
+		dst, has = &f.SID, &f.hasSID
+	case "rev":
+		dst, has = &f.Rev, &f.hasRev
+	default:
+		return
+	}
+	if n, ok := smallInt(val); ok {
+		*dst, *has = n, true
+	}
+}
+
 type scanner struct {
 	b []byte
 	i int
 	f *EventFields
-	// plain: the line has no backslash and no control character, so every
-	// string ends at the next '"' and needs no decoding (the common case,
-	// searched for with bytes.IndexByte)
+	// plain: the line has no backslash and no control character: the
+	// plain scanner (plainObject) takes it
 	plain bool
 }
 
@@ -353,26 +609,6 @@ func (s *scanner) str() ([]byte, bool) {
 	}
 	s.i++
 	start := s.i
-	if s.plain {
-		// most strings are short: a byte loop before IndexByte
-		b := s.b[start:]
-		for i := 0; i < len(b) && i < 16; i++ {
-			if b[i] == '"' {
-				s.i = start + i + 1
-				return b[:i], true
-			}
-		}
-		if len(b) <= 16 {
-			return nil, false
-		}
-		n := bytes.IndexByte(b[16:], '"')
-		if n < 0 {
-			return nil, false
-		}
-		n += 16
-		s.i = start + n + 1
-		return b[:n], true
-	}
 	for {
 		// eight bytes at a time up to the first special one; the lowest
 		// set bit of the mask is exact (borrows only carry upwards)

@@ -154,3 +154,31 @@ func TestScanEventPlain(t *testing.T) {
 		}
 	}
 }
+
+// The plain scanner (lines without backslashes or control characters)
+// must agree with the general one on every input: same error, same fields.
+func FuzzScanEventPlain(f *testing.F) {
+	f.Add(benchLine)
+	f.Add([]byte(`{"alert":{"gid":1,"signature_id":2,"rev":3,"x":[1,{"a":[]},"s"]},"rule":1,"id":2,"hostname":null}`))
+	f.Add([]byte(` { "src_ip" : "a" , "src_ip":"b","alert":[1],"timestamp":1e5 } `))
+	f.Add([]byte(`{"a":-0.5E+3,"b":true,"c":false,"d":null,"e":[[[]]],"full_log":"0123456789abcdefghij"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var a, b EventFields
+		ea := scanEvent(data, &a, true)
+		eb := scanEvent(data, &b, false)
+		if ea != eb {
+			t.Fatalf("%q: plain %v, general %v", data, ea, eb)
+		}
+		if ea != nil {
+			return
+		}
+		for _, p := range [][2][]byte{{a.Timestamp, b.Timestamp}, {a.SrcIP, b.SrcIP}, {a.DestIP, b.DestIP}, {a.FullLog, b.FullLog}} {
+			if string(p[0]) != string(p[1]) || (p[0] == nil) != (p[1] == nil) {
+				t.Fatalf("%q: field %q vs %q", data, p[0], p[1])
+			}
+		}
+		if a.HasAlert != b.HasAlert || a.GID != b.GID || a.SID != b.SID || a.Rev != b.Rev || a.HasSig != b.HasSig || a.Own != b.Own || a.HasHostname != b.HasHostname {
+			t.Fatalf("%q: %+v vs %+v", data, a, b)
+		}
+	})
+}
