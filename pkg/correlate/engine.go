@@ -98,10 +98,15 @@ func newEngine(set *rule.Set, store *window.Store, fts *seen.Set) *Engine {
 		}
 		rs.enc = record.EncodeRule(&rs.rec)
 		e.rules[r.Index] = rs
-		rs.pre = pretested(r)
 		if len(r.SrcIP) > 0 || len(r.DstIP) > 0 {
 			e.needIP = true
 		}
+	}
+	// the root's rules with patterns are tested ahead: every event is tried
+	// against the root, so this is work the engine would mostly do itself
+	// (a rule deeper in the tree is tried only after its parent matched)
+	for _, r := range set.Root {
+		e.rules[r.Index].pre = pretested(r)
 	}
 	type group struct {
 		members []*ruleState
@@ -159,8 +164,8 @@ func newEngine(set *rule.Set, store *window.Store, fts *seen.Set) *Engine {
 	return e
 }
 
-// pretested reports whether r's own conditions are tested ahead, in the
-// reading goroutine: those with patterns (the costly part of Test).
+// pretested reports whether r's own conditions are worth testing ahead,
+// in the reading goroutine: those with patterns (the costly part of Test).
 func pretested(r *rule.Rule) bool {
 	return r.Match != nil || r.Regex != nil || r.SigID != nil
 }
