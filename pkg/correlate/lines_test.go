@@ -36,6 +36,10 @@ func TestReaderEdges(t *testing.T) {
 			atLimit + "\n" + atLimit + "z\n" + ev(2, "192.0.2.2", 2)},
 		{"long at end", ev(0, "192.0.2.1", 1) + "\n" + strings.Repeat("x", maxLine+70000)},
 		{"long crlf", strings.Repeat("x", maxLine) + "\r\n" + ev(2, "192.0.2.2", 2) + "\n"},
+		// a blank line, then an over-long one in the same slot of the next batch
+		{"blank then long", strings.Repeat("\n", batches*batchLines) + strings.Repeat("x", maxLine+1) + "\n" + ev(0, "192.0.2.1", 1) + "\n"},
+		// short lines: more than a batch's worth in one read
+		{"short lines", strings.Repeat("{}\n", 3*batchLines) + strings.Repeat("\n", 300) + "[1]\n" + ev(0, "192.0.2.1", 1)},
 		{"many", strings.Repeat(ev(0, "192.0.2.1", 3)+"\n", 600) + "{bad\n" + ev(1, "192.0.2.1", 3)},
 	} {
 		// the reference: record.Reader's lines and over-long reports

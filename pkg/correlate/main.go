@@ -420,13 +420,13 @@ func (p *pipeline) read(rs *readState, name string, r io.Reader, base uint64, fu
 			nb.data = make([]byte, 0, max(batchData, 2*len(rest)+readSize))
 		}
 		nb.name, nb.data, nb.n, nb.flush, nb.err = name, append(nb.data[:0], rest...), 0, false, nil
-		b, pos, from = nb, 0, len(rest)
+		b, pos, from = nb, 0, from-pos
 	}
 	tooLong := func(n int) {
 		lineNo++
 		it := &b.items[b.n]
 		b.n++
-		it.lineNo = lineNo
+		it.lineNo, it.blank = lineNo, false // (the slot may have held a blank line)
 		it.diag = fmt.Sprintf("line of %d bytes is longer than the limit, skipped", n)
 	}
 	// line takes one whole line (without its newline) at b.data[pos:end].
