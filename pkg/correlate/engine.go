@@ -27,13 +27,16 @@ const (
 // event is one input record as the engine sees it.
 type event struct {
 	rule.Event
-	src    []byte    // src_ip as written: the same_source_ip key
-	dst    []byte    // dest_ip as written
-	log    []byte    // full_log (or the compact record) for previous_output
-	seq    uint64    // for feeding each window once per event
-	srcSig []byte    // scratch for the keySrcSig key
-	sigBuf []byte    // scratch for SigID
-	ftsKey seen.Hash // the first-time-seen key (made by prepare)
+	src []byte // src_ip as written: the same_source_ip key
+	dst []byte // dest_ip as written
+	log []byte // full_log (or the compact record) for previous_output
+	// compact is the buffer of the compact record (for a record without
+	// full_log)
+	compact []byte
+	seq     uint64    // for feeding each window once per event
+	srcSig  []byte    // scratch for the keySrcSig key
+	sigBuf  []byte    // scratch for SigID
+	ftsKey  seen.Hash // the first-time-seen key (made by prepare)
 	// pre holds the results of Test for the rules of preSet that have
 	// patterns, computed in the reading goroutine (see pretest); used
 	// only when preSet is the engine's set

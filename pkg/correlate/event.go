@@ -22,7 +22,10 @@ func prepare(ev *event, f *record.EventFields, line []byte) {
 		ev.log = f.FullLog
 		ev.SetText(stripStamp(f.FullLog))
 	} else {
-		ev.log = record.AppendCompact(ev.log[:0], line)
+		// (its own buffer: ev.log may still point into an earlier line's
+		// bytes, which appending to it would overwrite)
+		ev.compact = record.AppendCompact(ev.compact[:0], line)
+		ev.log = ev.compact
 		ev.SetText(ev.log)
 	}
 	ev.SigID = nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -28,10 +29,32 @@ func (c chunkReader) Read(b []byte) (int, error) { return c.r.Read(b[:min(len(b)
 // the reference: the lines record.Reader returns, numbered the same.
 func TestReaderEdges(t *testing.T) {
 	atLimit := `{"a":"` + strings.Repeat("y", maxLine-8) + `"}`
+	// random lines: events, short objects, blanks, CRLF, bad JSON, now and
+	// then an over-long one
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var mix strings.Builder
+	for i := range 3000 {
+		switch rnd.IntN(8) {
+		case 0:
+			mix.WriteString("\r\n")
+		case 1:
+			mix.WriteString("{}\n")
+		case 2:
+			mix.WriteString(`{"a":"` + strings.Repeat("z", rnd.IntN(5000)) + "\"}\r\n")
+		case 3:
+			mix.WriteString("{nope\n")
+		default:
+			mix.WriteString(ev(float64(i), fmt.Sprintf("192.0.2.%d", rnd.IntN(5)), 1+rnd.IntN(3)) + "\n")
+		}
+		if i%1000 == 500 {
+			mix.WriteString(strings.Repeat("x", maxLine+rnd.IntN(3)) + "\n")
+		}
+	}
 	for _, tc := range []struct {
 		name string
 		in   string
 	}{
+		{"random", mix.String()},
 		{"mixed", ev(0, "192.0.2.1", 1) + "\n" + strings.Repeat("x", maxLine+5) + "\n" + ev(1, "192.0.2.1", 1) + "\r\n\n\r\n" +
 			atLimit + "\n" + atLimit + "z\n" + ev(2, "192.0.2.2", 2)},
 		{"long at end", ev(0, "192.0.2.1", 1) + "\n" + strings.Repeat("x", maxLine+70000)},
@@ -76,7 +99,12 @@ func TestReaderEdges(t *testing.T) {
 		}
 		for i, o := range outs[1:] {
 			if o != outs[0] {
-				t.Errorf("%s: feed %d differs from whole:\n%.2000s\n---- whole:\n%.2000s", tc.name, i+1, o, outs[0])
+				got, want := strings.Split(o, "\n"), strings.Split(outs[0], "\n")
+				j := 0
+				for j < len(got) && j < len(want) && got[j] == want[j] {
+					j++
+				}
+				t.Errorf("%s: feed %d differs from whole at output line %d of %d/%d:\n%.300s\nwhole:\n%.300s", tc.name, i+1, j+1, len(got), len(want), got[min(j, len(got)-1)], want[min(j, len(want)-1)])
 			}
 		}
 		// the line numbers of the diagnostics and alert ids follow the reference
