@@ -93,76 +93,13 @@ func Plain[S ~string | ~[]byte](s S) bool {
 	return true
 }
 
-// special8 reports whether one of the 8 bytes in x is below 0x20, a quote,
-// a backslash or not ASCII: the byte's high bit is set in the result.
-func special8(x uint64) bool {
-	q, b := x^(lsb*'"'), x^(lsb*'\\')
-	return ((x-lsb*0x20)&^x|(q-lsb)&^q|(b-lsb)&^b|x)&msb != 0
-}
-
-// appendEVEString appends s as a JSON string escaped exactly as the
-// project's jsoniter configuration escapes it (control characters, quote
-// and backslash; DEL, U+2028 and HTML characters stay literal), so
-// AppendJSON matches Marshal byte for byte. Invalid UTF-8 becomes U+FFFD.
+// appendEVEString appends s as a JSON string (AppendString); plain says the
+// caller knows s needs no escaping, which saves the scan.
 func appendEVEString(dst []byte, s string, plain bool) []byte {
-	dst = append(dst, '"')
 	if plain {
+		dst = append(dst, '"')
 		dst = append(dst, s...)
 		return append(dst, '"')
 	}
-	start := 0
-	for i := 0; i < len(s); {
-		// Skip eight plain ASCII bytes at a time: log text is mostly that.
-		for i+8 <= len(s) {
-			w := s[i : i+8]
-			x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
-				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
-			if special8(x) {
-				break
-			}
-			i += 8
-		}
-		if i >= len(s) {
-			break
-		}
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return AppendString(dst, s)
 }
-
-const (
-	lsb = 0x0101010101010101
-	msb = 0x8080808080808080
-)

@@ -32,12 +32,12 @@ func TestAppendString(t *testing.T) {
 		{"plain", `"plain"`},
 		{`a"b\c`, `"a\"b\\c"`},
 		{"tab\tnl\ncr\r", `"tab\tnl\ncr\r"`},
-		{"nul\x00del\x7f", `"nul\u0000del\u007f"`},
+		{"nul\x00del\x7f", "\"nul\\u0000del\x7f\""},
 		{"<&>", `"<&>"`},
 		{"caf\xc3\xa9", "\"caf\xc3\xa9\""},
 		{"bad\xffbyte", "\"bad\ufffdbyte\""},
 		{"cut\xe2\x82", "\"cut\ufffd\ufffd\""},
-		{"ls\u2028", `"ls\u2028"`},
+		{"ls\u2028", "\"ls\u2028\""},
 	}
 	for _, tt := range tests {
 		if got := string(AppendString(nil, tt.in)); got != tt.want {
