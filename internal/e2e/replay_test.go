@@ -65,7 +65,9 @@ func newScenarioOn(t *testing.T, lab *hosttest.Lab, fastlog string) *scenario {
 		"QW_STATE_DIR":        filepath.Join(dir, "state"),
 		"QW_RUN_DIR":          filepath.Join(dir, "run"),
 		"QW_ALERT_LOG":        s.alerts,
-		"QW_USER":             "",
+		// As the unit runs it: every stage but block as an unprivileged
+		// user (nobody here), block as root.
+		"QW_USER":             "nobody",
 		"QW_HOSTNAME":         s.tag,
 		"QW_MAIL_TO":          "root",
 		"QW_MAIL_LEVEL":       "9",
@@ -81,6 +83,13 @@ func newScenarioOn(t *testing.T, lab *hosttest.Lab, fastlog string) *scenario {
 	}.write(t, env)
 	if err := os.MkdirAll(filepath.Join(dir, "run"), 0o755); err != nil {
 		t.Fatal(err)
+	}
+	// t.TempDir is root's alone (0700): let the unprivileged stages in, as
+	// /var/lib/quietwatch and /run/quietwatch let them in on a server.
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.pipe = startPipeline(t, lab.Srv, env)
 	// Ready when block has set up its chain in both families.
@@ -209,6 +218,12 @@ func TestReplay(t *testing.T) {
 	if !waitFor(15*time.Second, func() bool { return len(s.alertLogs(t)) == 1 }) {
 		t.Fatalf("the admin's alert did not come through\npipeline stderr:\n%s", s.pipe.stderr.String())
 	}
+	// Least privilege: only block runs as root.
+	for stage, wantRoot := range map[string]bool{"fastparse": false, "correlate": false, "notify": false, "block": true} {
+		if root := procUID(t, s.pipe.stagePID(t, stage)) == "0"; root != wantRoot {
+			t.Errorf("%s runs as root: %v, want %v", stage, root, wantRoot)
+		}
+	}
 	var first time.Time
 	for i := range 5 {
 		if i == 0 {
@@ -284,4 +299,20 @@ func TestReplay(t *testing.T) {
 		t.Fatalf("attacker's IPv6 address not banned after the restart\n%s", s.pipe.stderr.String())
 	}
 	s.checkEveryLineOnce(t)
+}
+
+// procUID returns the real uid of pid, as /proc shows it.
+func procUID(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+			return f[1]
+		}
+	}
+	t.Fatalf("no Uid in /proc/%d/status", pid)
+	return ""
 }
