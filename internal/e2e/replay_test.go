@@ -59,12 +59,12 @@ func newScenarioOn(t *testing.T, lab *hosttest.Lab, fastlog string) *scenario {
 	}
 	env := filepath.Join(dir, "quietwatch.env")
 	settings{
-		"QW_BIN":              binDir,
-		"QW_FASTLOG":          s.fastlog,
-		"QW_RULES":            filepath.Join(repo, "testdata", "rules", "local_rules.xml"),
-		"QW_STATE_DIR":        filepath.Join(dir, "state"),
-		"QW_RUN_DIR":          filepath.Join(dir, "run"),
-		"QW_ALERT_LOG":        s.alerts,
+		"QW_BIN":       binDir,
+		"QW_FASTLOG":   s.fastlog,
+		"QW_RULES":     filepath.Join(repo, "testdata", "rules", "local_rules.xml"),
+		"QW_STATE_DIR": filepath.Join(dir, "state"),
+		"QW_RUN_DIR":   filepath.Join(dir, "run"),
+		"QW_ALERT_LOG": s.alerts,
 		// As the unit runs it: every stage but block as an unprivileged
 		// user (nobody here), block as root.
 		"QW_USER":             "nobody",
