@@ -229,13 +229,13 @@ func TestStripStampAndTime(t *testing.T) {
 		"2020-05-14T22:10:17.123456789Z":   "2020-05-14T22:10:17.123456Z",
 		"2020-05-14T22:10:17.391373+00:00": "2020-05-14T22:10:17.391373Z",
 	} {
-		us, ok := parseTime([]byte(in))
+		us, ok := record.ParseTime([]byte(in))
 		if got := fmtTime(us); !ok || got != want {
 			t.Errorf("parseTime(%q) = %s %v, want %s", in, got, ok, want)
 		}
 	}
 	for _, bad := range []string{"", "yesterday", "2020-13-14T22:10:17Z", "2020-05-14T22:10:17"} {
-		if _, ok := parseTime([]byte(bad)); ok {
+		if _, ok := record.ParseTime([]byte(bad)); ok {
 			t.Errorf("parseTime(%q) accepted", bad)
 		}
 	}

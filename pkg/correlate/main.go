@@ -548,7 +548,7 @@ func scan(it *item, pt *pretest) {
 	pt.run(&it.ev)
 	it.t, it.tOK = 0, false
 	if f.Timestamp != nil {
-		it.t, it.tOK = parseTime(f.Timestamp)
+		it.t, it.tOK = record.ParseTime(f.Timestamp)
 	}
 }
 

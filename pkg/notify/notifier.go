@@ -110,12 +110,9 @@ func (n *notifier) eventNow() time.Time {
 
 // advance moves the event clock to an alert's timestamp (never back).
 func (n *notifier) advance(ts []byte) {
-	for _, layout := range []string{"2006-01-02T15:04:05.999999999-0700", time.RFC3339Nano} {
-		if t, err := time.Parse(layout, string(ts)); err == nil {
-			if ns := t.UnixNano(); ns > n.evNow.Load() {
-				n.evNow.Store(ns)
-			}
-			return
+	if us, ok := record.ParseTime(ts); ok {
+		if ns := us * 1000; ns > n.evNow.Load() {
+			n.evNow.Store(ns)
 		}
 	}
 }
@@ -582,7 +579,7 @@ func (l *logWriter) write(now time.Time, m record.MailInfo) {
 	if m.Alerts == nil {
 		m.Alerts = []string{}
 	}
-	rec, err := record.AppendMailLog(nil, &record.MailLog{Timestamp: now.Format(timestampLayout), Mail: m})
+	rec, err := record.AppendMailLog(nil, &record.MailLog{Timestamp: now.Format(record.TimeLayout), Mail: m})
 	if err != nil {
 		return
 	}
@@ -592,9 +589,6 @@ func (l *logWriter) write(now time.Time, m record.MailInfo) {
 		l.w.Flush() //nolint:errcheck // a closed stdout must not stop the mail
 	}
 }
-
-// timestampLayout is EVE's, as every quietwatch record uses.
-const timestampLayout = "2006-01-02T15:04:05.000000-0700"
 
 // sendQueue is the sender's queue of spooled messages: unbounded, so the
 // reader never waits for it.

@@ -35,7 +35,7 @@ type Ban struct {
 
 // DecisionTimeLayout is the layout of a decision's timestamps, the one of
 // events (Suricata's EVE layout).
-const DecisionTimeLayout = "2006-01-02T15:04:05.000000-0700"
+const DecisionTimeLayout = TimeLayout
 
 // BanAlert is the part of an alert block uses: decoding into it ignores
 // every other field, so a user's filter that changed the type of a field
