@@ -446,16 +446,7 @@ func (s *scanner) topField(key []byte, depth int) bool {
 			return s.object(depth, s.alertField)
 		}
 	case "rule", "id", "previous_output":
-		if f.Own == "" {
-			switch string(key) {
-			case "rule":
-				f.Own = "rule"
-			case "id":
-				f.Own = "id"
-			default:
-				f.Own = "previous_output"
-			}
-		}
+		f.own(key)
 	case "hostname":
 		f.HasHostname = true
 	}
