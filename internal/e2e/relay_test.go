@@ -283,7 +283,9 @@ func (p *postfixInstance) get(t *testing.T, param string) string {
 	return strings.TrimSpace(string(out))
 }
 
-func (p *postfixInstance) log() string { return stringOrEmpty(os.ReadFile(filepath.Join(p.dir, "maillog"))) }
+func (p *postfixInstance) log() string {
+	return stringOrEmpty(os.ReadFile(filepath.Join(p.dir, "maillog")))
+}
 
 // startPostfix copies /etc/postfix under dir, gives the copy its own
 // folders and log and Debian's "Local only" transports, and starts it
