@@ -407,8 +407,11 @@ func testCA(t *testing.T, name, ip string) ([]byte, tls.Certificate) {
 }
 
 // listenInNetns listens on addr inside the network namespace ns. The
-// socket stays in ns; the thread that entered ns is never handed back to
-// the scheduler, so no other goroutine runs there.
+// socket stays in ns; the thread that entered ns goes back to the test's
+// own namespace before other goroutines may run on it. (A thread that is
+// simply left to die may be the process's main thread, which Go keeps: the
+// whole test process would then look like a member of ns, and the lab's
+// teardown would kill it.)
 func listenInNetns(t *testing.T, ns, addr string) net.Listener {
 	t.Helper()
 	type result struct {
@@ -417,22 +420,41 @@ func listenInNetns(t *testing.T, ns, addr string) net.Listener {
 	}
 	ch := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{err: err}
+			return
+		}
+		defer home.Close()
 		f, err := os.Open("/run/netns/" + ns)
 		if err != nil {
+			runtime.UnlockOSThread()
 			ch <- result{err: err}
 			return
 		}
 		defer f.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			ch <- result{err: fmt.Errorf("setns %s: %w", ns, err)}
 			return
 		}
 		ln, err := net.Listen("tcp", addr)
+		if err := unix.Setns(int(home.Fd()), unix.CLONE_NEWNET); err != nil {
+			// Still in ns: keep the thread locked, so that it ends with
+			// this goroutine.
+			ch <- result{ln, err}
+			return
+		}
+		runtime.UnlockOSThread()
 		ch <- result{ln, err}
 	}()
 	r := <-ch
 	if r.err != nil {
+		if r.ln != nil {
+			r.ln.Close()
+		}
 		t.Fatalf("listen on %s in %s: %v", addr, ns, r.err)
 	}
 	return r.ln
