@@ -118,20 +118,28 @@ func stringOrEmpty(b []byte, _ error) string { return string(b) }
 // through the smarthost.
 func TestSetupRelayStartingPoints(t *testing.T) {
 	hosttest.Require(t, "postconf", "postmap", "postalias")
-	starts := map[string][]string{
-		"local only":    {"default_transport = error", "relay_transport = error", "inet_interfaces = loopback-only", "relayhost ="},
-		"internet site": {"inet_interfaces = all", "relayhost =", "smtp_tls_security_level = may"},
-		"relay already": {"relayhost = [old.example.net]:25", "default_transport = smtp", "smtp_use_tls = yes", "smtp_tls_security_level = may"},
+	starts := map[string]struct{ set, unset []string }{
+		"local only": {set: []string{"default_transport = error", "relay_transport = error",
+			"inet_interfaces = loopback-only", "relayhost ="}},
+		"internet site": {set: []string{"inet_interfaces = all", "relayhost =", "smtp_tls_security_level = may"},
+			unset: []string{"default_transport", "relay_transport"}},
+		"relay already": {set: []string{"relayhost = [old.example.net]:25", "default_transport = smtp",
+			"smtp_use_tls = yes", "smtp_tls_security_level = may"}, unset: []string{"relay_transport"}},
 	}
-	for name, params := range starts {
+	for name, start := range starts {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			conf := filepath.Join(dir, "postfix")
 			if out, err := exec.Command("cp", "-a", "/etc/postfix", conf).CombinedOutput(); err != nil {
 				t.Fatalf("copy /etc/postfix: %v\n%s", err, out)
 			}
-			if out, err := exec.Command("postconf", append([]string{"-c", conf, "-e"}, params...)...).CombinedOutput(); err != nil {
+			if out, err := exec.Command("postconf", append([]string{"-c", conf, "-e"}, start.set...)...).CombinedOutput(); err != nil {
 				t.Fatalf("postconf: %v\n%s", err, out)
+			}
+			if len(start.unset) > 0 {
+				if out, err := exec.Command("postconf", append([]string{"-c", conf, "-X"}, start.unset...)...).CombinedOutput(); err != nil {
+					t.Fatalf("postconf -X: %v\n%s", err, out)
+				}
 			}
 			pass := filepath.Join(dir, "pass")
 			writeFile(t, pass, []byte("pw\n"), 0o600)
