@@ -92,6 +92,14 @@ func TestSetupRelayRelays(t *testing.T) {
 		}
 		sh.wantMail(t, "admin@example.com", "This is a test mail from setup-relay --check")
 	})
+	t.Run("to a local mailbox", func(t *testing.T) {
+		// Delivered, but not by the smarthost: what "Local only" does to
+		// root's mail without an alias.
+		code, out := relay("--check", "--admin", "postfix@localhost", "--timeout", "20")
+		if code != 1 || !strings.Contains(out, "stayed on this machine") || !strings.Contains(out, "relay=local") {
+			t.Errorf("--check to a local mailbox: exit %d, want 1\n%s", code, out)
+		}
+	})
 	t.Run("550 on RCPT", func(t *testing.T) {
 		sh.setMode(rejectRcpt)
 		code, out := relay("--check", "--admin", "admin@example.com", "--timeout", "20")
