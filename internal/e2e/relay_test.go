@@ -52,17 +52,41 @@ func TestSetupRelayRelays(t *testing.T) {
 	go sh.serve(ln)
 	t.Cleanup(func() { ln.Close(); sh.closeAll() })
 
-	pf := startPostfix(t, lab.Srv, dir, "smtp.relay.example", lab.Adm.IPv4.String())
 	pass := filepath.Join(dir, "pass")
 	writeFile(t, pass, []byte(sh.pass+"\n"), 0o600)
-	relay := func(args ...string) (int, string) {
+	setupRelay := func(h hosttest.Host, pf *postfixInstance, args ...string) (int, string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		cmd := lab.Srv.Command(ctx, script("setup-relay"), append([]string{"--config-dir", pf.conf}, args...)...)
+		cmd := h.Command(ctx, script("setup-relay"), append([]string{"--config-dir", pf.conf}, args...)...)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		return exitCode(cmd.Run()), stderr.String()
+	}
+
+	t.Run("from internet site", func(t *testing.T) {
+		// Debian's "Internet site": no error transports, listening on every
+		// interface; setup-relay must restart Postfix for inet_interfaces.
+		pf := startPostfix(t, lab.Atk, filepath.Join(dir, "internet-site"), "smtp.relay.example", lab.Adm.IPv4.String(),
+			"inet_interfaces=all", "default_transport=smtp", "relay_transport=relay")
+		if code, out := setupRelay(lab.Atk, pf, "--relay", "smtp.relay.example", "--user", sh.user, "--password-file", pass,
+			"--admin", "site@example.com", "--aliases", pf.aliases, "--ca-file", caFile); code != 0 {
+			t.Fatalf("setup-relay: exit %d\n%s", code, out)
+		}
+		if code, out := setupRelay(lab.Atk, pf, "--check", "--timeout", "20"); code != 0 {
+			t.Fatalf("--check: exit %d, want 0\n%s\n%s", code, out, pf.log())
+		}
+		sh.wantMail(t, "site@example.com", "This is a test mail from setup-relay --check")
+		listen := lab.Atk.Run(t, "ss", "-ltnH", "sport = :25")
+		if strings.Contains(listen, lab.Atk.IPv4.String()) || strings.Contains(listen, "0.0.0.0:25") || strings.Contains(listen, "*:25") {
+			t.Errorf("Postfix still listens beyond loopback after setup-relay:\n%s", listen)
+		}
+	})
+
+	pf := startPostfix(t, lab.Srv, filepath.Join(dir, "local-only"), "smtp.relay.example", lab.Adm.IPv4.String())
+	relay := func(args ...string) (int, string) {
+		t.Helper()
+		return setupRelay(lab.Srv, pf, args...)
 	}
 	if code, out := relay("--relay", "smtp.relay.example:587", "--user", sh.user, "--password-file", pass,
 		"--admin", "admin@example.com", "--aliases", pf.aliases, "--ca-file", caFile); code != 0 {
@@ -312,8 +336,11 @@ func (p *postfixInstance) log() string {
 // There is no DNS here: the instance resolves names through the hosts file
 // of its chroot (the queue folder), which maps name to ip, instead of
 // asking DNS as Postfix does by default.
-func startPostfix(t *testing.T, h hosttest.Host, dir, name, ip string) *postfixInstance {
+func startPostfix(t *testing.T, h hosttest.Host, dir, name, ip string, params ...string) *postfixInstance {
 	t.Helper()
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	p := &postfixInstance{dir: dir, conf: filepath.Join(dir, "etc"), aliases: filepath.Join(dir, "aliases")}
 	if out, err := exec.Command("cp", "-a", "/etc/postfix", p.conf).CombinedOutput(); err != nil {
 		t.Fatalf("copy /etc/postfix: %v\n%s", err, out)
@@ -342,16 +369,16 @@ func startPostfix(t *testing.T, h hosttest.Host, dir, name, ip string) *postfixI
 	if out, err := exec.Command("postalias", "hash:"+p.aliases).CombinedOutput(); err != nil {
 		t.Fatalf("postalias: %v\n%s", err, out)
 	}
-	if out, err := exec.Command("postconf", "-c", p.conf, "-e",
-		"queue_directory="+filepath.Join(dir, "spool"),
-		"data_directory="+filepath.Join(dir, "data"),
-		"maillog_file="+filepath.Join(dir, "maillog"),
-		"maillog_file_prefixes="+dir,
-		"mail_spool_directory="+filepath.Join(dir, "mail"),
-		"alias_maps=hash:"+p.aliases, "alias_database=hash:"+p.aliases,
+	if out, err := exec.Command("postconf", append([]string{"-c", p.conf, "-e",
+		"queue_directory=" + filepath.Join(dir, "spool"),
+		"data_directory=" + filepath.Join(dir, "data"),
+		"maillog_file=" + filepath.Join(dir, "maillog"),
+		"maillog_file_prefixes=" + dir,
+		"mail_spool_directory=" + filepath.Join(dir, "mail"),
+		"alias_maps=hash:" + p.aliases, "alias_database=hash:" + p.aliases,
 		"inet_interfaces=loopback-only", "smtp_host_lookup=native",
 		"default_transport=error", "relay_transport=error", "relayhost=",
-	).CombinedOutput(); err != nil {
+	}, params...)...).CombinedOutput(); err != nil {
 		t.Fatalf("postconf: %v\n%s", err, out)
 	}
 	settle(t, p.conf)
