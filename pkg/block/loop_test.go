@@ -279,7 +279,7 @@ func TestHUP(t *testing.T) {
 		var out bytes.Buffer
 		done := make(chan int)
 		go func() {
-			done <- command.Run(context.Background(), newApp(e), []string{"block", "--backend", "dry-run", "--state=", "--timeout", "1s", "--allow-file", allow}, inR, &out, io.Discard)
+			done <- command.Run(context.Background(), newApp(e), []string{"block", "--backend", "dry-run", "--state=", "--timeout", "1s", "--allow-file", allow, "--log-skips"}, inR, &out, io.Discard)
 		}()
 		io.WriteString(inW, alertLine("198.51.100.45", 10, "a")+alertLine("203.0.113.9", 10, "b"))
 		synctest.Wait()

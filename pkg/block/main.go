@@ -89,7 +89,8 @@ address of every alert with rule.level >= --min-level on each --backend for
 banned again after its ban ended is a repeat offender and gets the next of
 --repeat-timeouts. The allow list, this host's own addresses, loopback,
 link-local, multicast and unspecified addresses are never banned. Each
-decision (add, extend, delete, skip) is one JSON line on stdout.
+decision (add, extend, delete) is one JSON line on stdout; with --log-skips
+each alert not acted on is one too (a skip, with its reason).
 
 At start block reconciles the firewall with --state: live bans are put
 back, expired ones and anything else in its chain or sets removed. At end
@@ -123,6 +124,7 @@ func newApp(e *env) *cli.App {
 		&cli.StringFlag{Name: "repeat-timeouts", Usage: "ban lengths for the 2nd, 3rd, ... ban of an address, comma-separated (`LIST`, e.g. 30m,1h,24h; the last repeats)"},
 		&cli.StringSliceFlag{Name: "allow", Usage: "never ban `CIDR` (or a single address; repeatable)"},
 		&cli.StringFlag{Name: "allow-file", Usage: "never ban the addresses and CIDRs in `FILE` (one a line, # comments)"},
+		&cli.BoolFlag{Name: "log-skips", Usage: "also write a skip decision for each alert not acted on (below-level, allowlisted, ...)"},
 	)
 	return &cli.App{
 		Name:            "block",

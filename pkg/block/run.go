@@ -124,6 +124,10 @@ type output struct {
 	program string
 	now     func() time.Time
 	stderr  io.Writer
+	// skips: write skip decisions too (--log-skips); by default they are
+	// not written (a port scan makes tens of thousands of below-level
+	// ones).
+	skips bool
 }
 
 func (o *output) openAR() error {
@@ -151,6 +155,9 @@ func (o *output) close() {
 func (o *output) write(ds []record.Decision) error {
 	var ar []byte
 	for i := range ds {
+		if ds[i].Ban.Action == "skip" && !o.skips {
+			continue
+		}
 		b, err := record.Marshal(&ds[i])
 		if err != nil {
 			return err
@@ -208,7 +215,7 @@ func runStage(c *cli.Context, e *env) error {
 		return fmt.Errorf("own addresses: %w", err)
 	}
 	m.SetOwn(own)
-	out := &output{w: record.NewWriter(c.App.Writer), arPath: cm.arLog, program: e.program, now: e.now, stderr: stderr}
+	out := &output{w: record.NewWriter(c.App.Writer), arPath: cm.arLog, program: e.program, now: e.now, stderr: stderr, skips: c.Bool("log-skips")}
 	if err := out.openAR(); err != nil {
 		return exitcode.New(exitcode.Config, err)
 	}
