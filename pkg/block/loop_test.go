@@ -217,7 +217,7 @@ func TestSubcommands(t *testing.T) {
 		t.Fatalf("hosts.deny:\n%s", data)
 	}
 	code, out, errOut := runBlock(t, e, nil, "--state", state, "list", "--json")
-	if code != 0 || strings.Count(out, `"action":"ban"`) != 2 || errOut != "" {
+	if code != 0 || strings.Count(out, `{"ip":"`) != 2 || !strings.Contains(out, `"remaining_s":3600,"timeout_s":3600,"offense":1,"rule_id":"300011","alert_id":"a","backends":["hosts-deny"]}`) || errOut != "" {
 		t.Fatalf("list: %d %q %q", code, out, errOut)
 	}
 	code, out, _ = runBlock(t, e, nil, "list", "--state", state)

@@ -37,6 +37,8 @@ type env struct {
 	// stateWait is how long to wait for another block to release the
 	// state file.
 	stateWait time.Duration
+	// socket is --socket's default.
+	socket string
 }
 
 func defaultEnv(args []string) *env {
@@ -49,7 +51,8 @@ func defaultEnv(args []string) *env {
 	} else if abs, err := filepath.Abs(prog); err == nil && filepath.IsAbs(prog) {
 		prog = abs
 	}
-	return &env{now: time.Now, ownAddrs: interfaceAddrs, backend: firewall.New, program: prog, stateWait: time.Second}
+	return &env{now: time.Now, ownAddrs: interfaceAddrs, backend: firewall.New, program: prog, stateWait: time.Second,
+		socket: "/run/quietwatch/block.sock"}
 }
 
 // interfaceAddrs returns this host's (or network namespace's) addresses.
@@ -81,7 +84,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 const usageText = "block [flags] < alerts.jsonl\n" +
-	"   block [flags] list|unban IP|flush|reap [flags]"
+	"   block [flags] list [--json]|ban IP [--timeout D]|unban IP|flush|reap [flags]"
 
 const description = `block reads alerts (correlate's JSON Lines) on stdin and bans the source
 address of every alert with rule.level >= --min-level on each --backend for
@@ -98,17 +101,23 @@ of input it waits until its last ban has ended, lifts it and exits;
 SIGTERM exits at once and leaves live bans in place for the next start.
 SIGHUP re-reads this host's addresses and --allow-file and reopens --ar-log.
 
+While it runs, block answers list, ban and unban on --socket (root only);
+run without a block, they work on --state themselves, with the backends,
+--ar-log, allow list and --timeout the last block run on it was started
+with (flags given to the subcommand win).
+
 Example:
    fastparse -f /var/log/suricata/fast.log | correlate -r local_rules.xml |
      block --backend ipset --allow 203.0.113.12 --repeat-timeouts 30m,1h,24h \
            --ar-log /var/log/quietwatch/active-responses.log
    cat alerts.jsonl | block --backend dry-run --state '' --timeout 2s
-   block list; block unban 192.0.2.241; block flush`
+   block list; block ban 192.0.2.241 --timeout 1h; block unban 192.0.2.241; block flush`
 
 // commonFlags are the flags of the app and of every subcommand, so they
 // may be written before or after the subcommand's name.
-func commonFlags() []cli.Flag {
+func commonFlags(e *env) []cli.Flag {
 	return []cli.Flag{
+		&cli.StringFlag{Name: "socket", Value: e.socket, Usage: "control socket `PATH` (root only) a running block serves for list, ban and unban; '' none"},
 		&cli.StringSliceFlag{Name: "backend", Value: cli.NewStringSlice("iptables"), Usage: "`NAME` of a backend: iptables, ipset, hosts-deny or dry-run (repeatable)"},
 		&cli.StringFlag{Name: "state", Value: "/var/lib/quietwatch/block.db", Usage: "state `FILE` (bbolt); '' keeps no state"},
 		&cli.StringFlag{Name: "chain", Value: "QUIETWATCH", Usage: "iptables `CHAIN` of our own (its ipset sets are <chain lower case>-v4 and -v6)"},
@@ -118,7 +127,7 @@ func commonFlags() []cli.Flag {
 }
 
 func newApp(e *env) *cli.App {
-	runFlags := append(commonFlags(),
+	runFlags := append(commonFlags(e),
 		&cli.IntFlag{Name: "min-level", Value: 9, Usage: "ban for alerts of rule level `N` and above"},
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "length of a first ban"},
 		&cli.StringFlag{Name: "repeat-timeouts", Usage: "ban lengths for the 2nd, 3rd, ... ban of an address, comma-separated (`LIST`, e.g. 30m,1h,24h; the last repeats)"},
@@ -135,13 +144,16 @@ func newApp(e *env) *cli.App {
 		HideHelpCommand: true,
 		Action:          func(c *cli.Context) error { return runStage(c, e) },
 		Commands: []*cli.Command{
-			{Name: "list", Usage: "print the live bans", Flags: append(commonFlags(), &cli.BoolFlag{Name: "json", Usage: "JSON Lines instead of a table"}),
+			{Name: "list", Usage: "print the live bans", Flags: append(commonFlags(e), &cli.BoolFlag{Name: "json", Usage: "one JSON object per ban instead of a table"}),
 				Action: func(c *cli.Context) error { return runList(c, e) }},
-			{Name: "unban", Usage: "lift the ban of IP now and forget its offenses", ArgsUsage: "IP", Flags: commonFlags(),
+			{Name: "ban", Usage: "ban IP now, by hand (the allow list and this host's addresses are still never banned)", ArgsUsage: "IP",
+				Flags:  append(commonFlags(e), &cli.DurationFlag{Name: "timeout", Usage: "length of the ban (default: the running block's --timeout)"}),
+				Action: func(c *cli.Context) error { return runBan(c, e) }},
+			{Name: "unban", Usage: "lift the ban of IP now and forget its offenses", ArgsUsage: "IP", Flags: commonFlags(e),
 				Action: func(c *cli.Context) error { return runUnban(c, e) }},
-			{Name: "flush", Usage: "lift every ban and remove the chain, sets and hosts.deny lines", Flags: commonFlags(),
+			{Name: "flush", Usage: "lift every ban and remove the chain, sets and hosts.deny lines", Flags: commonFlags(e),
 				Action: func(c *cli.Context) error { return runFlush(c, e) }},
-			{Name: "reap", Usage: "reconcile the firewall with the state once (lift expired bans) and exit", Flags: commonFlags(),
+			{Name: "reap", Usage: "reconcile the firewall with the state once (lift expired bans) and exit", Flags: commonFlags(e),
 				Action: func(c *cli.Context) error { return runReap(c, e) }},
 		},
 	}
@@ -171,7 +183,16 @@ type common struct {
 }
 
 func setup(c *cli.Context, e *env) (*common, error) {
-	names := flagCtx(c, "backend").StringSlice("backend")
+	cm, err := openBackends(e, flagCtx(c, "backend").StringSlice("backend"), str(c, "chain"), str(c, "hosts-deny"))
+	if err != nil {
+		return nil, err
+	}
+	cm.state, cm.arLog = str(c, "state"), str(c, "ar-log")
+	return cm, nil
+}
+
+// openBackends returns the backends called names.
+func openBackends(e *env, names []string, chain, hostsDeny string) (*common, error) {
 	seen := map[string]bool{}
 	var uniq []string
 	for _, n := range names {
@@ -183,8 +204,8 @@ func setup(c *cli.Context, e *env) (*common, error) {
 	if len(uniq) == 0 {
 		return nil, command.UsageErrorf("--backend: none given")
 	}
-	cfg := firewall.Config{Chain: str(c, "chain"), HostsDeny: str(c, "hosts-deny"), Backends: uniq}
-	cm := &common{state: str(c, "state"), arLog: str(c, "ar-log")}
+	cfg := firewall.Config{Chain: chain, HostsDeny: hostsDeny, Backends: uniq}
+	cm := &common{}
 	// Backends apply in firewall.Names order: ipset before iptables, so
 	// the set exists before a rule refers to it.
 	for _, want := range firewall.Names {
@@ -222,7 +243,7 @@ func openState(path string, e *env) (ban.Store, func() error, error) {
 	}
 	s, err := banstate.Open(path, e.stateWait)
 	if errors.Is(err, banstate.ErrLocked) {
-		return nil, nil, exitcode.New(exitcode.TempFail, fmt.Errorf("%w (stop the running block first)", err))
+		return nil, nil, exitcode.New(exitcode.TempFail, fmt.Errorf("%w (list, ban and unban reach a running block through its --socket; stop it for flush and reap)", err))
 	}
 	if err != nil {
 		return nil, nil, err

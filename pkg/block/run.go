@@ -209,6 +209,7 @@ func runStage(c *cli.Context, e *env) error {
 		return err
 	}
 	defer closeStore()
+	remember(c, store, stderr)
 	m := ban.NewManager(p, cm.backends, store)
 	own, err := e.ownAddrs()
 	if err != nil {
@@ -220,6 +221,13 @@ func runStage(c *cli.Context, e *env) error {
 		return exitcode.New(exitcode.Config, err)
 	}
 	defer out.close()
+	// Served from here on: a subcommand that finds no socket finds the
+	// state unlocked. Calls wait for the loop below.
+	ctl, err := serve(socketPath(c.String("socket"), cm.state, c.IsSet("socket")), stderr)
+	if err != nil {
+		return err
+	}
+	defer ctl.close()
 
 	ds, err := m.Reconcile(e.now())
 	if werr := out.write(ds); werr != nil {
@@ -283,6 +291,10 @@ func runStage(c *cli.Context, e *env) error {
 			}
 			if err := out.openAR(); err != nil {
 				fmt.Fprintf(stderr, "block: %v\n", err)
+			}
+		case cl := <-ctl.requests():
+			if err := handle(cl, m, out, p.Timeout, e.now(), stderr); err != nil {
+				return err
 			}
 		case <-expiry:
 			ds, err := m.Reap(e.now())
