@@ -120,7 +120,7 @@ type server struct {
 }
 
 // socketPath returns the socket the running block serves: --socket, but
-// none for --state '' unless --socket is given (a replay is not the
+// none for an empty --state unless --socket is given (a replay is not the
 // service, and must not take the service's socket).
 func socketPath(path, state string, given bool) string {
 	if state == "" && !given {

@@ -29,7 +29,7 @@ type settings struct {
 }
 
 // settingStore is a ban.Store that keeps settings (the state file; not
-// --state ”).
+// an empty --state).
 type settingStore interface {
 	Setting(name string) ([]byte, error)
 	SetSetting(name string, v []byte) error
