@@ -274,7 +274,7 @@ func runList(c *cli.Context, e *env) error {
 
 // printList prints bans as a table, or one JSON object a line (--json).
 func printList(c *cli.Context, bans []listBan) error {
-	if c.Bool("json") {
+	if flagCtx(c, "json").Bool("json") {
 		w := record.NewWriter(c.App.Writer)
 		for i := range bans {
 			b, err := record.Marshal(&bans[i])

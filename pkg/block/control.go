@@ -241,12 +241,14 @@ func (s *server) conn(c *net.UnixConn) {
 		fmt.Fprintf(s.stderr, "block: --socket: peer credentials: %v\n", err)
 		return
 	}
+	// The request is read (bounded) before a refusal, so the peer gets
+	// the answer rather than a broken pipe.
+	line, err := bufio.NewReader(io.LimitReader(c, maxRequest)).ReadBytes('\n')
 	if uid != 0 && uid != s.uid {
 		fmt.Fprintf(s.stderr, "block: --socket: refused pid %d: uid %d is not root\n", pid, uid)
 		s.answer(c, ctlResponse{Error: fmt.Sprintf("permission denied: uid %d is not root", uid), Exit: exitcode.Failure})
 		return
 	}
-	line, err := bufio.NewReader(io.LimitReader(c, maxRequest)).ReadBytes('\n')
 	if err != nil {
 		if err != io.EOF || len(line) > 0 {
 			s.answer(c, ctlResponse{Error: "request: " + err.Error(), Exit: exitcode.Usage})
@@ -293,11 +295,13 @@ func (s *server) answer(c net.Conn, r ctlResponse) {
 func handle(cl *call, m *ban.Manager, out *output, timeout time.Duration, now time.Time, stderr io.Writer) error {
 	r, ds := do(cl.req, m, timeout, now, stderr)
 	r.Decisions = ds
-	werr := out.write(ds)
+	werr := out.write(ds) // buffered; the ar-log line is written
+	// The caller is answered before stdout is flushed: a stalled reader
+	// of block's stdout must not hold an admin's command.
+	cl.reply <- r
 	if werr == nil {
 		werr = out.flush()
 	}
-	cl.reply <- r
 	return werr
 }
 

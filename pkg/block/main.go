@@ -8,6 +8,7 @@ package block
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -145,18 +147,70 @@ func newApp(e *env) *cli.App {
 		Action:          func(c *cli.Context) error { return runStage(c, e) },
 		Commands: []*cli.Command{
 			{Name: "list", Usage: "print the live bans", Flags: append(commonFlags(e), &cli.BoolFlag{Name: "json", Usage: "one JSON object per ban instead of a table"}),
-				Action: func(c *cli.Context) error { return runList(c, e) }},
+				Action: sub(e, runList)},
 			{Name: "ban", Usage: "ban IP now, by hand (the allow list and this host's addresses are still never banned)", ArgsUsage: "IP",
 				Flags:  append(commonFlags(e), &cli.DurationFlag{Name: "timeout", Usage: "length of the ban (default: the running block's --timeout)"}),
-				Action: func(c *cli.Context) error { return runBan(c, e) }},
+				Action: sub(e, runBan)},
 			{Name: "unban", Usage: "lift the ban of IP now and forget its offenses", ArgsUsage: "IP", Flags: commonFlags(e),
-				Action: func(c *cli.Context) error { return runUnban(c, e) }},
+				Action: sub(e, runUnban)},
 			{Name: "flush", Usage: "lift every ban and remove the chain, sets and hosts.deny lines", Flags: commonFlags(e),
-				Action: func(c *cli.Context) error { return runFlush(c, e) }},
+				Action: sub(e, runFlush)},
 			{Name: "reap", Usage: "reconcile the firewall with the state once (lift expired bans) and exit", Flags: commonFlags(e),
-				Action: func(c *cli.Context) error { return runReap(c, e) }},
+				Action: sub(e, runReap)},
 		},
 	}
+}
+
+// sub wraps a subcommand's action: flags written after its arguments
+// count too (block ban 192.0.2.241 --timeout 1h), which urfave/cli alone
+// would take as more arguments.
+func sub(e *env, run func(*cli.Context, *env) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		c, err := interspersed(c)
+		if err != nil {
+			return err
+		}
+		return run(c, e)
+	}
+}
+
+// interspersed returns c itself, or when flags follow an argument, a
+// context below c in which they are set and the arguments are the
+// positional ones only. Values are read through flagCtx, so the innermost
+// setting of a flag counts.
+func interspersed(c *cli.Context) (*cli.Context, error) {
+	args := c.Args().Slice()
+	flags := false
+	for _, a := range args[min(1, len(args)):] {
+		flags = flags || strings.HasPrefix(a, "-")
+	}
+	if !flags {
+		return c, nil
+	}
+	set := flag.NewFlagSet(c.Command.Name, flag.ContinueOnError)
+	set.SetOutput(io.Discard)
+	for _, f := range c.Command.Flags {
+		if err := f.Apply(set); err != nil {
+			return nil, err
+		}
+	}
+	var pos []string
+	for rest := args; len(rest) > 0; {
+		if err := set.Parse(rest); err != nil {
+			return nil, command.UsageErrorf("%s: %v", c.Command.Name, err)
+		}
+		rest = set.Args()
+		if len(rest) > 0 {
+			pos = append(pos, rest[0])
+			rest = rest[1:]
+		}
+	}
+	if err := set.Parse(append([]string{"--"}, pos...)); err != nil {
+		return nil, command.UsageErrorf("%s: %v", c.Command.Name, err)
+	}
+	x := cli.NewContext(c.App, set, c)
+	x.Command = c.Command
+	return x, nil
 }
 
 // flagCtx returns the innermost context in which name was set, so a flag
