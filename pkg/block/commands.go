@@ -93,6 +93,11 @@ func nargs(c *cli.Context, n int) error {
 // answers; otherwise it prints the decisions of the answer and returns
 // the answer's error with its exit code.
 func remote(c *cli.Context, req ctlRequest) (ctlResponse, error) {
+	if isSet(c, "state") {
+		if req.State = abs(str(c, "state")); req.State == "" {
+			return ctlResponse{}, errNoBlock // an empty state: nothing to share
+		}
+	}
 	r, err := ask(str(c, "socket"), req)
 	if err != nil {
 		return r, err

@@ -46,15 +46,21 @@ type ctlRequest struct {
 	Op      string `json:"op"` // list, ban or unban
 	IP      string `json:"ip,omitempty"`
 	Timeout string `json:"timeout,omitempty"`
+	// State, when set, is the state file the caller means (its --state,
+	// absolute): a block keeping another one does nothing and says so.
+	State string `json:"state,omitempty"`
 }
 
 // ctlResponse is a running block's answer.
 type ctlResponse struct {
-	OK        bool              `json:"ok"`
-	Error     string            `json:"error,omitempty"`
-	Exit      int               `json:"exit,omitempty"`
-	Decisions []record.Decision `json:"decisions,omitempty"`
-	Bans      []listBan         `json:"bans,omitempty"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	Exit  int    `json:"exit,omitempty"`
+	// OtherState says the block keeps another state file than the
+	// request's State: nothing was done.
+	OtherState bool              `json:"other_state,omitempty"`
+	Decisions  []record.Decision `json:"decisions,omitempty"`
+	Bans       []listBan         `json:"bans,omitempty"`
 }
 
 // listBan is one live ban as block list --json prints it.
@@ -111,6 +117,7 @@ type call struct {
 type server struct {
 	ln     *net.UnixListener
 	path   string
+	state  string // the state file, absolute; "" for none
 	ino    uint64
 	calls  chan *call
 	done   chan struct{}
@@ -120,10 +127,11 @@ type server struct {
 }
 
 // socketPath returns the socket the running block serves: --socket, but
-// none for an empty --state unless --socket is given (a replay is not the
-// service, and must not take the service's socket).
+// by default none for an empty --state (a replay is not the service, and
+// must not take the service's socket) nor for a block not run by root
+// (the default's folder is root's; only root may use the socket anyway).
 func socketPath(path, state string, given bool) string {
-	if state == "" && !given {
+	if !given && (state == "" || os.Geteuid() != 0) {
 		return ""
 	}
 	return path
@@ -133,7 +141,7 @@ func socketPath(path, state string, given bool) string {
 // connections until close. A stale socket file (a crashed block's) is
 // replaced; one a block still answers on is not (exit 75), nor a file that
 // is not a socket (exit 78).
-func serve(path string, stderr io.Writer) (*server, error) {
+func serve(path, state string, stderr io.Writer) (*server, error) {
 	if path == "" {
 		return nil, nil
 	}
@@ -147,7 +155,7 @@ func serve(path string, stderr io.Writer) (*server, error) {
 		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
-			return nil, exitcode.Errorf(exitcode.TempFail, "--socket %s: another block process answers there", path)
+			return nil, exitcode.Errorf(exitcode.TempFail, "--socket %s: another block process answers there (give each block a --socket of its own)", path)
 		}
 	}
 	// Bound under a temporary name, made 0600, then renamed over path:
@@ -170,7 +178,7 @@ func serve(path string, stderr io.Writer) (*server, error) {
 		os.Remove(tmp)
 		return nil, fmt.Errorf("--socket %s: %w", path, err)
 	}
-	s := &server{ln: ln, path: path, calls: make(chan *call), done: make(chan struct{}), stderr: stderr, uid: os.Geteuid()}
+	s := &server{ln: ln, path: path, state: abs(state), calls: make(chan *call), done: make(chan struct{}), stderr: stderr, uid: os.Geteuid()}
 	if fi, err := os.Stat(path); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 			s.ino = st.Ino
@@ -260,6 +268,10 @@ func (s *server) conn(c *net.UnixConn) {
 		s.answer(c, ctlResponse{Error: "request: not a JSON object", Exit: exitcode.Usage})
 		return
 	}
+	if req.State != "" && !sameFile(req.State, s.state) {
+		s.answer(c, ctlResponse{Error: fmt.Sprintf("the block on this socket keeps its state in %q", s.state), Exit: exitcode.TempFail, OtherState: true})
+		return
+	}
 	cl := &call{req: req, reply: make(chan ctlResponse, 1)}
 	stopping := ctlResponse{Error: "block is stopping", Exit: exitcode.TempFail}
 	c.SetDeadline(time.Time{}) // the loop may be busy with a batch
@@ -275,6 +287,19 @@ func (s *server) conn(c *net.UnixConn) {
 	case <-s.done:
 		s.answer(c, stopping)
 	}
+}
+
+// sameFile reports whether a and b name one existing file.
+func sameFile(a, b string) bool {
+	if a == b {
+		return true
+	}
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }
 
 func (s *server) answer(c net.Conn, r ctlResponse) {
@@ -374,8 +399,9 @@ func refusalText(reason string) string {
 var errNoBlock = errors.New("no block answers")
 
 // ask sends req to the block serving path and returns its answer, or
-// errNoBlock when there is no socket file or nobody listens on it (a
-// stale file from a crash).
+// errNoBlock when there is no socket file, nobody listens on it (a stale
+// file from a crash), or the block there keeps another state file than
+// req.State.
 func ask(path string, req ctlRequest) (ctlResponse, error) {
 	if path == "" {
 		return ctlResponse{}, errNoBlock
@@ -410,6 +436,9 @@ func ask(path string, req ctlRequest) (ctlResponse, error) {
 	var r ctlResponse
 	if err := record.Unmarshal(line, &r); err != nil {
 		return ctlResponse{}, fmt.Errorf("--socket %s: unreadable answer: %s", path, firstLine(err.Error()))
+	}
+	if r.OtherState {
+		return r, errNoBlock
 	}
 	return r, nil
 }

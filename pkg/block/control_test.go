@@ -79,6 +79,17 @@ func TestControl(t *testing.T) {
 		lb.RuleID != "300011" || lb.AlertID != "a" || strings.Join(lb.Backends, ",") != "fake" || lb.Reason != "" {
 		t.Fatalf("list --json: %+v", lb)
 	}
+	// With --state: the block keeping that state answers; another
+	// state is read from its file.
+	if code, out, _ := ctl(t, e, "--socket", sock, "--state", state, "list", "--json"); code != 0 || !strings.Contains(out, `"ip":"192.0.2.1"`) {
+		t.Fatalf("list --state (the running block's): %d %q", code, out)
+	}
+	if code, out, errOut := ctl(t, e, "--socket", sock, "--state", filepath.Join(dir, "other.db"), "ban", "192.0.2.3"); code != 0 || !strings.Contains(out, `"ip":"192.0.2.3"`) || errOut != "" {
+		t.Fatalf("ban --state (another): %d %q %q", code, out, errOut)
+	}
+	if fake.Has(mustAddr("192.0.2.3")) {
+		t.Fatal("the running block took a ban meant for another state")
+	}
 	code, out, _ = ctl(t, e, "list", "--socket", sock)
 	if lines := strings.Split(out, "\n"); code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "IP ") ||
 		!regexpMatch(`^192\.0\.2\.1 +\S+ +(1h0m0s|59m[0-9]+s) +1 +300011 +a +fake$`, lines[1]) {
@@ -178,7 +189,7 @@ func TestControlSocketFile(t *testing.T) {
 	e := testEnv()
 	// Another block answers there.
 	code, _, errOut := ctl(t, e, "--backend", "dry-run", "--state=", "--socket", sock)
-	if code != exitcode.TempFail || errOut != "block: --socket "+sock+": another block process answers there\n" {
+	if code != exitcode.TempFail || errOut != "block: --socket "+sock+": another block process answers there (give each block a --socket of its own)\n" {
 		t.Fatalf("live socket: %d %q", code, errOut)
 	}
 	if _, err := os.Lstat(sock); err != nil {

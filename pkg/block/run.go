@@ -223,7 +223,7 @@ func runStage(c *cli.Context, e *env) error {
 	defer out.close()
 	// Served from here on: a subcommand that finds no socket finds the
 	// state unlocked. Calls wait for the loop below.
-	ctl, err := serve(socketPath(c.String("socket"), cm.state, c.IsSet("socket")), stderr)
+	ctl, err := serve(socketPath(c.String("socket"), cm.state, c.IsSet("socket")), cm.state, stderr)
 	if err != nil {
 		return err
 	}
