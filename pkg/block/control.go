@@ -124,6 +124,8 @@ type server struct {
 	wg     sync.WaitGroup
 	stderr io.Writer
 	uid    int
+	mu     sync.Mutex
+	conns  map[*net.UnixConn]bool // open connections, closed by close
 }
 
 // socketPath returns the socket the running block serves: --socket, but
@@ -178,7 +180,8 @@ func serve(path, state string, stderr io.Writer) (*server, error) {
 		os.Remove(tmp)
 		return nil, fmt.Errorf("--socket %s: %w", path, err)
 	}
-	s := &server{ln: ln, path: path, state: abs(state), calls: make(chan *call), done: make(chan struct{}), stderr: stderr, uid: os.Geteuid()}
+	s := &server{ln: ln, path: path, state: abs(state), calls: make(chan *call), done: make(chan struct{}), stderr: stderr,
+		uid: os.Geteuid(), conns: map[*net.UnixConn]bool{}}
 	if fi, err := os.Stat(path); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 			s.ino = st.Ino
@@ -204,6 +207,14 @@ func (s *server) close() {
 	}
 	close(s.done)
 	s.ln.Close()
+	// A client that connected and sends nothing must not hold block's
+	// exit for the read timeout.
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.conns = nil
+	s.mu.Unlock()
 	s.wg.Wait()
 	if fi, err := os.Stat(s.path); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Ino == s.ino {
@@ -232,10 +243,21 @@ func (s *server) accept() {
 			time.Sleep(100 * time.Millisecond) // EMFILE and the like: do not spin
 			continue
 		}
+		s.mu.Lock()
+		if s.conns == nil { // closing
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.conns[c] = true
+		s.mu.Unlock()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			s.conn(c)
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
 		}()
 	}
 }
@@ -258,7 +280,7 @@ func (s *server) conn(c *net.UnixConn) {
 		return
 	}
 	if err != nil {
-		if err != io.EOF || len(line) > 0 {
+		if !s.closing() && (err != io.EOF || len(line) > 0) {
 			s.answer(c, ctlResponse{Error: "request: " + err.Error(), Exit: exitcode.Usage})
 		}
 		return
@@ -289,6 +311,16 @@ func (s *server) conn(c *net.UnixConn) {
 	}
 }
 
+// closing reports whether close was called.
+func (s *server) closing() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // sameFile reports whether a and b name one existing file.
 func sameFile(a, b string) bool {
 	if a == b {
@@ -308,7 +340,7 @@ func (s *server) answer(c net.Conn, r ctlResponse) {
 		b, _ = record.Marshal(&ctlResponse{Error: err.Error(), Exit: exitcode.Failure})
 	}
 	c.SetWriteDeadline(time.Now().Add(ioTimeout))
-	if _, err := c.Write(append(b, '\n')); err != nil {
+	if _, err := c.Write(append(b, '\n')); err != nil && !s.closing() {
 		fmt.Fprintf(s.stderr, "block: --socket: %v\n", err)
 	}
 }

@@ -201,11 +201,26 @@ func TestControlSocketFile(t *testing.T) {
 	l := startLive(t, firewall.NewFake("fake"), "--socket", sock, "--state", filepath.Join(dir, "state.db"))
 	l.send(t, alertLine("192.0.2.1", 10, "a"))
 	l.next(t)
+	// A client that connects and says nothing does not hold block's exit
+	// (for the 10 s read timeout): its connection is closed. (It is
+	// accepted before the list's, which is answered.)
+	idle, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
 	if code, out, errOut := ctl(t, e, "--socket", sock, "list", "--json"); code != 0 || !strings.Contains(out, `"ip":"192.0.2.1"`) {
 		t.Fatalf("list: %d %q %q", code, out, errOut)
 	}
 	l.stop()
-	<-l.done
+	select {
+	case <-l.done:
+	case <-time.After(ioTimeout / 2):
+		t.Fatal("block waits for an idle client to exit")
+	}
+	if n, err := idle.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("idle client: %d %v, want its connection closed", n, err)
+	}
 	if s := l.errb.String(); s != "" {
 		t.Errorf("stderr: %q", s)
 	}
