@@ -23,6 +23,15 @@ func (e *RefusedError) Error() string {
 	return fmt.Sprintf("%s: refused: %s", e.Addr, e.Reason)
 }
 
+// Refused returns a *RefusedError if addr is never banned (the allow
+// list, this host, its kind), and nil otherwise.
+func (m *Manager) Refused(addr netip.Addr) error {
+	if r := m.refusal(addr); r != "" {
+		return &RefusedError{Addr: addr, Reason: r}
+	}
+	return nil
+}
+
 // Manual bans addr at now for timeout (the policy's Timeout when 0) on an
 // admin's word (block ban), with the guards of a ban from an alert: an
 // address the allow list, this host or its kind forbids is refused with a
@@ -36,8 +45,8 @@ func (m *Manager) Manual(now time.Time, addr netip.Addr, timeout time.Duration) 
 	if timeout <= 0 {
 		timeout = m.policy.Timeout
 	}
-	if r := m.refusal(addr); r != "" {
-		return nil, &RefusedError{Addr: addr, Reason: r}
+	if err := m.Refused(addr); err != nil {
+		return nil, err
 	}
 	action := "extend"
 	var offenses map[netip.Addr]Offense

@@ -234,6 +234,10 @@ func runBan(c *cli.Context, e *env) error {
 			return fmt.Errorf("own addresses: %w", err)
 		}
 		o.m.SetOwn(own)
+		// A refusal touches nothing, not even the reconcile below.
+		if r := result("ban", addr, o.m.Refused(addr), io.Discard); !r.OK {
+			return exitcode.Errorf(r.Exit, "%s", r.Error)
+		}
 		now := e.now()
 		// Nothing runs the reaper: bring the backends in line with the
 		// state first (as block reap does; it also makes the chain and

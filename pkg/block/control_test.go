@@ -270,6 +270,7 @@ func TestControlOffline(t *testing.T) {
 	if !fake.Has(mustAddr("192.0.2.5")) {
 		t.Fatalf("backend: %q", fake.Calls())
 	}
+	fake.Calls()
 	for _, c := range []struct{ ip, stderr string }{
 		{"203.0.113.7", "block: ban 203.0.113.7: refused: allowlisted (--allow, --allow-file)\n"},
 		{"198.51.100.44", "block: ban 198.51.100.44: refused: own-address (an address of this host)\n"},
@@ -277,6 +278,10 @@ func TestControlOffline(t *testing.T) {
 		if code, o, errOut := ctl(t, e, "--state", state, "ban", c.ip); code != 1 || o != "" || errOut != c.stderr {
 			t.Errorf("ban %s: %d %q %q", c.ip, code, o, errOut)
 		}
+	}
+	// A refused ban touches no backend (it used to reconcile them first).
+	if calls := fake.Calls(); len(calls) != 0 {
+		t.Fatalf("refused bans called the backend: %q", calls)
 	}
 	// The ban has ended, no reaper lifted it: unban lifts it and
 	// succeeds (it used to say "not banned" and exit 1).
