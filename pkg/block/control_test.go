@@ -68,6 +68,8 @@ func TestControl(t *testing.T) {
 		t.Fatalf("socket: %v %v", fi.Mode(), err)
 	}
 	e := testEnv()
+	other := firewall.NewFake("other")
+	e.backend = func(string, firewall.Config) (firewall.Backend, error) { return other, nil }
 
 	// list, while block holds the state file (it used to exit 75).
 	code, out, errOut := ctl(t, e, "--socket", sock, "list", "--json")
@@ -87,7 +89,7 @@ func TestControl(t *testing.T) {
 	if code, out, errOut := ctl(t, e, "--socket", sock, "--state", filepath.Join(dir, "other.db"), "ban", "192.0.2.3"); code != 0 || !strings.Contains(out, `"ip":"192.0.2.3"`) || errOut != "" {
 		t.Fatalf("ban --state (another): %d %q %q", code, out, errOut)
 	}
-	if fake.Has(mustAddr("192.0.2.3")) {
+	if fake.Has(mustAddr("192.0.2.3")) || !other.Has(mustAddr("192.0.2.3")) {
 		t.Fatal("the running block took a ban meant for another state")
 	}
 	code, out, _ = ctl(t, e, "list", "--socket", sock)
