@@ -11,10 +11,12 @@ package block
 //	{"op":"ban","ip":"192.0.2.241","timeout":"1h"}   (timeout: a Go duration; omitted: block's --timeout)
 //	{"op":"unban","ip":"192.0.2.241"}
 //
-// and block answers with one JSON line and closes the connection:
+// with, optionally, "state": the state file the caller means (a block
+// keeping another one does nothing and answers "other_state":true). block
+// answers with one JSON line and closes the connection:
 //
 //	{"ok":true,"decisions":[<decision>...],"bans":[<ban>...]}
-//	{"ok":false,"error":"ban 127.0.0.1: refused: loopback","exit":1,"decisions":[...]}
+//	{"ok":false,"error":"ban 127.0.0.1: refused: loopback (never banned)","exit":1}
 //
 // decisions are the decision records the change made (also written on the
 // running block's stdout and to its --ar-log), bans the live bans (list):
