@@ -30,6 +30,9 @@ type Ban struct {
 	Pending []string
 	AlertID string // the alert that last added or extended the ban
 	RuleID  string
+	// Reason is "manual" for a ban placed by an admin (block ban) until an
+	// alert extends it; "" for a ban from an alert.
+	Reason string
 }
 
 // Offense is what is remembered of an address that has been banned.
@@ -247,7 +250,7 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 		}
 		if b := m.bans[addr]; b != nil {
 			b.Until = now.Add(b.Timeout)
-			b.AlertID, b.RuleID = clean(al.ID), clean(al.Rule.ID)
+			b.AlertID, b.RuleID, b.Reason = clean(al.ID), clean(al.Rule.ID), ""
 			if !changed[addr] {
 				extends = append(extends, addr)
 			}

@@ -115,7 +115,7 @@ func decode(k, v []byte) (ban.Ban, error) {
 		return ban.Ban{}, fmt.Errorf("ban %q: %w", k, err)
 	}
 	return ban.Ban{Addr: a, Until: until, Timeout: time.Duration(r.TimeoutS) * time.Second,
-		Offense: r.Offense, Backends: r.Backends, AlertID: r.AlertID, RuleID: r.RuleID}, nil
+		Offense: r.Offense, Backends: r.Backends, AlertID: r.AlertID, RuleID: r.RuleID, Reason: r.Reason}, nil
 }
 
 // decodeOffense reads "COUNT" or "COUNT ENDED".
@@ -146,7 +146,7 @@ func encodeOffense(o ban.Offense) []byte {
 func encode(b ban.Ban) ([]byte, error) {
 	return record.Marshal(record.Ban{Action: "add", IP: b.Addr.String(), Until: b.Until.Format(time.RFC3339Nano),
 		TimeoutS: int64(b.Timeout / time.Second), Offense: b.Offense, Backends: b.Backends,
-		AlertID: b.AlertID, RuleID: b.RuleID})
+		AlertID: b.AlertID, RuleID: b.RuleID, Reason: b.Reason})
 }
 
 // Save implements ban.Store.

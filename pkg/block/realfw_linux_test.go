@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -88,6 +89,10 @@ func (p *proc) stderr() string {
 func startBlock(t *testing.T, h hosttest.Host, args ...string) *proc {
 	t.Helper()
 	p := &proc{lines: make(chan string, 1000), done: make(chan struct{})}
+	if !slices.Contains(args, "--socket") {
+		// Never the default socket: tests and the service must not meet.
+		args = append(args, "--socket", filepath.Join(t.TempDir(), "block.sock"))
+	}
 	p.cmd = h.Command(context.Background(), blockBinary(t), args...)
 	inR, inW, err := os.Pipe()
 	if err != nil {

@@ -124,6 +124,10 @@ type output struct {
 	program string
 	now     func() time.Time
 	stderr  io.Writer
+	// skips: write skip decisions too (--log-skips); by default they are
+	// not written (a port scan makes tens of thousands of below-level
+	// ones).
+	skips bool
 }
 
 func (o *output) openAR() error {
@@ -151,6 +155,9 @@ func (o *output) close() {
 func (o *output) write(ds []record.Decision) error {
 	var ar []byte
 	for i := range ds {
+		if ds[i].Ban.Action == "skip" && !o.skips {
+			continue
+		}
 		b, err := record.Marshal(&ds[i])
 		if err != nil {
 			return err
@@ -202,17 +209,25 @@ func runStage(c *cli.Context, e *env) error {
 		return err
 	}
 	defer closeStore()
+	remember(c, store, stderr)
 	m := ban.NewManager(p, cm.backends, store)
 	own, err := e.ownAddrs()
 	if err != nil {
 		return fmt.Errorf("own addresses: %w", err)
 	}
 	m.SetOwn(own)
-	out := &output{w: record.NewWriter(c.App.Writer), arPath: cm.arLog, program: e.program, now: e.now, stderr: stderr}
+	out := &output{w: record.NewWriter(c.App.Writer), arPath: cm.arLog, program: e.program, now: e.now, stderr: stderr, skips: c.Bool("log-skips")}
 	if err := out.openAR(); err != nil {
 		return exitcode.New(exitcode.Config, err)
 	}
 	defer out.close()
+	// Served from here on: a subcommand that finds no socket finds the
+	// state unlocked. Calls wait for the loop below.
+	ctl, err := serve(socketPath(c.String("socket"), cm.state, c.IsSet("socket")), cm.state, stderr)
+	if err != nil {
+		return err
+	}
+	defer ctl.close()
 
 	ds, err := m.Reconcile(e.now())
 	if werr := out.write(ds); werr != nil {
@@ -276,6 +291,10 @@ func runStage(c *cli.Context, e *env) error {
 			}
 			if err := out.openAR(); err != nil {
 				fmt.Fprintf(stderr, "block: %v\n", err)
+			}
+		case cl := <-ctl.requests():
+			if err := handle(cl, m, out, p.Timeout, e.now(), stderr); err != nil {
+				return err
 			}
 		case <-expiry:
 			ds, err := m.Reap(e.now())
