@@ -115,6 +115,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // ever near it.
 const fastLineMax = 1 << 20
 
+// The range of --max-line: a line must hold a record's fixed parts, and
+// the reader's buffer grows to the limit, so it must stay far from the
+// int's end (1<<63-1 made every size computation overflow and every line
+// "too long").
+const (
+	minLine      = 64
+	maxLineLimit = 1 << 30
+)
+
 // stage is one run of fastparse.
 type stage struct {
 	stdout   io.Writer // events of whole files, a batch per write
@@ -136,8 +145,8 @@ func newStage(c *cli.Context, stderr io.Writer) (*stage, error) {
 	if c.IsSet("year") && (year < 1 || year > 9999) {
 		return nil, command.UsageErrorf("--year %d: not a year", year)
 	}
-	if c.Int("max-line") < 64 {
-		return nil, command.UsageErrorf("--max-line %d: too small", c.Int("max-line"))
+	if n := c.Int("max-line"); n < minLine || n > maxLineLimit {
+		return nil, command.UsageErrorf("--max-line %d: out of range: %d to %d bytes", n, minLine, maxLineLimit)
 	}
 	if c.Duration("poll") <= 0 {
 		return nil, command.UsageErrorf("--poll %v: must be positive", c.Duration("poll"))
