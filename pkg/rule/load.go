@@ -625,14 +625,18 @@ func (l *loader) link() {
 	for _, r := range l.rules {
 		refs := l.refs[r]
 		for _, id := range r.IfSID {
-			if p := l.byID[id]; p != nil {
+			if p := l.byID[id]; p == r {
+				l.errRef(r, refs.ifSID, "rule %d names itself in if_sid (a cycle: it could only match after itself)", id)
+			} else if p != nil {
 				addParent(r, p)
 			} else {
 				l.errRef(r, refs.ifSID, "if_sid %d names no rule", id)
 			}
 		}
 		for _, id := range r.IfMatchedSID {
-			if p := l.byID[id]; p != nil {
+			if p := l.byID[id]; p == r {
+				l.errRef(r, refs.ifMatchedSID, "rule %d names itself in if_matched_sid (a cycle: it could only match after itself)", id)
+			} else if p != nil {
 				addParent(r, p)
 				r.Base = appendOnce(r.Base, p)
 			} else {

@@ -217,6 +217,10 @@ f.xml:7:1: unknown element <rules> (want <group> or <var>)
   <rule id="2" level="3"><if_sid>1</if_sid></rule>
 </group>`, `f.xml:2:3: rule 1 is its own ancestor (a cycle through if_sid, if_group or if_level)
 `},
+		{"self", `<group name="x">
+  <rule id="1" level="3"><if_sid>1</if_sid></rule>
+</group>`, `f.xml:2:26: rule 1 names itself in if_sid (a cycle: it could only match after itself)
+`},
 		{"values", `<group name="x">
   <rule id="0" level="3"/>
   <rule id="5" level="16" timeframe="9"/>
