@@ -221,6 +221,11 @@ f.xml:7:1: unknown element <rules> (want <group> or <var>)
   <rule id="1" level="3"><if_sid>1</if_sid></rule>
 </group>`, `f.xml:2:26: rule 1 names itself in if_sid (a cycle: it could only match after itself)
 `},
+		{"expansion", `<var name="B">` + strings.Repeat("b", 20000) + `</var>
+<group name="x">
+  <rule id="1" level="3"><match>$B$B$B$B</match></rule>
+</group>`, `f.xml:3:26: expanding $B makes a text longer than 65536 bytes (each <var> is pasted whole)
+`},
 		{"values", `<group name="x">
   <rule id="0" level="3"/>
   <rule id="5" level="16" timeframe="9"/>
