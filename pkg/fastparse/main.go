@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -256,6 +258,14 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 	fl := &follow.Follower{Path: name, MaxLine: s.maxLine, Notify: func(m string) {
 		fmt.Fprintf(s.stderr, "fastparse: %s\n", m)
 	}}
+	if err := checkFollowed(name); err != nil {
+		return err
+	}
+	if posFile != "" {
+		if err := checkPositionDir(posFile); err != nil {
+			return err
+		}
+	}
 	var saved *follow.Position
 	if posFile != "" {
 		p, ok, err := follow.LoadPosition(posFile)
@@ -307,7 +317,7 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 			if serr := save(); serr != nil {
 				return serr
 			}
-			return fmt.Errorf("follow %s: %w", name, err)
+			return readError(name, err)
 		}
 		var fatal bool
 		if l.TooLong > 0 {
@@ -337,4 +347,43 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 			}
 		}
 	}
+}
+
+// checkFollowed refuses, before anything is read, a -f FILE that cannot be
+// followed by offset: a folder, or a FIFO, socket or device (no seeking:
+// the old "illegal seek" came after the first read had taken data out of
+// the FIFO). A FIFO is read as a stream as a FILE argument or on stdin.
+// A FILE that does not exist yet is waited for.
+func checkFollowed(name string) error {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return nil // missing: waited for; unreadable: Open says so
+	}
+	switch m := fi.Mode(); {
+	case m.IsDir():
+		return fmt.Errorf("-f %s: is a directory, not a log file", name)
+	case m&fs.ModeNamedPipe != 0:
+		return fmt.Errorf("-f %s: is a FIFO, which cannot be followed by position; read it as a stream instead: fastparse %s (or on standard input)", name, name)
+	case !m.IsRegular():
+		return fmt.Errorf("-f %s: not a regular file (%v), cannot be followed by position", name, m.Type())
+	}
+	return nil
+}
+
+// checkPositionDir makes sure, at start, that the position file can be
+// written: its folder exists and a file can be created in it. Otherwise
+// the first save, possibly hours later, would be the first to say so.
+func checkPositionDir(posFile string) error {
+	dir := filepath.Dir(posFile)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(posFile)+".check.*")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return exitcode.Errorf(exitcode.Config, "--position %s: cannot write in folder %s: %v", posFile, dir, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
 }
