@@ -96,6 +96,10 @@ func TestRegex(t *testing.T) {
 		{`x+`, "x+", true}, // '+' after a literal is literal
 		{`x+`, "xx", false},
 		{`\$\(`, "$(", true},
+		// Only the first MaxRegexText bytes are seen.
+		{`needle`, strings.Repeat("a", MaxRegexText-6) + "needle", true},
+		{`needle`, strings.Repeat("a", MaxRegexText-5) + "needle", false},
+		{`a$`, strings.Repeat("a", MaxRegexText+100) + "b", true},
 	}
 	for _, tt := range tests {
 		r, err := CompileRegex(tt.pat)
@@ -106,7 +110,7 @@ func TestRegex(t *testing.T) {
 			t.Errorf("regex %q on %q = %v, want %v", tt.pat, tt.text, got, tt.want)
 		}
 	}
-	for _, bad := range []string{`\q`, `(a`, `a)`, `a\`} {
+	for _, bad := range []string{`\q`, `(a`, `a)`, `a\`, strings.Repeat("a", MaxRegexLen+1)} {
 		if _, err := CompileRegex(bad); err == nil {
 			t.Errorf("CompileRegex(%q) accepted", bad)
 		}
