@@ -301,6 +301,45 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 		last, lastSave = &pos, time.Now()
 		return nil
 	}
+	// handle parses one line and writes what came of it; fatal: --strict
+	// met a bad line.
+	handle := func(l follow.Line) (fatal bool, err error) {
+		if l.TooLong > 0 {
+			fatal = w.tooLong(l.Name, l.Num)
+		} else {
+			fatal = w.line(l.Text, l.Name, l.Num, l.Torn)
+		}
+		err = s.emit(w.out, w.errs, w.skipped)
+		w.out, w.errs, w.skipped = w.out[:0], w.errs[:0], 0
+		return fatal, err
+	}
+	// stop ends a run on SIGTERM. A file that a restart could not find
+	// again (deleted, or renamed away, while lines in it were not read
+	// yet) is read to its end first, and the position saved is then the
+	// next file's start: else those lines would be lost.
+	stop := func() error {
+		if fl.Drain() {
+			for {
+				l, err := fl.Next()
+				if errors.Is(err, follow.ErrNoData) {
+					break
+				}
+				if err != nil {
+					save()
+					return readError(name, err)
+				}
+				fatal, err := handle(l)
+				if err != nil {
+					return err
+				}
+				if fatal {
+					save()
+					return exitcode.Reported(exitcode.DataErr)
+				}
+			}
+		}
+		return save()
+	}
 	done := ctx.Done()
 	for n := 1; ; n++ {
 		l, err := fl.Next()
@@ -309,7 +348,7 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 				return err
 			}
 			if fl.Wait(ctx, poll, wake) != nil {
-				return nil // SIGTERM: everything written is flushed and saved
+				return stop() // SIGTERM: everything written is flushed and saved
 			}
 			continue
 		}
@@ -319,14 +358,7 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 			}
 			return readError(name, err)
 		}
-		var fatal bool
-		if l.TooLong > 0 {
-			fatal = w.tooLong(l.Name, l.Num)
-		} else {
-			fatal = w.line(l.Text, l.Name, l.Num, l.Torn)
-		}
-		err = s.emit(w.out, w.errs, w.skipped)
-		w.out, w.errs, w.skipped = w.out[:0], w.errs[:0], 0
+		fatal, err := handle(l)
 		if err != nil {
 			return err
 		}
@@ -336,7 +368,7 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 		}
 		select {
 		case <-done:
-			return save()
+			return stop()
 		default:
 		}
 		// While catching up there is no pause to save in: save every

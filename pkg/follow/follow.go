@@ -57,6 +57,7 @@ type Follower struct {
 	quietOff   int64    // readOff when the new file was seen
 	switchNext bool     // the torn end of the old file was returned: switch now
 	goneTold   bool
+	draining   bool // stopping: read f to its end, switch, then no more
 }
 
 func (fl *Follower) notify(format string, args ...any) {
@@ -175,6 +176,10 @@ func (fl *Follower) openPath() error {
 		if fl.f != nil {
 			fl.f.Close()
 			fl.f = nil
+			// f was read to its end: what comes next is Path from its
+			// start, whenever it appears.
+			fl.pos = Position{}
+			fl.r, fl.w, fl.skip, fl.skipTail = 0, 0, 0, nil
 		}
 		return nil
 	}
@@ -214,6 +219,38 @@ func (fl *Follower) consumedTail() []byte {
 	return fl.buf[fl.r-k : fl.r]
 }
 
+// Drain prepares a stop. If a restart could not find the file being read
+// any more (deleted, or renamed out of the folder, with lines not read
+// yet: the saved position would point to nothing, and those lines would be
+// lost), it returns true, and Next then returns the rest of that file
+// (its partial last line as torn), switches to the file now at Path
+// without reading it, and returns ErrNoData: the Position is then that new
+// file's start. Otherwise it returns false and changes nothing: the saved
+// position finds the file again.
+func (fl *Follower) Drain() bool {
+	if fl.f == nil || fl.findable() {
+		return false
+	}
+	fl.draining = true
+	return true
+}
+
+// findable reports whether resuming from the current position would find
+// the file being read: at Path, or next to it by device and inode.
+func (fl *Follower) findable() bool {
+	if fi, err := os.Stat(fl.Path); err == nil {
+		if dev, ino := fileID(fi); dev == fl.pos.Dev && ino == fl.pos.Ino {
+			return true
+		}
+	}
+	_, f := findByID(fl.Path, fl.pos.Dev, fl.pos.Ino)
+	if f != nil {
+		f.Close()
+		return true
+	}
+	return false
+}
+
 // Close closes the file being read.
 func (fl *Follower) Close() error {
 	if fl.next != nil {
@@ -249,6 +286,10 @@ func (fl *Follower) Next() (Line, error) {
 		if fl.switchNext {
 			if err := fl.switchFile(); err != nil {
 				return Line{}, err
+			}
+			if fl.draining {
+				fl.draining = false
+				return Line{}, ErrNoData
 			}
 			continue
 		}
@@ -290,7 +331,7 @@ func (fl *Follower) Next() (Line, error) {
 			continue
 		}
 		// At the end of f.
-		if fl.copyMode {
+		if fl.copyMode || fl.draining {
 			if l, ok := fl.finish(); ok {
 				return l, nil
 			}

@@ -284,3 +284,90 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// drainNext reads until ErrNoData, without waiting.
+func drainNext(t *testing.T, fl *Follower) []string {
+	t.Helper()
+	var out []string
+	for {
+		l, err := fl.Next()
+		if errors.Is(err, ErrNoData) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(l.Text)
+		if l.Torn {
+			s = "<torn>" + s
+		}
+		out = append(out, s)
+	}
+}
+
+// TestDrainDeleted: stopping while the file being read was deleted (and a
+// new one created) with lines in it not read yet: Drain reads them, then
+// the position is the new file's start, so a restart reads all of it and
+// nothing is lost. (The saved position pointed to the deleted file, and a
+// restart read only the new one.)
+func TestDrainDeleted(t *testing.T) {
+	for _, newFile := range []bool{true, false} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "fast.log")
+		appendTo(t, path, "a\nb\n")
+		fl, _ := newFollower(t, path, nil, true)
+		want(t, drainNext(t, fl), "a", "b")
+		appendTo(t, path, "c\nd\nhalf")
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if newFile {
+			appendTo(t, path, "new1\n")
+		}
+		if !fl.Drain() {
+			t.Fatal("Drain: false for a deleted file")
+		}
+		want(t, drainNext(t, fl), "c", "d", "<torn>half")
+		pos := fl.Position()
+		fl.Close()
+		if newFile {
+			appendTo(t, path, "new2\n")
+		} else {
+			appendTo(t, path, "new1\nnew2\n")
+		}
+		fl2, _ := newFollower(t, path, &pos, false)
+		want(t, drainNext(t, fl2), "new1", "new2")
+	}
+}
+
+// TestDrainFindable: a file a restart finds again (still at Path, or
+// renamed next to it) is not drained: stopping stays immediate.
+func TestDrainFindable(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fast.log")
+	appendTo(t, path, "a\n")
+	fl, _ := newFollower(t, path, nil, true)
+	want(t, drainNext(t, fl), "a")
+	appendTo(t, path, "b\n")
+	if fl.Drain() {
+		t.Error("Drain: true for the file at Path")
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(t, path, "new\n")
+	if fl.Drain() {
+		t.Error("Drain: true for a file renamed next to Path")
+	}
+	// Renamed out of the folder: nothing could find it.
+	if err := os.Rename(path+".1", filepath.Join(t.TempDir(), "elsewhere")); err != nil {
+		t.Fatal(err)
+	}
+	if !fl.Drain() {
+		t.Fatal("Drain: false for a file renamed away")
+	}
+	want(t, drainNext(t, fl), "b")
+	if pos := fl.Position(); pos.Offset != 0 {
+		t.Errorf("position %v, want the new file's start", pos)
+	}
+}
