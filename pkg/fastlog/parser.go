@@ -340,8 +340,10 @@ func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 		return errAt(bodyCol+len(body)-len(tuple), "bad destination address %q", dst)
 	}
 	sn, dn := se.n, de.n
-	if (sn < 0) != (dn < 0) {
-		return errAt(bodyCol+len(body)-len(tuple), "a port on one side only")
+	if sn < 0 || dn < 0 {
+		// A number on one side only, or one that is not a port (IPv4's
+		// :99999): odd, so no numbers, but the alert is kept.
+		sn, dn = -1, -1
 	}
 	if proto == "ICMP" && se.isIP6 {
 		proto = "IPv6-ICMP" // Snort 3 writes {ICMP} for ICMPv6 too
@@ -394,7 +396,7 @@ func lastGroup(h, mark []byte) int {
 type endpoint struct {
 	text  []byte     // the address as written, when that is canonical IPv4
 	addr  netip.Addr // else the parsed address
-	n     int        // the number after it (port, ICMP type or code), or -1
+	n     int        // the number after it (port, ICMP type or code), -1 if none, -2 if odd
 	isIP6 bool
 }
 
@@ -418,7 +420,7 @@ func parseEndpoint(b []byte, withNumber bool) (endpoint, bool) {
 			k := bytes.IndexByte(b, ':')
 			v, ok := atoi(b[k+1:])
 			if !ok || v > 65535 {
-				return e, false
+				v = -2 // not a port: odd, the address is still good
 			}
 			ip, e.n = b[:k], v
 		}
