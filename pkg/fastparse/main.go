@@ -69,11 +69,13 @@ replaced by U+FFFD (reported, the event kept).
 With -f, fastparse follows FILE like tail -F: complete lines only, across
 rename rotation, copytruncate, deletion and re-creation. --position keeps
 (device, inode, offset) in a file, so a restart resumes exactly where the
-last run stopped. SIGTERM or SIGINT: flush, save the position, exit 0.
+last run stopped. SIGTERM or SIGINT: flush, save the position, exit 0 (a file deleted
+while lines in it were not read yet is read to its end first).
 SIGHUP: look at the file now.
 
-Exit status: 0 ok, 1 failure (unreadable file), 2 usage, 65 bad line with
---strict.
+Exit status: 0 ok, 1 failure (unreadable file, a folder; -f on a FIFO or
+device), 2 usage, 65 bad line with --strict, 78 the --position folder is
+missing or not writable.
 
 Examples:
    fastparse -f /var/log/suricata/fast.log --position /var/lib/quietwatch/fastparse.pos |
