@@ -219,36 +219,33 @@ func (fl *Follower) consumedTail() []byte {
 	return fl.buf[fl.r-k : fl.r]
 }
 
-// Drain prepares a stop. If a restart could not find the file being read
-// any more (deleted, or renamed out of the folder, with lines not read
-// yet: the saved position would point to nothing, and those lines would be
-// lost), it returns true, and Next then returns the rest of that file
-// (its partial last line as torn), switches to the file now at Path
-// without reading it, and returns ErrNoData: the Position is then that new
-// file's start. Otherwise it returns false and changes nothing: the saved
-// position finds the file again.
+// Drain prepares a stop. If the file being read is no longer the one at
+// Path (deleted, or renamed by a rotation, or a copytruncate copy), a
+// restart might not find it again (a deleted file has no name; logrotate
+// compresses a renamed one, and a copy, soon), and the lines in it not
+// read yet would be lost. Then Drain returns true, and Next returns the
+// rest of that file (its partial last line as torn), switches to the file
+// now at Path without reading it, and returns ErrNoData: the Position is
+// then that new file's start (or nothing, if there is none yet). Lines the
+// writer adds to the old file after that are not read: the writer stops
+// writing to a rotated file within moments (it reopens its log on
+// logrotate's signal). Otherwise Drain returns false and changes nothing.
 func (fl *Follower) Drain() bool {
-	if fl.f == nil || fl.findable() {
+	if fl.f == nil || fl.atPath() {
 		return false
 	}
 	fl.draining = true
 	return true
 }
 
-// findable reports whether resuming from the current position would find
-// the file being read: at Path, or next to it by device and inode.
-func (fl *Follower) findable() bool {
-	if fi, err := os.Stat(fl.Path); err == nil {
-		if dev, ino := fileID(fi); dev == fl.pos.Dev && ino == fl.pos.Ino {
-			return true
-		}
+// atPath reports whether the file being read is the one at Path.
+func (fl *Follower) atPath() bool {
+	fi, err := os.Stat(fl.Path)
+	if err != nil {
+		return false
 	}
-	_, f := findByID(fl.Path, fl.pos.Dev, fl.pos.Ino)
-	if f != nil {
-		f.Close()
-		return true
-	}
-	return false
+	dev, ino := fileID(fi)
+	return dev == fl.pos.Dev && ino == fl.pos.Ino
 }
 
 // Close closes the file being read.

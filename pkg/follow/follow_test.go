@@ -340,34 +340,45 @@ func TestDrainDeleted(t *testing.T) {
 	}
 }
 
-// TestDrainFindable: a file a restart finds again (still at Path, or
-// renamed next to it) is not drained: stopping stays immediate.
-func TestDrainFindable(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "fast.log")
-	appendTo(t, path, "a\n")
-	fl, _ := newFollower(t, path, nil, true)
-	want(t, drainNext(t, fl), "a")
-	appendTo(t, path, "b\n")
-	if fl.Drain() {
-		t.Error("Drain: true for the file at Path")
-	}
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
-	}
-	appendTo(t, path, "new\n")
-	if fl.Drain() {
-		t.Error("Drain: true for a file renamed next to Path")
-	}
-	// Renamed out of the folder: nothing could find it.
-	if err := os.Rename(path+".1", filepath.Join(t.TempDir(), "elsewhere")); err != nil {
-		t.Fatal(err)
-	}
-	if !fl.Drain() {
-		t.Fatal("Drain: false for a file renamed away")
-	}
-	want(t, drainNext(t, fl), "b")
-	if pos := fl.Position(); pos.Offset != 0 {
-		t.Errorf("position %v, want the new file's start", pos)
+// TestDrainRenamed: a file renamed by a rotation (logrotate may compress
+// it before a restart could find it by its inode) or moved out of the
+// folder is drained too; the file still at Path is not: stopping stays
+// immediate, and the position finds it again.
+func TestDrainRenamed(t *testing.T) {
+	for _, away := range []bool{false, true} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "fast.log")
+		appendTo(t, path, "a\n")
+		fl, _ := newFollower(t, path, nil, true)
+		want(t, drainNext(t, fl), "a")
+		appendTo(t, path, "b\n")
+		if fl.Drain() {
+			t.Error("Drain: true for the file at Path")
+		}
+		renamed := path + ".1"
+		if away {
+			renamed = filepath.Join(t.TempDir(), "elsewhere")
+		}
+		if err := os.Rename(path, renamed); err != nil {
+			t.Fatal(err)
+		}
+		appendTo(t, path, "new\n")
+		if !fl.Drain() {
+			t.Fatal("Drain: false for a renamed file")
+		}
+		want(t, drainNext(t, fl), "b")
+		pos := fl.Position()
+		fl.Close()
+		if pos.Offset != 0 {
+			t.Errorf("position %v, want the new file's start", pos)
+		}
+		if err := os.Remove(renamed); err != nil { // compressed by logrotate
+			t.Fatal(err)
+		}
+		fl2, notes := newFollower(t, path, &pos, false)
+		want(t, drainNext(t, fl2), "new")
+		if len(*notes) > 0 {
+			t.Errorf("notes: %q", *notes)
+		}
 	}
 }
