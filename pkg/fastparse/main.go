@@ -69,8 +69,8 @@ replaced by U+FFFD (reported, the event kept).
 With -f, fastparse follows FILE like tail -F: complete lines only, across
 rename rotation, copytruncate, deletion and re-creation. --position keeps
 (device, inode, offset) in a file, so a restart resumes exactly where the
-last run stopped. SIGTERM or SIGINT: flush, save the position, exit 0 (a file deleted
-while lines in it were not read yet is read to its end first).
+last run stopped. SIGTERM or SIGINT: flush, save the position, exit 0 (a file deleted or
+rotated away with lines in it not read yet is read to its end first).
 SIGHUP: look at the file now.
 
 Exit status: 0 ok, 1 failure (unreadable file, a folder; -f on a FIFO or
@@ -315,10 +315,10 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 		w.out, w.errs, w.skipped = w.out[:0], w.errs[:0], 0
 		return fatal, err
 	}
-	// stop ends a run on SIGTERM. A file that a restart could not find
-	// again (deleted, or renamed away, while lines in it were not read
-	// yet) is read to its end first, and the position saved is then the
-	// next file's start: else those lines would be lost.
+	// stop ends a run on SIGTERM. A file that is no longer FILE (deleted,
+	// or rotated away: a restart might not find it again) is read to its
+	// end first, and the position saved is then the next file's start:
+	// else the lines not read yet in it could be lost.
 	stop := func() error {
 		if fl.Drain() {
 			for {
