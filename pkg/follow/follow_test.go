@@ -238,10 +238,15 @@ func TestResume(t *testing.T) {
 		}
 	})
 	t.Run("gone", func(t *testing.T) {
+		// The new file is made before the old one goes, so it cannot get
+		// the old one's inode number (which would make it look truncated).
+		appendTo(t, path+".new", "8\n")
 		os.Remove(path)
 		os.Remove(path + ".1")
 		os.Remove(path + ".2")
-		appendTo(t, path, "8\n")
+		if err := os.Rename(path+".new", path); err != nil {
+			t.Fatal(err)
+		}
 		fl, notes := newFollower(t, path, &pos, false)
 		want(t, pump(t, fl), "8")
 		if len(*notes) != 1 || !strings.Contains((*notes)[0], "gone") {
