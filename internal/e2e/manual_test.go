@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -115,5 +116,63 @@ func TestInstalledManual(t *testing.T) {
 	}
 	if passwd, _ := os.ReadFile(root.path("/etc/passwd")); strings.Contains(string(passwd), "\nquietwatch:") {
 		t.Error("uninstall --purge left the quietwatch user")
+	}
+}
+
+// TestRunRefusesHalfConnected starts quietwatch-run with an alert log its
+// unprivileged stages cannot write: it must refuse to start, saying what
+// to fix, rather than run a pipeline that bans but writes (or mails)
+// nothing (GNU tee warns about an output it cannot open and runs on).
+func TestRunRefusesHalfConnected(t *testing.T) {
+	hosttest.Require(t, "setpriv")
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} { // t.TempDir is root's alone (0700)
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := filepath.Join(dir, "logs")
+	if err := os.Mkdir(logs, 0o700); err != nil { // root's alone
+		t.Fatal(err)
+	}
+	fastlog := filepath.Join(dir, "fast.log")
+	if err := os.WriteFile(fastlog, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := filepath.Join(dir, "quietwatch.env")
+	settings{
+		"QW_BIN":              binDir,
+		"QW_FASTLOG":          fastlog,
+		"QW_RULES":            filepath.Join(repo, "testdata", "rules", "local_rules.xml"),
+		"QW_STATE_DIR":        filepath.Join(dir, "state"),
+		"QW_RUN_DIR":          filepath.Join(dir, "run"),
+		"QW_ALERT_LOG":        filepath.Join(logs, "alerts.jsonl"),
+		"QW_USER":             "nobody",
+		"QW_NOTIFY_TRANSPORT": "--sendmail /bin/true",
+		"QW_BLOCK_BACKENDS":   "dry-run",
+	}.write(t, env)
+	cmd := exec.Command("bash", script("quietwatch-run"), env)
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if code := exitCode(err); code != 78 {
+			t.Errorf("exit %d, want 78\n%s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Signal(sigterm)
+		<-done
+		t.Fatalf("quietwatch-run ran on with an output its stages cannot open\n%s", stderr.String())
+	}
+	if want := "user nobody cannot write " + filepath.Join(logs, "alerts.jsonl"); !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 	}
 }
