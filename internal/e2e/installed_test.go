@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -295,4 +296,24 @@ func ownerMode(t *testing.T, path string) string {
 		return ""
 	}
 	return fmt.Sprintf("%d %04o", st.Uid, st.Mode&0o7777)
+}
+
+// TestUnitExposure keeps the unit's systemd-analyze security score (the
+// README states it) at 2.5 or lower; TestInstalled proves the settings
+// behind it leave the service working.
+func TestUnitExposure(t *testing.T) {
+	hosttest.Require(t, "systemd-analyze")
+	out, err := exec.Command("systemd-analyze", "security", "--offline=true", "--no-pager", script("systemd/quietwatch.service")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+	}
+	_, after, ok := strings.Cut(string(out), "Overall exposure level for quietwatch.service: ")
+	score, err := strconv.ParseFloat(strings.Fields(after + " x")[0], 64)
+	if !ok || err != nil {
+		t.Fatalf("no score in:\n%s", out)
+	}
+	t.Logf("exposure %.1f", score)
+	if score > 2.5 {
+		t.Errorf("exposure %.1f, want 2.5 or lower\n%s", score, out)
+	}
 }
