@@ -111,6 +111,10 @@ func TestInstalled(t *testing.T) {
 		if got := procUID(t, pid); got != want {
 			t.Errorf("%s runs as uid %s, want %s", name, got, want)
 		}
+		// The sandbox is on: the system call filter and no new privileges.
+		if f, n := procField(t, pid, "Seccomp"), procField(t, pid, "NoNewPrivs"); f != "2" || n != "1" {
+			t.Errorf("%s: Seccomp %s, NoNewPrivs %s: want 2 and 1", name, f, n)
+		}
 	}
 	for path, want := range map[string]string{
 		"/var/lib/quietwatch":              "0 0711",
@@ -316,4 +320,19 @@ func TestUnitExposure(t *testing.T) {
 	if score > 2.5 {
 		t.Errorf("exposure %.1f, want 2.5 or lower\n%s", score, out)
 	}
+}
+
+// procField returns a field of /proc/PID/status.
+func procField(t *testing.T, pid int, key string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
