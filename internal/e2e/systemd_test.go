@@ -119,16 +119,14 @@ var (
 		"PrivateDevices", "PrivateMounts", "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs",
 		"ProtectControlGroups", "ProtectHostname", "ProtectProc", "ProcSubset", "RestrictAddressFamilies",
 		"SystemCallArchitectures", "SystemCallFilter", "SystemCallErrorNumber", "UMask",
+		"RestrictNamespaces", "LockPersonality", "MemoryDenyWriteExecute", "RestrictSUIDSGID", "RestrictRealtime",
 	}
 	notApplied = map[string]string{
-		"ProtectClock":           "seccomp of @clock and a device ACL (the bounding set already lacks CAP_SYS_TIME)",
-		"RestrictNamespaces":     "seccomp of clone/unshare/setns flags",
-		"RestrictRealtime":       "seccomp of sched_setscheduler arguments",
-		"RestrictSUIDSGID":       "seccomp of chmod arguments",
-		"LockPersonality":        "seccomp of personality arguments",
-		"MemoryDenyWriteExecute": "seccomp of mmap/mprotect arguments",
-		"IPAddressDeny":          "a BPF program on the unit's cgroup",
-		"IPAddressAllow":         "a BPF program on the unit's cgroup",
+		// Applied in effect only: no @clock in @system-service, and
+		// PrivateDevices leaves no /dev/rtc; not on its own.
+		"ProtectClock":   "a seccomp deny list of @clock and a device ACL for /dev/rtc",
+		"IPAddressDeny":  "a BPF program on the unit's cgroup",
+		"IPAddressAllow": "a BPF program on the unit's cgroup",
 	}
 )
 
@@ -216,25 +214,63 @@ func expandSyscalls(t *testing.T, name string, seen map[string]bool) []string {
 }
 
 // seccompLoader loads the unit's system call filter and execs the rest of
-// its arguments: an allow list (argv[1]) with SystemCallErrorNumber= for
-// the rest, and RestrictAddressFamilies= (argv[2], numbers) on socket().
+// its arguments: an allow list (argv[1]) with SystemCallErrorNumber=
+// (argv[3]) for the rest, RestrictAddressFamilies= (argv[2], numbers) on
+// socket(), and the settings systemd also makes of seccomp argument
+// filters (argv[4]): RestrictNamespaces= ("namespaces": no CLONE_NEW* flag
+// to clone/unshare, no setns, clone3 ENOSYS so that libc falls back to
+// clone), LockPersonality= ("personality"), MemoryDenyWriteExecute= ("wx":
+// no mapping both writable and executable, no mprotect to executable),
+// RestrictSUIDSGID= ("suid": no set-user/group-ID mode bits by chmod or
+// create), RestrictRealtime= ("realtime": no SCHED_FIFO/RR/DEADLINE).
 // libseccomp keeps the filter to the native architecture
 // (SystemCallArchitectures=native).
 const seccompLoader = `import errno, os, sys, seccomp
+from seccomp import Arg, EQ, MASKED_EQ, ALLOW, ERRNO
 names, fams, err = sys.argv[1].split(","), [int(x) for x in sys.argv[2].split(",") if x], int(sys.argv[3])
-f = seccomp.SyscallFilter(defaction=seccomp.ERRNO(err))
+extra = set(sys.argv[4].split(","))
+cond = {}  # system call -> alternatives (each a list of conditions, all to hold)
+if fams:
+    cond["socket"] = [[Arg(0, EQ, f)] for f in fams]
+if "namespaces" in extra:
+    NS = 0x7E020080  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET|NEWTIME
+    cond["unshare"] = cond["clone"] = [[Arg(0, MASKED_EQ, NS, 0)]]
+    cond["setns"] = cond["clone3"] = []
+if "personality" in extra:
+    cond["personality"] = [[Arg(0, EQ, 0)], [Arg(0, EQ, 0xFFFFFFFF)]]
+if "wx" in extra:
+    W, X = 2, 4
+    cond["mmap"] = [[Arg(2, MASKED_EQ, W | X, v)] for v in (0, W, X)]
+    cond["mprotect"] = cond["pkey_mprotect"] = [[Arg(2, MASKED_EQ, X, 0)]]
+    cond["shmat"] = [[Arg(2, MASKED_EQ, 0o100000, 0)]]
+if "suid" in extra:
+    S, CREAT = 0o6000, 0o100
+    cond["chmod"] = cond["fchmod"] = cond["creat"] = [[Arg(1, MASKED_EQ, S, 0)]]
+    cond["fchmodat"] = [[Arg(2, MASKED_EQ, S, 0)]]
+    cond["open"] = [[Arg(1, MASKED_EQ, CREAT, 0)], [Arg(2, MASKED_EQ, S, 0)]]
+    cond["openat"] = [[Arg(2, MASKED_EQ, CREAT, 0)], [Arg(3, MASKED_EQ, S, 0)]]
+if "realtime" in extra:
+    cond["sched_setscheduler"] = [[Arg(1, EQ, p)] for p in (0, 3, 5)]
+    cond["sched_setattr"] = []
+f = seccomp.SyscallFilter(defaction=ERRNO(err))
 for n in names:
-    if n == "socket" and fams:
-        continue
     try:
-        f.add_rule(seccomp.ALLOW, n)
+        if n not in cond:
+            f.add_rule(ALLOW, n)
+        for c in cond.get(n, []):
+            f.add_rule(ALLOW, n, *c)
     except Exception:
         pass  # not a system call of this architecture
-for fam in fams:
-    f.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, fam))
+if "namespaces" in extra:
+    f.add_rule(ERRNO(errno.ENOSYS), "clone3")
 f.load()
-os.execv(sys.argv[4], sys.argv[4:])
+os.execv(sys.argv[5], sys.argv[5:])
 `
+
+// seccompSettings are the unit's settings the loader makes argument
+// filters of, with the name the loader knows each by.
+var seccompSettings = map[string]string{"RestrictNamespaces": "namespaces", "LockPersonality": "personality",
+	"MemoryDenyWriteExecute": "wx", "RestrictSUIDSGID": "suid", "RestrictRealtime": "realtime"}
 
 var addressFamilies = map[string]int{"AF_UNIX": syscall.AF_UNIX, "AF_INET": syscall.AF_INET, "AF_INET6": syscall.AF_INET6, "AF_NETLINK": syscall.AF_NETLINK, "AF_PACKET": syscall.AF_PACKET}
 
@@ -434,7 +470,21 @@ for f in /proc/kmsg /dev/kmsg; do if [ -e $f ]; then mount --bind /tmp/.gone $f;
 		if u.get("SystemCallArchitectures", "native") != "native" {
 			t.Fatal("SystemCallArchitectures= other than native: emulate it")
 		}
-		args = append(args, "/usr/bin/python3", "-c", seccompLoader, sd.filter, strings.Join(fams, ","), strconv.Itoa(e))
+		var extra []string
+		for k, name := range seccompSettings {
+			if v := u.get(k, "no"); yes(k) {
+				extra = append(extra, name)
+			} else if v != "no" && v != "false" {
+				t.Fatalf("%s=%s: emulate it", k, v)
+			}
+		}
+		args = append(args, "/usr/bin/python3", "-c", seccompLoader, sd.filter, strings.Join(fams, ","), strconv.Itoa(e), strings.Join(extra, ","))
+	} else {
+		for k := range seccompSettings {
+			if yes(k) {
+				t.Fatalf("%s= without SystemCallFilter=: emulate it", k)
+			}
+		}
 	}
 	umask := u.get("UMask", "0022")
 	args = append(args, "/bin/sh", "-c", "umask "+umask+`; exec "$@"`, "sh")
@@ -709,4 +759,39 @@ func sigPending(pid int, sig syscall.Signal) bool {
 		}
 	}
 	return false
+}
+
+// TestSeccompLoader checks that the emulation's filter is not a no-op:
+// what the unit's settings forbid fails under it, the rest runs.
+func TestSeccompLoader(t *testing.T) {
+	filter := syscallAllowList(t, []string{"@system-service", "~@resources"})
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fams := fmt.Sprintf("%d,%d,%d,%d", syscall.AF_UNIX, syscall.AF_INET, syscall.AF_INET6, syscall.AF_NETLINK)
+	run := func(argv ...string) error {
+		args := append([]string{"-c", seccompLoader, filter, fams, strconv.Itoa(int(syscall.EPERM)),
+			"namespaces,personality,wx,suid,realtime"}, argv...)
+		return exec.Command("/usr/bin/python3", args...).Run()
+	}
+	py := func(code string) []string { return []string{"/usr/bin/python3", "-c", code} }
+	if err := run("/bin/sh", "-c", "chmod 0700 "+file+" && echo ok >/dev/null"); err != nil {
+		t.Fatalf("a plain command fails under the filter: %v", err)
+	}
+	for name, argv := range map[string][]string{
+		"RestrictNamespaces":      {"unshare", "--uts", "/bin/true"},
+		"LockPersonality":         {"setarch", "-R", "/bin/true"},
+		"RestrictSUIDSGID":        {"chmod", "4755", file},
+		"MemoryDenyWriteExecute":  py("import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_WRITE | mmap.PROT_EXEC)"),
+		"RestrictAddressFamilies": py("import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)"),
+		"RestrictRealtime":        py("import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))"),
+	} {
+		if err := exec.Command(argv[0], argv[1:]...).Run(); err != nil {
+			t.Errorf("%s: %q fails even without the filter: %v", name, argv, err)
+		}
+		if err := run(argv...); err == nil {
+			t.Errorf("%s: %q ran under the filter", name, argv)
+		}
+	}
 }
