@@ -163,6 +163,48 @@ func TestInstalled(t *testing.T) {
 		t.Fatalf("ban not lifted after its 4 s\njournal:\n%s", svc.stderr.String())
 	}
 
+	// Live ban control, as the admin runs it while protection runs: block
+	// list, ban and unban through the running block's socket, the firewall
+	// read back after each.
+	blockCmd := func(args ...string) (string, int) {
+		t.Helper()
+		cmd := root.command(srv.NS, append([]string{"/usr/local/bin/block"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if err != nil {
+			code = -1
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+		}
+		return string(out), code
+	}
+	if out, code := blockCmd("ban", atk.IPv4.String(), "--timeout", "1m"); code != 0 {
+		t.Fatalf("block ban: exit %d\n%s\njournal:\n%s", code, out, svc.stderr.String())
+	}
+	if !banned(t, srv, atk.IPv4) || atk.CanConnect(netip.AddrPortFrom(srv.IPv4, 8080)) {
+		t.Error("block ban: the attacker is not dropped")
+	}
+	if out, code := blockCmd("list", "--json"); code != 0 || !strings.Contains(out, `"ip":"`+atk.IPv4.String()+`"`) {
+		t.Errorf("block list --json: exit %d, no %s in\n%s", code, atk.IPv4, out)
+	}
+	if out, code := blockCmd("ban", adm.IPv4.String()); code == 0 || banned(t, srv, adm.IPv4) {
+		t.Errorf("block ban of the allow-listed admin: exit %d, banned %v\n%s", code, banned(t, srv, adm.IPv4), out)
+	}
+	if out, code := blockCmd("unban", atk.IPv4.String()); code != 0 {
+		t.Fatalf("block unban: exit %d\n%s", code, out)
+	}
+	if banned(t, srv, atk.IPv4) || !atk.CanConnect(netip.AddrPortFrom(srv.IPv4, 8080)) {
+		t.Error("block unban: the attacker is still dropped")
+	}
+	if out, code := blockCmd("list"); code != 0 || strings.Contains(out, atk.IPv4.String()) {
+		t.Errorf("block list after unban: exit %d\n%s", code, out)
+	}
+	if ar, err := os.ReadFile(root.path("/var/log/quietwatch/active-responses.log")); err != nil ||
+		!strings.Contains(string(ar), "delete - "+atk.IPv4.String()) {
+		t.Errorf("active-responses.log has no delete for %s (%v):\n%s", atk.IPv4, err, ar)
+	}
+
 	// systemctl reload reaches every stage but tee (which would die of it):
 	// each is stopped, so the SIGHUP stays pending where /proc shows it.
 	for name, pid := range pids {
