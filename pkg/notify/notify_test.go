@@ -248,3 +248,39 @@ func TestFlood(t *testing.T) {
 		t.Errorf("journal left: %v", left)
 	}
 }
+
+// TestLevelWrittenOtherwise: rule.level as 10.0, 1e1 or "10" (a jq step's
+// doing) is level 10: mailed, shown as "level 10". A level that is not an
+// integer is skipped with a diagnostic that says so, not "malformed JSON".
+func TestLevelWrittenOtherwise(t *testing.T) {
+	var in strings.Builder
+	for i, lv := range []string{"10.0", "1e1", `"10"`, "10.5", `"high"`, "8.0"} {
+		in.WriteString(strings.Replace(alertLine(fmt.Sprintf("a%d", i), fmt.Sprintf("t%d", i), 10), `"level":10`, `"level":`+lv, 1))
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"notify", "--to", "root", "--hostname", "vm", "--dry-run", "--group-window", "0"},
+		strings.NewReader(in.String()), &stdout, &stderr, nil)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	wantErr := "notify: stdin:4: rule.level is not an integer: 10.5, skipped\n" +
+		"notify: stdin:5: rule.level is not an integer: \"high\", skipped\n"
+	if stderr.String() != wantErr {
+		t.Errorf("stderr:\n%s\nwant:\n%s", stderr.String(), wantErr)
+	}
+	msgs := strings.Split(stdout.String(), "\nFrom quietwatch@vm ")
+	if len(msgs) != 3 {
+		t.Fatalf("%d messages, want 3 (levels 10.0, 1e1, \"10\"):\n%s", len(msgs), stdout.String())
+	}
+	for i, m := range msgs {
+		m = m[strings.IndexByte(m, '\n')+1:]
+		subject, body := decodedBody(t, []byte(m))
+		if subject != "quietwatch Alert - vm - Level 10 - Suricata level 1 alert" {
+			t.Errorf("message %d: subject %q", i, subject)
+		}
+		if !strings.Contains(body, `Rule: 300011 fired (level 10) -> "Suricata level 1 alert"`) ||
+			!strings.Contains(body, fmt.Sprintf("tag=t%d ", i)) || !strings.Contains(body, "Src IP: 198.51.100.241") {
+			t.Errorf("message %d: body\n%s", i, body)
+		}
+	}
+}
