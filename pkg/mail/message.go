@@ -119,9 +119,16 @@ func writeHeader(b *bytes.Buffer, name, value string) {
 	b.WriteByte('\n')
 }
 
-// cleanHeader makes s safe as a header value: valid UTF-8, no control
-// characters (CR and LF included: they would start a new header), runs of
-// white space collapsed to one space.
+// HeaderText returns s as a header shows it: valid UTF-8 (invalid bytes
+// become U+FFFD), every control character (CR and LF included: they would
+// start a new header) and white space made a space, runs of them collapsed
+// to one, none at either end. A header is a one-line summary: escapes such
+// as the body's \r or \x1b would only clutter it. Message.Bytes applies it
+// to every header; callers use it to know the text a header will show
+// (notify's mail log records the subject as the mail shows it).
+func HeaderText(s string) string { return cleanHeader(s) }
+
+// cleanHeader is HeaderText.
 func cleanHeader(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))

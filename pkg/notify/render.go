@@ -69,11 +69,13 @@ func description(a *record.Alert) string {
 // subject returns the subject for g (its highest level's alert).
 func (r *renderer) subject(g *group) string {
 	a := g.top().full()
-	d := oneLine(description(a))
+	// Control characters become spaces here (the body shows them escaped):
+	// the subject is a summary, and this is the text the mail shows.
+	d := mail.HeaderText(description(a))
 	if utf8.RuneCountInString(d) > maxDescription {
 		d = string([]rune(d)[:maxDescription]) + "…"
 	}
-	return fmt.Sprintf("quietwatch Alert - %s - Level %d - %s", r.host, level(a), d)
+	return mail.HeaderText(fmt.Sprintf("quietwatch Alert - %s - Level %d - %s", r.host, level(a), d))
 }
 
 // body renders the body of a mail holding items.
