@@ -235,33 +235,45 @@ func Text(s string) string {
 	}
 	var b strings.Builder
 	b.Grow(len(s) + 16)
+	// Runs of text that stay as they are are copied whole: a log is
+	// mostly such a run.
+	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != 0x7f || c == '\n' || c == '\t' {
+				i++
+				continue
+			}
+			b.WriteString(s[start:i])
 			switch {
 			case c == '\r' && i+1 < len(s) && s[i+1] == '\n':
 				// CRLF: a line end written the other way
 			case c == '\r':
 				b.WriteString(`\r`)
-			case (c < 0x20 && c != '\n' && c != '\t') || c == 0x7f:
-				fmt.Fprintf(&b, `\x%02x`, c)
 			default:
-				b.WriteByte(c)
+				fmt.Fprintf(&b, `\x%02x`, c)
 			}
 			i++
+			start = i
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == utf8.RuneError && size == 1:
+			b.WriteString(s[start:i])
 			b.WriteString("\ufffd")
 		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
+			b.WriteString(s[start:i])
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
-			b.WriteString(s[i : i+size])
+			i += size
+			continue
 		}
 		i += size
+		start = i
 	}
+	b.WriteString(s[start:])
 	return b.String()
 }
 
@@ -306,5 +318,16 @@ func writeQP(b *bytes.Buffer, body string) {
 		w.Write([]byte(l)) //nolint:errcheck
 	}
 	w.Close() //nolint:errcheck
-	b.Write(bytes.ReplaceAll(q.Bytes(), []byte("\r\n"), []byte("\n")))
+	// CRLF to LF in place, copied run by run.
+	out := q.Bytes()
+	for len(out) > 0 {
+		i := bytes.Index(out, []byte("\r\n"))
+		if i < 0 {
+			b.Write(out)
+			break
+		}
+		b.Write(out[:i+1])
+		b.Bytes()[b.Len()-1] = '\n'
+		out = out[i+2:]
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -252,5 +253,54 @@ func TestPostfixHostile(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no qmgr line for %s in /var/log/postfix.log", qid)
+	}
+}
+
+// TestPostfixMessageSize: the size test with the real Postfix and its
+// default message_size_limit (10,240,000): 7 alerts with 700 kB non-ASCII
+// logs, one group, by SMTP. The old notify made one 12.6 MB message:
+// Postfix answered 552, the message went to failed/, nothing arrived. Now
+// every part arrives, each under the limit, and together they show every
+// alert the group kept.
+func TestPostfixMessageSize(t *testing.T) {
+	requirePostfix(t)
+	out, err := exec.Command("postconf", "-h", "message_size_limit").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "10240000" {
+		t.Fatalf("postconf message_size_limit: %q, %v; the test wants Postfix's default, 10240000", out, err)
+	}
+	tag := uniqueTag(t)
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"notify", "--to", "root", "--hostname", tag, "--spool", t.TempDir(),
+		"--smtp", "127.0.0.1:25", "--retry-min", "10ms"}, strings.NewReader(bigAlerts(7, 700_000, "pf")), &stdout, &stderr, nil)
+	if code != 0 || stderr.Len() > 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	recs := mailLog(t, stdout.Bytes())
+	if len(recs) < 2 {
+		t.Fatalf("%d records, want the group in parts: %s", len(recs), stdout.String())
+	}
+	var want []string
+	for _, r := range recs {
+		if r.Mail.Status != "sent" {
+			t.Fatalf("record %+v", r.Mail)
+		}
+		want = append(want, r.Mail.Alerts...)
+	}
+	msgs := mailbox(t, tag, len(recs))
+	var got []string
+	for _, m := range msgs {
+		var raw bytes.Buffer
+		raw.WriteString("Subject: " + m.Header.Get("Subject") + "\nContent-Transfer-Encoding: " +
+			m.Header.Get("Content-Transfer-Encoding") + "\n\n")
+		raw.ReadFrom(m.Body) //nolint:errcheck
+		subject, body := decodedBody(t, raw.Bytes())
+		if !strings.HasPrefix(subject, "quietwatch Alert - "+tag+" - Level 10 - Suricata level 1 alert (") {
+			t.Errorf("subject %q", subject)
+		}
+		got = append(got, tags(body)...)
+	}
+	sort.Strings(got)
+	if strings.Join(got, ",") != strings.Join(want, ",") || len(got) < 5 {
+		t.Errorf("delivered %v, want %v", got, want)
 	}
 }

@@ -39,6 +39,8 @@ type MailInfo struct {
 	Omitted   int      `json:"omitted,omitempty"` // alerts in the message beyond its size cap: counted, not listed
 	MessageID string   `json:"message_id,omitempty"`
 	Digest    bool     `json:"digest,omitempty"`
+	Part      int      `json:"part,omitempty"`  // the message is part Part of Parts of one notification too large for one message
+	Parts     int      `json:"parts,omitempty"` // (both absent when it is the notification's only message)
 	Attempt   int      `json:"attempt,omitempty"`
 	Error     string   `json:"error,omitempty"`
 	File      string   `json:"file,omitempty"` // with "failed": where the message is kept

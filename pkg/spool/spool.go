@@ -59,6 +59,11 @@ type Meta struct {
 	Alerts    []string  `json:"alerts"`            // the ids of the alerts it shows
 	Omitted   int       `json:"omitted,omitempty"` // alerts it counts but does not show
 	Digest    bool      `json:"digest,omitempty"`
+	// Part and Parts: the message is part Part of Parts of one
+	// notification too large for one message (0, 0: it is not). The
+	// parts count as one message for the hourly limit.
+	Part  int `json:"part,omitempty"`
+	Parts int `json:"parts,omitempty"`
 }
 
 // Entry is a message in the spool.
@@ -345,7 +350,8 @@ func (s *Spool) Sync() error {
 
 // Put stores a message durably and records that it holds the journal
 // entries up to meta.Upto, and that it was made at meta.Created (kept in
-// the state for an hour, for the hourly limit). The journal is synced
+// the state for an hour, for the hourly limit; for the first part only of
+// a message in parts). The journal is synced
 // first, so the message never holds entries that a crash could lose.
 func (s *Spool) Put(meta Meta, msg []byte) (Entry, error) {
 	if err := s.Sync(); err != nil {
@@ -364,7 +370,9 @@ func (s *Spool) Put(meta Meta, msg []byte) (Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.state.Consumed = max(s.state.Consumed, meta.Upto)
-	s.state.Sent = append(pruneSent(s.state.Sent, meta.Created), meta.Created)
+	if meta.Part <= 1 {
+		s.state.Sent = append(pruneSent(s.state.Sent, meta.Created), meta.Created)
+	}
 	if err := s.saveStateLocked(); err != nil {
 		return Entry{}, err
 	}
