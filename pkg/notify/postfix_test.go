@@ -258,7 +258,7 @@ func TestPostfixHostile(t *testing.T) {
 
 // TestPostfixMessageSize: the size test with the real Postfix and its
 // default message_size_limit (10,240,000): 7 alerts with 700 kB non-ASCII
-// logs, one group, by SMTP. The old notify made one 12.6 MB message:
+// logs, one group, by SMTP. The old notify made one 13.1 MB message:
 // Postfix answered 552, the message went to failed/, nothing arrived. Now
 // every part arrives, each under the limit, and together they show every
 // alert the group kept.

@@ -30,7 +30,7 @@ func bigAlerts(n, logBytes int, prefix string) string {
 
 // TestMessageSizeCap: 7 alerts with 700 kB non-ASCII logs in one group.
 // Quoted-printable triples such a log; the old notify capped the JSON
-// bytes only (4 MiB: 6 of these alerts) and made one 12.6 MB message, which
+// bytes only (4 MiB: 6 of these alerts) and made one 13.1 MB message, which
 // Postfix (message_size_limit 10,240,000 by default) refuses for good: none
 // of the alerts was mailed.
 // Now no message exceeds maxMessage on the wire (CRLF counted): the alerts
