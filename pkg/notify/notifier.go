@@ -254,22 +254,35 @@ func (n *notifier) apply1(o outcome) error {
 			Alerts: ids, Omitted: o.g.more, Queued: n.b.heldCount()})
 		return nil
 	}
-	id := n.newID(now)
-	m, err := n.render.message(o, now, id)
+	parts, err := n.render.messages(o, now, n.newID)
 	if err != nil {
 		fmt.Fprintf(n.stderr, "notify: template: %v (the message uses the built-in layout)\n", err)
 	}
-	raw := m.Bytes()
-	upto := o.g.upto
-	if n.spool == nil {
-		return n.mbox.Write(n.cfg.From, now, raw)
+	for k, p := range parts {
+		if n.spool == nil {
+			if err := n.mbox.Write(n.cfg.From, now, p.raw); err != nil {
+				return err
+			}
+			continue
+		}
+		// Each part takes the journal entries up to its last alert, the
+		// last one all of the group's: a crash between two parts leaves
+		// the alerts of the later ones in the journal (the next run
+		// mails them), none in two messages.
+		meta := spool.Meta{Upto: o.g.upto, Created: now, From: n.cfg.From, To: n.cfg.To,
+			Subject: p.msg.Subject, MessageID: p.msg.MessageID, Alerts: alertIDs(p.items), Omitted: o.g.more, Digest: o.digest}
+		if len(parts) > 1 {
+			meta.Part, meta.Parts = k+1, len(parts)
+			if k < len(parts)-1 {
+				meta.Upto, meta.Omitted = p.items[len(p.items)-1].seq, 0
+			}
+		}
+		e, err := n.spool.Put(meta, p.raw)
+		if err != nil {
+			return err
+		}
+		n.q.push(e)
 	}
-	e, err := n.spool.Put(spool.Meta{Upto: upto, Created: now, From: n.cfg.From, To: n.cfg.To,
-		Subject: m.Subject, MessageID: id, Alerts: ids, Omitted: o.g.more, Digest: o.digest}, raw)
-	if err != nil {
-		return err
-	}
-	n.q.push(e)
 	return nil
 }
 
@@ -424,7 +437,8 @@ func info(status string, e spool.Entry, queued, attempt int, errText string) rec
 		alerts = []string{}
 	}
 	return record.MailInfo{Status: status, To: e.Meta.To, Subject: e.Meta.Subject, Alerts: alerts,
-		Omitted: e.Meta.Omitted, Queued: queued, MessageID: e.Meta.MessageID, Digest: e.Meta.Digest, Attempt: attempt, Error: errText}
+		Omitted: e.Meta.Omitted, Queued: queued, MessageID: e.Meta.MessageID, Digest: e.Meta.Digest,
+		Part: e.Meta.Part, Parts: e.Meta.Parts, Attempt: attempt, Error: errText}
 }
 
 // run reads alerts from in until its end or ctx's, then waits (at most
