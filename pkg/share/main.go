@@ -157,4 +157,3 @@ func flagCtx(c *cli.Context, name string) *cli.Context {
 }
 
 func str(c *cli.Context, name string) string { return flagCtx(c, name).String(name) }
-

@@ -82,7 +82,8 @@ func start(t testing.TB, e *env, args ...string) *proc {
 	// urfave/cli's flag parsing writes globals: one app parses at a time.
 	startMu.Lock()
 	var once sync.Once
-	unlock := func() { once.Do(startMu.Unlock) }
+	subscribed := make(chan struct{})
+	unlock := func() { once.Do(func() { startMu.Unlock(); close(subscribed) }) }
 	e.ready = unlock
 	go func() {
 		code := command.Run(ctx, newApp(e), append([]string{"share"}, args...), inR, outW, p.stderr)
@@ -102,8 +103,7 @@ func start(t testing.TB, e *env, args ...string) *proc {
 		}
 	}()
 	t.Cleanup(func() { cancel(); inW.Close() })
-	startMu.Lock() // wait until this one is subscribed
-	startMu.Unlock()
+	<-subscribed // wait until this one is subscribed
 	return p
 }
 
