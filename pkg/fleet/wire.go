@@ -99,7 +99,7 @@ func Decode(subject, ttl string, body []byte) (Peer, error) {
 		return Peer{}, err
 	}
 	if src != p {
-		return Peer{}, fmt.Errorf("src_ip %q does not match the subject's address %s", a.SrcIP, p)
+		return Peer{}, fmt.Errorf("src_ip %q does not match the subject's address %s", a.SrcIP, PrefixString(p))
 	}
 	return Peer{Origin: origin, Prefix: p, TTL: d, Level: a.Rule.Level, Body: body}, nil
 }

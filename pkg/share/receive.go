@@ -54,7 +54,7 @@ func (r *receiver) handle(subj, ttl string, data []byte, stored time.Time) {
 	expires, reason := r.guard.Admit(p.Origin, p.Prefix, start.Add(p.TTL), now)
 	if reason != "" {
 		if reason != fleet.ReasonExpired {
-			r.diag.limited("refused "+p.Origin+" "+reason, "peer %s: ban of %s refused: %s", p.Origin, p.Prefix, reason)
+			r.diag.limited("refused "+p.Origin+" "+reason, "peer %s: ban of %s refused: %s", p.Origin, fleet.PrefixString(p.Prefix), reason)
 		}
 		return
 	}

@@ -116,6 +116,13 @@ func (p *proc) write(t testing.TB, lines ...string) {
 	}
 }
 
+func (p *proc) writeRaw(t testing.TB, s string) {
+	t.Helper()
+	if _, err := io.WriteString(p.in, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // next returns the next output line, failing after d.
 func (p *proc) next(t testing.TB, d time.Duration) string {
 	t.Helper()
