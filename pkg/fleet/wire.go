@@ -18,7 +18,26 @@ type alertFields struct {
 	Rule  *struct {
 		Level int `json:"level"`
 	} `json:"rule"`
-	Fleet *json.RawMessage `json:"fleet"`
+	Fleet json.RawMessage `json:"fleet"`
+}
+
+var fleetKey = []byte(`"fleet"`)
+
+// hasFleet reports whether the object line, decoded into a, has a
+// top-level fleet key (even "fleet":null, which decodes to nothing).
+func hasFleet(line []byte, a *alertFields) bool {
+	if len(a.Fleet) > 0 {
+		return true
+	}
+	if !bytes.Contains(line, fleetKey) {
+		return false
+	}
+	var m map[string]json.RawMessage
+	if err := record.Unmarshal(line, &m); err != nil {
+		return true
+	}
+	_, ok := m["fleet"]
+	return ok
 }
 
 // Local describes a record read from the local pipeline.
@@ -39,7 +58,7 @@ func ParseLocal(line []byte) (Local, bool) {
 		return Local{}, false
 	}
 	var a alertFields
-	if err := record.Unmarshal(line, &a); err != nil || a.Rule == nil || a.Fleet != nil || a.SrcIP == "" {
+	if err := record.Unmarshal(line, &a); err != nil || a.Rule == nil || hasFleet(line, &a) || a.SrcIP == "" {
 		return Local{}, false
 	}
 	ip, err := netip.ParseAddr(a.SrcIP)
@@ -88,7 +107,7 @@ func Decode(subject, ttl string, body []byte) (Peer, error) {
 	if err := record.Unmarshal(body, &a); err != nil {
 		return Peer{}, fmt.Errorf("body: %w", err)
 	}
-	if a.Fleet != nil {
+	if hasFleet(body, &a) {
 		return Peer{}, errors.New("body has a fleet field (a record from another fleet member)")
 	}
 	if a.Rule == nil {
