@@ -57,17 +57,17 @@ func TestParseTTL(t *testing.T) {
 
 func TestParseLocal(t *testing.T) {
 	for line, want := range map[string]string{
-		`{"src_ip":"198.51.100.241","rule":{"level":10}}`:                 "198.51.100.241/32 10",
-		`{"src_ip":"2001:0db8::0241","rule":{"level":9}}`:                 "2001:db8::241/128 9",
-		`{"src_ip":"::ffff:198.51.100.1","rule":{"level":9}}`:             "198.51.100.1/32 9",
-		`{"src_ip":"198.51.100.241","rule":{"level":10},"fleet":{}}`:      "",
-		`{"src_ip":"198.51.100.241","rule":{"level":10},"fleet":null}`:    "",
-		`{"src_ip":"198.51.100.241","rule":{"level":10},"x":"fleet"}`:     "198.51.100.241/32 10",
-		`{"src_ip":"198.51.100.0/24","rule":{"level":10}}`:                "",
-		`{"src_ip":"fe80::1%eth0","rule":{"level":10}}`:                   "",
-		`{"src_ip":"198.51.100.241","level":10}`:                          "",
-		`{"src_ip":198,"rule":{"level":10}}`:                              "",
-		`{"src_ip":"198.51.100.241","rule":{"level":10}`:                  "",
+		`{"src_ip":"198.51.100.241","rule":{"level":10}}`:                "198.51.100.241/32 10",
+		`{"src_ip":"2001:0db8::0241","rule":{"level":9}}`:                "2001:db8::241/128 9",
+		`{"src_ip":"::ffff:198.51.100.1","rule":{"level":9}}`:            "198.51.100.1/32 9",
+		`{"src_ip":"198.51.100.241","rule":{"level":10},"fleet":{}}`:     "",
+		`{"src_ip":"198.51.100.241","rule":{"level":10},"fleet":null}`:   "",
+		`{"src_ip":"198.51.100.241","rule":{"level":10},"x":"fleet"}`:    "198.51.100.241/32 10",
+		`{"src_ip":"198.51.100.0/24","rule":{"level":10}}`:               "",
+		`{"src_ip":"fe80::1%eth0","rule":{"level":10}}`:                  "",
+		`{"src_ip":"198.51.100.241","level":10}`:                         "",
+		`{"src_ip":198,"rule":{"level":10}}`:                             "",
+		`{"src_ip":"198.51.100.241","rule":{"level":10}`:                 "",
 		`{"full_log":"\"level\"","src_ip":"198.51.100.241","rule":null}`: "",
 	} {
 		got := ""
@@ -80,7 +80,9 @@ func TestParseLocal(t *testing.T) {
 	}
 }
 
-func itoa(n int) string { return strings.TrimSpace(time.Duration(n).String()[:len(time.Duration(n).String())-2]) }
+func itoa(n int) string {
+	return strings.TrimSpace(time.Duration(n).String()[:len(time.Duration(n).String())-2])
+}
 
 func TestAppendMarked(t *testing.T) {
 	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
