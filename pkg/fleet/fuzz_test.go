@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -42,5 +43,24 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("a marked record decodes as a ban: %s", out)
 		}
 		NewGuard(DefaultPolicy()).Admit(p.Origin, p.Prefix, now.Add(p.TTL), now)
+	})
+}
+
+// FuzzParseLocal checks the one-pass scanner against a full decode on
+// every well-formed record (share publishes only those).
+func FuzzParseLocal(f *testing.F) {
+	f.Add(string(benchLine))
+	f.Add(`{"src_ip":"198.51.100.1","rule":{"level":10},"fleet":null}`)
+	f.Add(`{"src_ip":"198.51.100.1","rule":{"level":-1,"x":[{"level":3}]},"src_ip":"2001:db8::1"}`)
+	f.Add(`{"a":"\\\"","src_ip":"198.51.100.1","rule":{"level":1.5}}`)
+	f.Fuzz(func(t *testing.T, line string) {
+		got, gok := ParseLocal([]byte(line))
+		if !record.Valid([]byte(line)) || strings.Contains(line, `\u`) {
+			return
+		}
+		want, wok := parseLocalDecoded([]byte(line))
+		if gok != wok || got != want {
+			t.Fatalf("ParseLocal(%s) = %v %v, decoded: %v %v", line, got, gok, want, wok)
+		}
 	})
 }

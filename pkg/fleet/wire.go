@@ -48,25 +48,47 @@ type Local struct {
 	Level int
 }
 
-var levelKey = []byte(`"level"`)
-
 // ParseLocal reports whether line is an alert of this server that may be
-// shared: a JSON object with a rule level, a src_ip that is an address
-// and no fleet field (records from peers are never published again).
+// shared: a JSON object with an integer rule.level, a src_ip that is an
+// address and no fleet field (records from peers are never published
+// again). It reads only those fields; the caller checks a line with
+// record.Valid before publishing it.
 func ParseLocal(line []byte) (Local, bool) {
-	if !bytes.Contains(line, levelKey) {
+	f, ok := scanTop(line)
+	if !ok || f.fleet || !f.hasLevel || f.src == nil || !f.srcPlain {
 		return Local{}, false
 	}
-	var a alertFields
-	if err := record.Unmarshal(line, &a); err != nil || a.Rule == nil || hasFleet(line, &a) || a.SrcIP == "" {
-		return Local{}, false
-	}
-	ip, err := netip.ParseAddr(a.SrcIP)
+	ip, err := netip.ParseAddr(string(f.src))
 	if err != nil || ip.Zone() != "" {
 		return Local{}, false
 	}
 	ip = ip.Unmap()
-	return Local{Prefix: netip.PrefixFrom(ip, ip.BitLen()), Level: a.Rule.Level}, true
+	return Local{Prefix: netip.PrefixFrom(ip, ip.BitLen()), Level: f.level}, true
+}
+
+// parseLocalDecoded is ParseLocal by a full decode (keys matched exactly,
+// as ParseLocal does), to check it against.
+func parseLocalDecoded(line []byte) (Local, bool) {
+	var m map[string]json.RawMessage
+	if err := record.Unmarshal(line, &m); err != nil {
+		return Local{}, false
+	}
+	if _, ok := m["fleet"]; ok {
+		return Local{}, false
+	}
+	var src string
+	var rule map[string]json.RawMessage
+	var level int
+	if record.Unmarshal(m["src_ip"], &src) != nil || record.Unmarshal(m["rule"], &rule) != nil || rule["level"] == nil ||
+		record.Unmarshal(rule["level"], &level) != nil || level > 999999999 || level < -999999999 {
+		return Local{}, false
+	}
+	ip, err := netip.ParseAddr(src)
+	if err != nil || ip.Zone() != "" {
+		return Local{}, false
+	}
+	ip = ip.Unmap()
+	return Local{Prefix: netip.PrefixFrom(ip, ip.BitLen()), Level: level}, true
 }
 
 // Peer is a ban received from another server.

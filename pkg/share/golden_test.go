@@ -118,6 +118,7 @@ func runGolden(t *testing.T, flags []string, input, peers, mode string) (out, pu
 	e.now = func() time.Time { return goldenNow }
 	p := start(t, e, append([]string{"--nats", "x", "--origin", "golden"}, flags...)...)
 	waitStream(t, ns)
+	p.waitSynced(t)
 	switch mode {
 	case "whole":
 		p.writeRaw(t, input)

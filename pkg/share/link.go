@@ -28,6 +28,18 @@ type link struct {
 
 	mu         sync.Mutex
 	haveStream bool
+	started    time.Time
+}
+
+// publishable reports whether publishing makes sense: once the stream is
+// known to exist, or after a grace period in which it could not be looked
+// up (a publish to a stream subject that no stream takes yet is not refused
+// while other servers listen on it: it would wait for its acknowledgement
+// to time out before being stored, though peers get it live either way).
+func (l *link) publishable() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.haveStream || time.Since(l.started) > 2*time.Second
 }
 
 type linkConfig struct {
@@ -41,7 +53,7 @@ type linkConfig struct {
 }
 
 func dial(cfg linkConfig, d *diags) (*link, error) {
-	l := &link{diag: d, replicas: cfg.replicas, maxTTL: cfg.maxTTL, resync: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
+	l := &link{diag: d, replicas: cfg.replicas, maxTTL: cfg.maxTTL, resync: make(chan struct{}, 1), wake: make(chan struct{}, 1), started: time.Now()}
 	opts := []nats.Option{
 		nats.Name(cfg.name),
 		nats.MaxReconnects(-1),
@@ -83,10 +95,7 @@ func dial(cfg linkConfig, d *diags) (*link, error) {
 		nc.Close()
 		return nil, err
 	}
-	l.nc, l.js = nc, js
-	if nc.IsConnected() {
-		l.connected()
-	}
+	l.nc, l.js = nc, js // nats.go calls the connect handler once connected
 	return l, nil
 }
 
@@ -124,6 +133,10 @@ func (l *link) ensureStream(ctx context.Context) error {
 	l.mu.Lock()
 	l.haveStream = true
 	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
@@ -210,7 +223,7 @@ func (l *link) catchUp(ctx context.Context, handle func(subj, ttl string, data [
 
 // syncLoop provisions the stream and catches up after every (re)connect,
 // retrying until it succeeds (a new stream leader takes seconds).
-func (l *link) syncLoop(ctx context.Context, handle func(subj, ttl string, data []byte, stored time.Time)) {
+func (l *link) syncLoop(ctx context.Context, handle func(subj, ttl string, data []byte, stored time.Time), synced func()) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -221,6 +234,9 @@ func (l *link) syncLoop(ctx context.Context, handle func(subj, ttl string, data 
 			err := l.ensureStream(ctx)
 			if err == nil {
 				err = l.catchUp(ctx, handle)
+			}
+			if err == nil && synced != nil {
+				synced()
 			}
 			if err == nil || ctx.Err() != nil {
 				break

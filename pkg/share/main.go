@@ -30,8 +30,9 @@ type env struct {
 	natsOpts []nats.Option
 	// drain is how long share waits at the end of input for publishes.
 	drain time.Duration
-	// ready, when set, is called once share is subscribed.
-	ready func()
+	// ready, when set, is called once share is subscribed; synced after
+	// each catch-up.
+	ready, synced func()
 }
 
 func defaultEnv() *env {

@@ -100,7 +100,7 @@ func (p *publisher) run(ctx context.Context, drain time.Duration) {
 			return
 		}
 		p.reap()
-		if p.l.nc.IsConnected() {
+		if p.l.nc.IsConnected() && p.l.publishable() {
 			p.send()
 		}
 		if in == nil && len(p.queue) == 0 && len(p.flying) == 0 {

@@ -52,23 +52,16 @@ func (r *receiver) handle(subj, ttl string, data []byte, stored time.Time) {
 		start = stored
 	}
 	expires, reason := r.guard.Admit(p.Origin, p.Prefix, start.Add(p.TTL), now)
-	if reason != "" {
-		if reason != fleet.ReasonExpired {
-			r.diag.limited("refused "+p.Origin+" "+reason, "peer %s: ban of %s refused: %s", p.Origin, fleet.PrefixString(p.Prefix), reason)
-		}
+	if reason == fleet.ReasonExpired {
 		return
 	}
-	if len(r.seen) >= r.maxSeen {
-		for k, until := range r.seen {
-			if !until.After(now) {
-				delete(r.seen, k)
-			}
-		}
-		if len(r.seen) >= r.maxSeen {
-			clear(r.seen) // at worst a ban is written twice; block extends it
-		}
+	// A refused message is remembered too, so the catch-up after a
+	// reconnect does not weigh it again (nor count it again).
+	r.remember(id, expires, now)
+	if reason != "" {
+		r.diag.limited("refused "+p.Origin+" "+reason, "peer %s: ban of %s refused: %s", p.Origin, fleet.PrefixString(p.Prefix), reason)
+		return
 	}
-	r.seen[id] = expires
 	line, err := fleet.AppendMarked(r.buf[:0], data, fleet.Mark{Origin: p.Origin, Received: now, Expires: expires})
 	if err != nil {
 		r.diag.limited("bad-message", "bad ban message on %q: %v", subj, err)
@@ -77,4 +70,19 @@ func (r *receiver) handle(subj, ttl string, data []byte, stored time.Time) {
 	r.buf = line
 	r.written++
 	r.out.peer(line)
+}
+
+// remember notes that message id was handled, until its ban ends.
+func (r *receiver) remember(id string, until, now time.Time) {
+	if len(r.seen) >= r.maxSeen {
+		for k, t := range r.seen {
+			if !t.After(now) {
+				delete(r.seen, k)
+			}
+		}
+		if len(r.seen) >= r.maxSeen {
+			clear(r.seen) // at worst a ban is written twice; block extends it
+		}
+	}
+	r.seen[id] = until
 }

@@ -242,7 +242,7 @@ func runFilter(c *cli.Context, e *env) error {
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); s.l.syncLoop(ctx, rc.handle) }()
+	go func() { defer wg.Done(); s.l.syncLoop(ctx, rc.handle, e.synced) }()
 	pub := newPublisher(s.l, buffer, e.now, d)
 	pubCtx, pubCancel := context.WithCancel(context.Background())
 	defer pubCancel()
@@ -297,6 +297,9 @@ func (s *sharer) consider(line []byte) {
 	now := s.now()
 	if last, ok := s.recent[l.Prefix]; ok && now.Sub(last) < s.every {
 		return
+	}
+	if !record.Valid(line) {
+		return // block will say what is wrong with it
 	}
 	if len(s.recent) >= 100000 {
 		for p, t := range s.recent {

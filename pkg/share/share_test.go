@@ -54,6 +54,7 @@ type proc struct {
 	stderr *syncBuf
 	code   chan int
 	cancel context.CancelFunc
+	synced chan struct{} // closed after the first catch-up
 }
 
 type syncBuf struct {
@@ -85,6 +86,9 @@ func start(t testing.TB, e *env, args ...string) *proc {
 	subscribed := make(chan struct{})
 	unlock := func() { once.Do(func() { startMu.Unlock(); close(subscribed) }) }
 	e.ready = unlock
+	var syncOnce sync.Once
+	p.synced = make(chan struct{})
+	e.synced = func() { syncOnce.Do(func() { close(p.synced) }) }
 	go func() {
 		code := command.Run(ctx, newApp(e), append([]string{"share"}, args...), inR, outW, p.stderr)
 		unlock()
@@ -113,6 +117,16 @@ func (p *proc) write(t testing.TB, lines ...string) {
 		if _, err := io.WriteString(p.in, l+"\n"); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// waitSynced waits for the first catch-up to end.
+func (p *proc) waitSynced(t testing.TB) {
+	t.Helper()
+	select {
+	case <-p.synced:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no catch-up; stderr:\n%s", p.stderr.String())
 	}
 }
 
