@@ -31,6 +31,11 @@ const (
 	EventPrefix = "qw.event"
 	// TTLHeader is JetStream's per-message TTL header.
 	TTLHeader = "Nats-TTL"
+	// ExpiresHeader carries the end of the ban as the origin decided it
+	// (Unix milliseconds), so a message delayed on the way (a server that
+	// was cut off gets what its NATS server kept for it) is not taken as
+	// fresh: a ban ends at the earlier of this and arrival plus TTL.
+	ExpiresHeader = "Qw-Expires"
 	// MsgIDHeader is JetStream's de-duplication header.
 	MsgIDHeader = "Nats-Msg-Id"
 	// MaxBody is the largest body accepted from a peer.
@@ -179,4 +184,14 @@ func PrefixString(p netip.Prefix) string {
 		return p.Addr().String()
 	}
 	return p.String()
+}
+
+// ParseExpires reads a Qw-Expires header; ok is false when it is absent
+// or malformed (then the TTL alone counts).
+func ParseExpires(s string) (time.Time, bool) {
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || ms <= 0 || ms > 1<<50 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
 }

@@ -61,7 +61,7 @@ func BenchmarkPeerBans100k(b *testing.B) {
 		runtime.ReadMemStats(&m0)
 		rc := newReceiver("web1", fleet.NewGuard(p), 4*p.MaxBans, clock, newOutput(record.NewWriter(io.Discard)), newDiags(io.Discard, "share", clock))
 		for i := range n {
-			rc.handle(subjects[i], "300", bodies[i], time.Time{})
+			rc.handle(subjects[i], "300", "", bodies[i], time.Time{})
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&m1)

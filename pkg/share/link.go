@@ -183,7 +183,7 @@ func (l *link) createStream(ctx context.Context) error {
 // stream: the bans that were shared while this server was away. Expired
 // messages are gone from the stream (per-message TTL); handle checks the
 // times again.
-func (l *link) catchUp(ctx context.Context, handle func(subj, ttl string, data []byte, stored time.Time)) error {
+func (l *link) catchUp(ctx context.Context, handle func(subj, ttl, exp string, data []byte, stored time.Time)) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cons, err := l.js.OrderedConsumer(ctx, fleet.Stream, jetstream.OrderedConsumerConfig{
@@ -209,7 +209,8 @@ func (l *link) catchUp(ctx context.Context, handle func(subj, ttl string, data [
 				continue
 			}
 			pending = md.NumPending
-			handle(m.Subject(), m.Headers().Get(fleet.TTLHeader), m.Data(), md.Timestamp)
+			h := m.Headers()
+			handle(m.Subject(), h.Get(fleet.TTLHeader), h.Get(fleet.ExpiresHeader), m.Data(), md.Timestamp)
 		}
 		if err := batch.Error(); err != nil {
 			return fmt.Errorf("catch-up: %w", err)
@@ -223,7 +224,7 @@ func (l *link) catchUp(ctx context.Context, handle func(subj, ttl string, data [
 
 // syncLoop provisions the stream and catches up after every (re)connect,
 // retrying until it succeeds (a new stream leader takes seconds).
-func (l *link) syncLoop(ctx context.Context, handle func(subj, ttl string, data []byte, stored time.Time), synced func()) {
+func (l *link) syncLoop(ctx context.Context, handle func(subj, ttl, exp string, data []byte, stored time.Time), synced func()) {
 	for {
 		select {
 		case <-ctx.Done():

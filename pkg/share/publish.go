@@ -2,6 +2,7 @@ package share
 
 import (
 	"context"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -134,6 +135,7 @@ func (p *publisher) send() {
 		ttl := it.expires.Sub(now)
 		ttl = max(fleet.MinTTL, (ttl+time.Second-1)/time.Second*time.Second)
 		msg := &nats.Msg{Subject: it.subject, Data: it.body, Header: nats.Header{}}
+		msg.Header.Set(fleet.ExpiresHeader, strconv.FormatInt(it.expires.UnixMilli(), 10))
 		f, err := p.l.js.PublishMsgAsync(msg, jetstream.WithMsgID(it.id), jetstream.WithMsgTTL(ttl))
 		if err != nil {
 			stalled = true

@@ -31,7 +31,7 @@ func newReceiver(origin string, g *fleet.Guard, maxSeen int, now func() time.Tim
 
 // handle takes one message; stored is when JetStream stored it (catch-up)
 // or zero for a message that arrived live.
-func (r *receiver) handle(subj, ttl string, data []byte, stored time.Time) {
+func (r *receiver) handle(subj, ttl, exp string, data []byte, stored time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
@@ -51,7 +51,11 @@ func (r *receiver) handle(subj, ttl string, data []byte, stored time.Time) {
 	if !stored.IsZero() && stored.Before(now) {
 		start = stored
 	}
-	expires, reason := r.guard.Admit(p.Origin, p.Prefix, start.Add(p.TTL), now)
+	end := start.Add(p.TTL)
+	if e, ok := fleet.ParseExpires(exp); ok && e.Before(end) {
+		end = e
+	}
+	expires, reason := r.guard.Admit(p.Origin, p.Prefix, end, now)
 	if reason == fleet.ReasonExpired {
 		return
 	}

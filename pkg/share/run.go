@@ -231,7 +231,7 @@ func runFilter(c *cli.Context, e *env) error {
 	out := newOutput(record.NewWriter(c.App.Writer))
 	rc := newReceiver(s.origin, fleet.NewGuard(pol), 4*pol.MaxBans+1024, e.now, out, d)
 	sub, err := s.l.nc.Subscribe(fleet.BanSubjects, func(m *nats.Msg) {
-		rc.handle(m.Subject, m.Header.Get(fleet.TTLHeader), m.Data, time.Time{})
+		rc.handle(m.Subject, m.Header.Get(fleet.TTLHeader), m.Header.Get(fleet.ExpiresHeader), m.Data, time.Time{})
 	})
 	if err != nil {
 		return exitcode.Errorf(exitcode.Failure, "nats: subscribe: %v", err)
