@@ -1,9 +1,11 @@
 package share
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -69,6 +71,9 @@ func dial(cfg linkConfig, d *diags) (*link, error) {
 			d.printf("nats: reconnected to %s", nc.ConnectedUrlRedacted())
 			l.connected()
 		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			d.limited("nats-connect", "nats: connect: %v (retrying; local bans go on)", err)
+		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				d.printf("nats: disconnected: %v (local bans go on; publishing resumes on reconnect)", err)
@@ -83,7 +88,11 @@ func dial(cfg linkConfig, d *diags) (*link, error) {
 		}),
 	}
 	if cfg.creds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.creds))
+		o, err := credsOption(cfg.creds)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o)
 	}
 	opts = append(opts, cfg.opts...)
 	nc, err := nats.Connect(cfg.urls, opts...)
@@ -253,4 +262,24 @@ func (l *link) syncLoop(ctx context.Context, handle func(subj, ttl, exp string, 
 			}
 		}
 	}
+}
+
+// credsOption reads --creds: a user credentials file (JWT and NKey seed,
+// as nsc writes it) or a file holding only an NKey user seed (for NKey
+// users listed in the server's own configuration, as in the sample
+// scripts/etc/nats/auth.conf).
+func credsOption(path string) (nats.Option, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(data)
+	if bytes.Contains(data, []byte("BEGIN NATS USER JWT")) {
+		return nats.UserCredentials(path), nil
+	}
+	o, err := nats.NkeyOptionFromSeed(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: neither a credentials file nor an NKey seed: %w", path, err)
+	}
+	return o, nil
 }

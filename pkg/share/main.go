@@ -65,7 +65,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 const usageText = "share --nats URLS [flags] < alerts.jsonl > alerts.jsonl\n" +
 	"   share --serve ADDR [flags] < alerts.jsonl > alerts.jsonl\n" +
 	"   share publish --nats URLS [flags] < events.jsonl > events.jsonl\n" +
-	"   share subscribe --nats URLS [flags] > events.jsonl"
+	"   share subscribe --nats URLS [flags] > events.jsonl\n" +
+	"   share keygen FILE"
 
 const description = `share joins this server's pipeline to its fleet. It sits before block:
 every record read is written to stdout at once, unchanged (NATS never
@@ -100,7 +101,7 @@ Example:
 func natsFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "nats", Usage: "NATS server `URLS`, comma-separated (nats://host:4222,...)"},
-		&cli.StringFlag{Name: "creds", Usage: "NATS credentials `FILE` (user JWT and NKey seed)"},
+		&cli.StringFlag{Name: "creds", Usage: "NATS credentials `FILE`: a user JWT and NKey seed (nsc), or an NKey seed alone (share keygen)"},
 		&cli.StringFlag{Name: "origin", Usage: "this server's `NAME` in the fleet (default: the host name's first label)"},
 		&cli.StringFlag{Name: "serve", Usage: "run an embedded NATS server with JetStream listening on `ADDR` (host:port or :port)"},
 		&cli.StringFlag{Name: "store", Value: "/var/lib/quietwatch/nats", Usage: "JetStream storage `DIR` of the --serve server"},
@@ -140,6 +141,9 @@ func newApp(e *env) *cli.App {
 			{Name: "subscribe", Usage: "write every event published by the fleet to stdout",
 				Flags:  natsFlags(),
 				Action: func(c *cli.Context) error { return runSubscribe(c, e) }},
+			{Name: "keygen", Usage: "write a new NKey user seed to FILE (mode 0600) and print its public key, for the server's configuration",
+				ArgsUsage: "FILE",
+				Action:    func(c *cli.Context) error { return runKeygen(c) }},
 		},
 	}
 }

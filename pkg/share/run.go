@@ -69,11 +69,9 @@ func connect(c *cli.Context, e *env, d *diags, replicas int, maxTTL time.Duratio
 		return nil, command.UsageErrorf("--nats and --serve: give one (the others connect to the --serve server)")
 	}
 	if creds != "" {
-		f, err := os.Open(creds)
-		if err != nil {
+		if _, err := credsOption(creds); err != nil {
 			return nil, exitcode.Errorf(exitcode.Config, "--creds: %v", err)
 		}
-		f.Close()
 	}
 	cfg := linkConfig{urls: urls, creds: creds, name: "quietwatch share " + o, replicas: replicas, maxTTL: maxTTL, opts: e.natsOpts}
 	s := &session{origin: o}
