@@ -75,6 +75,11 @@ func NewGuard(p Policy) *Guard {
 	return &Guard{p: p, buckets: map[string]*bucket{}, live: map[netip.Prefix]time.Time{}, votes: map[netip.Prefix]map[string]time.Time{}}
 }
 
+// SetAllow replaces the allow list and this host's addresses (a reload).
+func (g *Guard) SetAllow(allow []netip.Prefix, own []netip.Addr) {
+	g.p.Allow, g.p.Own = allow, own
+}
+
 // Live returns the number of peer bans let through that are still live
 // (as of the last call to Admit).
 func (g *Guard) Live() int { return len(g.live) }

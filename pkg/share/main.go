@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,6 +35,8 @@ type env struct {
 	// ready, when set, is called once share is subscribed; synced after
 	// each catch-up.
 	ready, synced func()
+	hup           chan os.Signal // SIGHUP; nil: none
+	reloaded      func()         // when set, called after each SIGHUP
 }
 
 func defaultEnv() *env {
@@ -59,7 +63,11 @@ func interfaceAddrs() ([]netip.Addr, error) {
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := command.SignalContext(context.Background())
 	defer stop()
-	return command.Run(ctx, newApp(defaultEnv()), args, stdin, stdout, stderr)
+	e := defaultEnv()
+	e.hup = make(chan os.Signal, 1)
+	signal.Notify(e.hup, syscall.SIGHUP)
+	defer signal.Stop(e.hup)
+	return command.Run(ctx, newApp(e), args, stdin, stdout, stderr)
 }
 
 const usageText = "share --nats URLS [flags] < alerts.jsonl > alerts.jsonl\n" +
@@ -82,6 +90,8 @@ private ranges (--allow-private lets those through), no network wider
 than --min-prefix4/--min-prefix6, lifetime at most --max-ttl, at most
 --peer-rate bans a second per origin and --max-peer-bans live ones, and
 with --quorum K only once K origins reported the address.
+
+SIGHUP re-reads --allow-file and this host's addresses.
 
 --serve ADDR runs a NATS server with JetStream in this process (data in
 --store), for a fleet of two or three servers without a NATS install;
@@ -112,8 +122,8 @@ func newApp(e *env) *cli.App {
 	flags := append(natsFlags(),
 		&cli.IntFlag{Name: "level", Value: 9, Usage: "publish alerts of rule level `N` and above"},
 		&cli.DurationFlag{Name: "ttl", Value: 5 * time.Minute, Usage: "lifetime of a shared ban in the fleet"},
-		&cli.StringSliceFlag{Name: "allow", Usage: "never pass on a peer's ban of `CIDR` (or address; repeatable)"},
-		&cli.StringFlag{Name: "allow-file", Usage: "never pass on peers' bans of the addresses and CIDRs in `FILE` (block's format)"},
+		&cli.StringSliceFlag{Name: "allow", Usage: "never publish nor pass on a peer's ban of `CIDR` (or address; repeatable)"},
+		&cli.StringFlag{Name: "allow-file", Usage: "never publish nor pass on peers' bans of the addresses and CIDRs in `FILE` (block's format)"},
 		&cli.BoolFlag{Name: "allow-private", Usage: "let peers ban private ranges (10/8, 172.16/12, 192.168/16, fc00::/7)"},
 		&cli.IntFlag{Name: "min-prefix4", Value: 32, Usage: "refuse a peer's IPv4 ban of a network wider than /`N`"},
 		&cli.IntFlag{Name: "min-prefix6", Value: 64, Usage: "refuse a peer's IPv6 ban of a network wider than /`N`"},

@@ -1,6 +1,7 @@
 package share
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 
@@ -89,4 +90,11 @@ func (r *receiver) remember(id string, until, now time.Time) {
 		}
 	}
 	r.seen[id] = until
+}
+
+// setAllow replaces the guard's allow list and own addresses.
+func (r *receiver) setAllow(allow []netip.Prefix, own []netip.Addr) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.guard.SetAllow(allow, own)
 }

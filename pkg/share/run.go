@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -247,13 +248,32 @@ func runFilter(c *cli.Context, e *env) error {
 	go pub.run(pubCtx, e.drain)
 
 	sh := &sharer{origin: s.origin, level: c.Int("level"), ttl: ttl, every: every, now: e.now, pub: pub, recent: map[netip.Prefix]time.Time{}}
+	sh.allow.Store(&pol.Allow)
 	readDone := make(chan error, 1)
 	go func() { readDone <- readLoop(c.App.Reader, out, sh, d) }()
 	var rerr error
-	select {
-	case rerr = <-readDone:
-	case <-ctx.Done(): // SIGTERM or SIGINT
-	case <-out.fail:
+wait:
+	for {
+		select {
+		case rerr = <-readDone:
+			break wait
+		case <-ctx.Done(): // SIGTERM or SIGINT
+			break wait
+		case <-out.fail:
+			break wait
+		case <-e.hup:
+			p, errs := policy(c, e)
+			for _, m := range errs {
+				d.printf("%s (allow list kept)", m)
+			}
+			if len(errs) == 0 {
+				rc.setAllow(p.Allow, p.Own)
+				sh.allow.Store(&p.Allow)
+			}
+			if e.reloaded != nil {
+				e.reloaded()
+			}
+		}
 	}
 	ferr := out.flush()
 	if rerr == nil && ctx.Err() == nil && ferr == nil {
@@ -285,12 +305,19 @@ type sharer struct {
 	pub    *publisher
 	// recent holds when each address was last published.
 	recent map[netip.Prefix]time.Time
+	// allow is --allow and --allow-file: never published either.
+	allow atomic.Pointer[[]netip.Prefix]
 }
 
 func (s *sharer) consider(line []byte) {
 	l, ok := fleet.ParseLocal(line)
 	if !ok || l.Level < s.level {
 		return
+	}
+	for _, a := range *s.allow.Load() {
+		if a.Overlaps(l.Prefix) {
+			return
+		}
 	}
 	now := s.now()
 	if last, ok := s.recent[l.Prefix]; ok && now.Sub(last) < s.every {

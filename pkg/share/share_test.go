@@ -213,13 +213,14 @@ func waitStream(t testing.TB, ns *server.Server) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	for range 500 {
-		if _, err := js.Stream(context.Background(), fleet.Stream); err == nil {
+	var err2 error
+	for range 1500 {
+		if _, err2 = js.Stream(context.Background(), fleet.Stream); err2 == nil {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatal("no stream")
+	t.Fatalf("no stream after 15 s: %v", err2)
 }
 
 func TestLiveAndCatchUp(t *testing.T) {
@@ -252,4 +253,9 @@ func TestLiveAndCatchUp(t *testing.T) {
 			t.Errorf("stderr: %s", s)
 		}
 	}
+}
+
+func mustPrefix(ip string) netip.Prefix {
+	a := netip.MustParseAddr(ip)
+	return netip.PrefixFrom(a, a.BitLen())
 }
