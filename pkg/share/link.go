@@ -205,9 +205,12 @@ func (l *link) catchUp(ctx context.Context, handle func(subj, ttl, exp string, d
 	}
 	pending := cons.CachedInfo().NumPending
 	for pending > 0 {
-		// A batch of exactly what is pending ends as soon as it is in.
-		batch, err := cons.Fetch(int(min(pending, 1000)), jetstream.FetchMaxWait(2*time.Second))
+		// A batch of exactly what is pending ends as soon as it is in; the
+		// context (not FetchMaxWait) bounds it, so a stop ends it at once.
+		fctx, fcancel := context.WithTimeout(ctx, 2*time.Second)
+		batch, err := cons.Fetch(int(min(pending, 1000)), jetstream.FetchContext(fctx))
 		if err != nil {
+			fcancel()
 			return fmt.Errorf("catch-up: %w", err)
 		}
 		n := 0
@@ -221,7 +224,8 @@ func (l *link) catchUp(ctx context.Context, handle func(subj, ttl, exp string, d
 			h := m.Headers()
 			handle(m.Subject(), h.Get(fleet.TTLHeader), h.Get(fleet.ExpiresHeader), m.Data(), md.Timestamp)
 		}
-		if err := batch.Error(); err != nil {
+		fcancel()
+		if err := batch.Error(); err != nil && !(n > 0 && errors.Is(err, context.DeadlineExceeded)) {
 			return fmt.Errorf("catch-up: %w", err)
 		}
 		if n == 0 {
