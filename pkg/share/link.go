@@ -192,17 +192,18 @@ func (l *link) createStream(ctx context.Context) error {
 // stream: the bans that were shared while this server was away. Expired
 // messages are gone from the stream (per-message TTL); handle checks the
 // times again.
-func (l *link) catchUp(ctx context.Context, handle func(subj, ttl, exp string, data []byte, stored time.Time)) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+func (l *link) catchUp(ctx context.Context, handle func(subj, ttl, exp string, data []byte, stored time.Time)) (int, error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cons, err := l.js.OrderedConsumer(ctx, fleet.Stream, jetstream.OrderedConsumerConfig{
+	cons, err := l.js.OrderedConsumer(cctx, fleet.Stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{fleet.BanSubjects},
 		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
 		InactiveThreshold: 10 * time.Second,
 	})
 	if err != nil {
-		return fmt.Errorf("catch-up: %w", err)
+		return 0, fmt.Errorf("catch-up: %w", err)
 	}
+	read := 0
 	pending := cons.CachedInfo().NumPending
 	for pending > 0 {
 		// A batch of exactly what is pending ends as soon as it is in; the
@@ -211,7 +212,7 @@ func (l *link) catchUp(ctx context.Context, handle func(subj, ttl, exp string, d
 		batch, err := cons.Fetch(int(min(pending, 1000)), jetstream.FetchContext(fctx))
 		if err != nil {
 			fcancel()
-			return fmt.Errorf("catch-up: %w", err)
+			return read, fmt.Errorf("catch-up: %w", err)
 		}
 		n := 0
 		for m := range batch.Messages() {
@@ -225,39 +226,45 @@ func (l *link) catchUp(ctx context.Context, handle func(subj, ttl, exp string, d
 			handle(m.Subject(), h.Get(fleet.TTLHeader), h.Get(fleet.ExpiresHeader), m.Data(), md.Timestamp)
 		}
 		fcancel()
+		read += n
 		if err := batch.Error(); err != nil && !(n > 0 && errors.Is(err, context.DeadlineExceeded)) {
-			return fmt.Errorf("catch-up: %w", err)
+			return read, fmt.Errorf("catch-up: %w", err)
 		}
 		if n == 0 {
-			return errors.New("catch-up: no messages while some were pending")
+			return read, errors.New("catch-up: no messages while some were pending")
 		}
 	}
-	return nil
+	return read, nil
 }
 
 // syncLoop provisions the stream and catches up after every (re)connect,
 // retrying until it succeeds (a new stream leader takes seconds).
 func (l *link) syncLoop(ctx context.Context, handle func(subj, ttl, exp string, data []byte, stored time.Time), synced func()) {
-	for {
+	for first := true; ; first = false {
 		select {
 		case <-ctx.Done():
 			return
 		case <-l.resync:
 		}
-		for attempt := 0; ; attempt++ {
+		for {
 			err := l.ensureStream(ctx)
+			n := 0
 			if err == nil {
-				err = l.catchUp(ctx, handle)
+				n, err = l.catchUp(ctx, handle)
 			}
-			if err == nil && synced != nil {
-				synced()
-			}
-			if err == nil || ctx.Err() != nil {
+			if err == nil {
+				if !first {
+					l.diag.printf("nats: caught up with the fleet (%d live bans in its log)", n)
+				}
+				if synced != nil {
+					synced()
+				}
 				break
 			}
-			if attempt == 0 || attempt%30 == 0 {
-				l.diag.printf("nats: %v (retrying)", strings.TrimPrefix(err.Error(), "nats: "))
+			if ctx.Err() != nil {
+				return
 			}
+			l.diag.limited("sync", "nats: %v (retrying every second)", strings.TrimPrefix(err.Error(), "nats: "))
 			select {
 			case <-ctx.Done():
 				return
