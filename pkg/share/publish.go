@@ -27,6 +27,19 @@ type flight struct {
 	it outgoing
 }
 
+// repeatAfter are the delays after a ban's first publish at which it goes
+// out once more on the live path alone: a peer that was reconnecting at
+// the first one (its NATS server was just killed, say) gets it then,
+// without waiting for a catch-up from a stream that may be electing a new
+// leader. The peers and JetStream drop the copies (same message id).
+var repeatAfter = []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond}
+
+type repeat struct {
+	it   outgoing
+	at   time.Time
+	next int // index in repeatAfter of the following repeat
+}
+
 // publisher sends local bans to the fleet. Its queue is bounded and kept
 // across reconnects: what could not go out while NATS was away goes out
 // on reconnect if it is still live. A publish reaches the peers' live
@@ -39,6 +52,7 @@ type publisher struct {
 	max     int
 	queue   []outgoing
 	flying  []flight
+	repeats []repeat
 	now     func() time.Time
 	diag    *diags
 	dropped atomic.Int64
@@ -103,6 +117,7 @@ func (p *publisher) run(ctx context.Context, drain time.Duration) {
 		p.reap()
 		if p.l.nc.IsConnected() && p.l.publishable() {
 			p.send()
+			p.repeat()
 		}
 		if in == nil && len(p.queue) == 0 && len(p.flying) == 0 {
 			return
@@ -143,8 +158,39 @@ func (p *publisher) send() {
 			continue
 		}
 		p.flying = append(p.flying, flight{f: f, it: it})
+		if it.notBefore.IsZero() && len(p.repeats) < p.max {
+			p.repeats = append(p.repeats, repeat{it: it, at: now.Add(repeatAfter[0]), next: 1})
+		}
 	}
 	p.queue = keep
+}
+
+// repeat sends the live-path copies that are due.
+func (p *publisher) repeat() {
+	now := p.now()
+	keep := p.repeats[:0]
+	for _, r := range p.repeats {
+		if !r.it.expires.After(now) {
+			continue
+		}
+		if r.at.After(now) {
+			keep = append(keep, r)
+			continue
+		}
+		ttl := max(fleet.MinTTL, (r.it.expires.Sub(now)+time.Second-1)/time.Second*time.Second)
+		msg := &nats.Msg{Subject: r.it.subject, Data: r.it.body, Header: nats.Header{}}
+		msg.Header.Set(fleet.ExpiresHeader, strconv.FormatInt(r.it.expires.UnixMilli(), 10))
+		msg.Header.Set(fleet.TTLHeader, ttl.String())
+		msg.Header.Set(fleet.MsgIDHeader, r.it.id)
+		_ = p.l.nc.PublishMsg(msg) // best effort: the first publish and the log carry the ban
+		if r.next < len(repeatAfter) {
+			r.at = now.Add(repeatAfter[r.next] - repeatAfter[r.next-1])
+			r.next++
+			keep = append(keep, r)
+		}
+	}
+	clear(p.repeats[len(keep):])
+	p.repeats = keep
 }
 
 func (p *publisher) reap() {
