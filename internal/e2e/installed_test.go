@@ -260,9 +260,34 @@ func TestInstalled(t *testing.T) {
 		t.Error("fastparse saved no position")
 	}
 
-	// A second start: the directories reset again, everything resumes.
+	// A second start: the directories reset again, everything resumes; the
+	// admin has also joined the fleet, with share serving NATS itself.
+	natsAddr := "127.0.0.1:14222"
+	editSettings(t, root.path("/etc/quietwatch/quietwatch.env"), map[string]string{"QW_NATS_SERVE": natsAddr})
 	svc = sd.start()
 	ready(svc)
+	var sharePid int
+	waitFor(5*time.Second, func() bool { sharePid = svc.stage("/usr/local/bin/share"); return sharePid != 0 })
+	if pid := sharePid; pid == 0 {
+		t.Fatalf("no share in the unit with QW_NATS_SERVE set\njournal:\n%s", svc.stderr.String())
+	} else if got := procUID(t, pid); got != uid {
+		t.Errorf("share runs as uid %s, want %s", got, uid)
+	}
+	// A peer's ban reaches this server's firewall through the unit's share.
+	peerBan := fmt.Sprintf(`{"timestamp":%q,"event_type":"alert","src_ip":%q,"dest_ip":%q,"rule":{"id":"300011","level":10,"description":"peer"},"id":"1.1"}`+"\n",
+		time.Now().UTC().Format("2006-01-02T15:04:05.000000-0700"), atk.IPv4, srv.IPv4)
+	var peer *exec.Cmd
+	if !waitFor(10*time.Second, func() bool {
+		peer = root.command(srv.NS, "/usr/local/bin/share", "--nats", "nats://"+natsAddr, "--origin", "peer1")
+		peer.Stdin = strings.NewReader(peerBan)
+		out, err := peer.CombinedOutput()
+		return err == nil && !strings.Contains(string(out), "share:")
+	}) {
+		t.Errorf("a peer could not publish to the unit's NATS server on %s", natsAddr)
+	}
+	if !waitFor(10*time.Second, func() bool { return banned(t, srv, atk.IPv4) }) {
+		t.Errorf("a peer's ban of %s did not reach this server's firewall\njournal:\n%s", atk.IPv4, svc.stderr.String())
+	}
 	for range 3 {
 		appendLine(t, fastlog, nmap(atk.IPv6))
 	}
