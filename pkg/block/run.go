@@ -277,6 +277,18 @@ func runStage(c *cli.Context, e *env) error {
 			if err := out.openAR(); err != nil {
 				fmt.Fprintf(stderr, "block: %v\n", err)
 			}
+			// A ban on an address that is now our own (or allow-listed)
+			// is lifted at once.
+			ds, err := m.LiftRefused(e.now())
+			if werr := out.write(ds); werr != nil {
+				return werr
+			}
+			if err != nil {
+				diag(stderr, err)
+			}
+			if err := out.flush(); err != nil {
+				return err
+			}
 		case <-expiry:
 			ds, err := m.Reap(e.now())
 			if werr := out.write(ds); werr != nil {
@@ -375,17 +387,17 @@ func read(ctx context.Context, r io.Reader, items chan<- item, stderr io.Writer)
 		if len(strings.TrimSpace(string(line))) == 0 {
 			continue
 		}
-		var a record.BanAlert
 		if t := strings.TrimSpace(string(line)); !strings.HasPrefix(t, "{") || !record.Valid(line) {
 			fmt.Fprintf(stderr, "block: stdin:%d: not a JSON object, skipped\n", lr.Line())
 			continue
 		}
-		if err := record.Unmarshal(line, &a); err != nil {
+		a, err := record.DecodeBanAlert(line)
+		if err != nil {
 			fmt.Fprintf(stderr, "block: stdin:%d: not an alert, skipped: %s\n", lr.Line(), firstLine(err.Error()))
 			continue
 		}
 		select {
-		case items <- item{alert: a.Alert()}:
+		case items <- item{alert: a}:
 		case <-ctx.Done():
 			return
 		}
