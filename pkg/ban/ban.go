@@ -610,6 +610,31 @@ func (m *Manager) Reconcile(now time.Time) ([]record.Decision, error) {
 	return out, nil
 }
 
+// LiftRefused lifts every live ban the policy now refuses (an address that
+// became this host's own, or was allow-listed, at a reload): one delete
+// decision each, with the reason a new ban would be skipped for.
+func (m *Manager) LiftRefused(now time.Time) ([]record.Decision, error) {
+	byReason := map[string][]netip.Addr{}
+	for a := range m.bans {
+		if r := m.refusal(a); r != "" {
+			byReason[r] = append(byReason[r], a)
+		}
+	}
+	reasons := make([]string, 0, len(byReason))
+	for r := range byReason {
+		reasons = append(reasons, r)
+	}
+	slices.Sort(reasons)
+	var out []record.Decision
+	var errs []error
+	for _, r := range reasons {
+		ds, err := m.remove(now, byReason[r], r)
+		out = append(out, ds...)
+		errs = append(errs, err)
+	}
+	return out, errors.Join(errs...)
+}
+
 // Peek reads the store into the books and changes nothing anywhere.
 func (m *Manager) Peek() error {
 	bans, offenses, err := m.store.Load()
