@@ -61,6 +61,7 @@ func subcommand(c *cli.Context, e *env, nargs int, body func(m *ban.Manager, out
 
 func runReap(c *cli.Context, e *env) error {
 	return subcommand(c, e, 0, func(m *ban.Manager, out *output) error {
+		e.manage(m, str(c, "state"))
 		ds, err := m.Reconcile(e.now())
 		if werr := out.write(ds); werr != nil {
 			return werr

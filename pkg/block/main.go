@@ -37,6 +37,15 @@ type env struct {
 	// stateWait is how long to wait for another block to release the
 	// state file.
 	stateWait time.Duration
+	// lock takes an instance lock (lockAbstract); nil: none (tests).
+	lock func(name string) (release func(), err error)
+	// verifyEvery is how often the running stage checks that the
+	// backends still hold its bans (0: only after batches of alerts).
+	verifyEvery time.Duration
+	// stderr is the app's error writer; adopt, when set, says why bans
+	// found in the firewall are adopted at start (set by openState).
+	stderr io.Writer
+	adopt  string
 }
 
 func defaultEnv(args []string) *env {
@@ -49,7 +58,8 @@ func defaultEnv(args []string) *env {
 	} else if abs, err := filepath.Abs(prog); err == nil && filepath.IsAbs(prog) {
 		prog = abs
 	}
-	return &env{now: time.Now, ownAddrs: interfaceAddrs, backend: firewall.New, program: prog, stateWait: time.Second}
+	return &env{now: time.Now, ownAddrs: interfaceAddrs, backend: firewall.New, program: prog, stateWait: time.Second,
+		lock: lockAbstract, verifyEvery: ban.VerifyEvery}
 }
 
 // interfaceAddrs returns this host's (or network namespace's) addresses.
@@ -131,6 +141,7 @@ func newApp(e *env) *cli.App {
 		Description:     description,
 		Flags:           runFlags,
 		HideHelpCommand: true,
+		Before:          func(c *cli.Context) error { e.stderr = c.App.ErrWriter; return nil },
 		Action:          func(c *cli.Context) error { return runStage(c, e) },
 		Commands: []*cli.Command{
 			{Name: "list", Usage: "print the live bans", Flags: append(commonFlags(), &cli.BoolFlag{Name: "json", Usage: "JSON Lines instead of a table"}),
@@ -166,6 +177,7 @@ type common struct {
 	names    []string
 	state    string
 	arLog    string
+	releases []func() // instance locks held
 }
 
 func setup(c *cli.Context, e *env) (*common, error) {
@@ -205,6 +217,9 @@ func setup(c *cli.Context, e *env) (*common, error) {
 			return nil, exitcode.Errorf(exitcode.Config, "--backend %q: unknown (want iptables, ipset, hosts-deny or dry-run)", n)
 		}
 	}
+	if err := cm.lockInstances(e, cfg); err != nil {
+		return nil, err
+	}
 	return cm, nil
 }
 
@@ -225,5 +240,6 @@ func openState(path string, e *env) (ban.Store, func() error, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	e.noteState(path, s)
 	return s, s.Close, nil
 }

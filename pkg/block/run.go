@@ -197,12 +197,14 @@ func runStage(c *cli.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	defer cm.unlock()
 	store, closeStore, err := openState(cm.state, e)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
 	m := ban.NewManager(p, cm.backends, store)
+	e.manage(m, cm.state)
 	own, err := e.ownAddrs()
 	if err != nil {
 		return fmt.Errorf("own addresses: %w", err)

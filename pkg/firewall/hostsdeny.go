@@ -336,3 +336,35 @@ func (h *HostsDeny) Flush() error {
 		return had
 	})
 }
+
+// Held implements Backend: hosts.deny lines have no timeout.
+func (h *HostsDeny) Held() ([]Entry, error) {
+	addrs, err := h.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, len(addrs))
+	for i, a := range addrs {
+		out[i] = Entry{Addr: a}
+	}
+	return out, nil
+}
+
+// Repair implements Backend: it puts back the lines of entries that are
+// missing from the file (an admin's editor or a tool that rewrote it).
+func (h *HostsDeny) Repair(entries []Entry) ([]string, error) {
+	lost := 0
+	err := h.change(func(f *hostsFile) bool {
+		for _, e := range entries {
+			if !f.ours[e.Addr] {
+				f.ours[e.Addr] = true
+				lost++
+			}
+		}
+		return lost > 0
+	})
+	if err != nil || lost == 0 {
+		return nil, err
+	}
+	return []string{fmt.Sprintf("hosts-deny: %s lost %d lines: restored", h.path, lost)}, nil
+}
