@@ -141,7 +141,12 @@ func (m *Manager) say(format string, args ...any) {
 // SetVerifyEvery sets how often Reap checks that the backends still hold
 // every live ban and what they need to enforce it, putting back what is
 // missing (0: never; the check after a batch of alerts is kept).
-func (m *Manager) SetVerifyEvery(d time.Duration) { m.verifyEvery = d }
+func (m *Manager) SetVerifyEvery(d time.Duration) {
+	m.verifyEvery = d
+	if !m.verifiedAt.IsZero() {
+		m.verifyAt = m.verifiedAt.Add(max(d, 10*m.verifyCost))
+	}
+}
 
 // AdoptUnknown makes Reconcile adopt the bans it finds in the backends and
 // not in the store, for reason (the state file was lost or damaged),

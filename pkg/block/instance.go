@@ -85,7 +85,7 @@ func (e *env) noteState(path string, s *banstate.Store) {
 		}
 		e.adopt = "the state file was damaged"
 	case s.New:
-		e.adopt = "the state file " + path + " is new"
+		e.adopt = "the state file " + path + " is new or empty"
 	}
 }
 

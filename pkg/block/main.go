@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/netip"
 	"os"
@@ -83,6 +84,9 @@ func interfaceAddrs() ([]netip.Addr, error) {
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := command.SignalContext(context.Background())
 	defer stop()
+	// The netlink library logs attributes it does not know (sets made by
+	// the ipset tool carry some) with the log package: not our diagnostics.
+	log.SetOutput(io.Discard)
 	e := defaultEnv(args)
 	e.hup = make(chan os.Signal, 1)
 	signal.Notify(e.hup, syscall.SIGHUP)
