@@ -742,7 +742,15 @@ func (m *Manager) Reconcile(now time.Time) ([]record.Decision, error) {
 	if adopt == "" && len(stored) == 0 {
 		adopt = "the state holds no bans"
 	}
-	ds, err := m.takeOver(now, adopt)
+	// Bans that ended while block was down are lifted by Sync below, and
+	// are neither unknown nor to adopt.
+	ended := map[netip.Addr]bool{}
+	for _, d := range out {
+		if a, err := netip.ParseAddr(d.Ban.IP); err == nil {
+			ended[a] = true
+		}
+	}
+	ds, err := m.takeOver(now, adopt, ended)
 	out = append(out, ds...)
 	if err != nil {
 		return out, err
@@ -778,7 +786,7 @@ func (m *Manager) Reconcile(now time.Time) ([]record.Decision, error) {
 // takeOver looks at the bans the backends hold that the books do not
 // know: with a reason to adopt, they become bans of ours; otherwise they
 // are counted (Sync removes them). Either is reported in one line.
-func (m *Manager) takeOver(now time.Time, adopt string) ([]record.Decision, error) {
+func (m *Manager) takeOver(now time.Time, adopt string, ended map[netip.Addr]bool) ([]record.Decision, error) {
 	type found struct {
 		ttl time.Duration
 		by  []string
@@ -790,7 +798,7 @@ func (m *Manager) takeOver(now time.Time, adopt string) ([]record.Decision, erro
 			return nil, fmt.Errorf("%s: %w", be.Name(), err)
 		}
 		for _, e := range held {
-			if m.bans[e.Addr] != nil {
+			if m.bans[e.Addr] != nil || ended[e.Addr] {
 				continue
 			}
 			f := unknown[e.Addr]
