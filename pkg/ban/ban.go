@@ -117,6 +117,9 @@ type Manager struct {
 	// unhealthy are the backends whose last check failed: they are not
 	// claimed for new bans until one succeeds.
 	unhealthy map[string]bool
+	// loaded is how many bans (live or ended) the store held at the last
+	// load.
+	loaded int
 }
 
 // VerifyEvery is how often block checks by default that the backends
@@ -733,13 +736,12 @@ func (m *Manager) remove(now time.Time, addrs []netip.Addr, reason string) ([]re
 // why. Addresses the policy refuses (our own, allow-listed) are not
 // adopted. It returns an error if a backend cannot be brought in line.
 func (m *Manager) Reconcile(now time.Time) ([]record.Decision, error) {
-	stored, _, _ := m.store.Load() // load reports its error below
 	out, err := m.load(now, false)
 	if err != nil {
 		return out, err
 	}
 	adopt := m.adopt
-	if adopt == "" && len(stored) == 0 {
+	if adopt == "" && m.loaded == 0 {
 		adopt = "the state holds no bans"
 	}
 	// Bans that ended while block was down are lifted by Sync below, and
@@ -922,6 +924,7 @@ func (m *Manager) load(now time.Time, lift bool) ([]record.Decision, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
+	m.loaded = len(bans)
 	m.bans = map[netip.Addr]*Ban{}
 	m.offenses = offenses
 	if m.offenses == nil {

@@ -155,9 +155,14 @@ func open(path string, wait time.Duration) (*Store, []ban.Ban, map[netip.Addr]ba
 		return nil, nil, nil, &DamageError{Err: err}
 	}
 	// Read every page once now, so damage shows here and not later.
+	// Entries that do not decode count as damage too: Load would fail at
+	// every start.
 	bans, offenses, err := s.load()
-	if err != nil && IsDamage(err) {
+	if err != nil {
 		closeAll()
+		if !IsDamage(err) {
+			err = &DamageError{Err: err}
+		}
 		return nil, bans, offenses, err
 	}
 	return s, nil, nil, nil
