@@ -437,6 +437,11 @@ func (m *Manager) verify(now time.Time) error {
 		}
 		if err == nil {
 			delete(m.unhealthy, name)
+			if len(notes) > 0 && m.pendingOn(name) {
+				// An add that failed for what was just put back (a
+				// chain deleted by another tool) is retried now.
+				m.retryAt, m.retryDelay = now, 0
+			}
 			continue
 		}
 		errs = append(errs, fmt.Errorf("%s: check: %w", name, err))
@@ -468,6 +473,16 @@ func (m *Manager) verify(now time.Time) error {
 	m.verifiedAt = now
 	m.verifyAt = now.Add(max(m.verifyEvery, 10*m.verifyCost))
 	return errors.Join(errs...)
+}
+
+// pendingOn reports whether a live ban waits for backend name.
+func (m *Manager) pendingOn(name string) bool {
+	for _, b := range m.bans {
+		if slices.Contains(b.Pending, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // scheduleRetry makes Reap retry pending adds RetryDelay after now, unless

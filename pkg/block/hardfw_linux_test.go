@@ -106,13 +106,33 @@ func TestRepairAfterForeignFlush(t *testing.T) {
 					t.Errorf("set after repair:\n%s", got)
 				}
 			}
+			// 5. A firewall script's reload wipes every chain (iptables -F;
+			// iptables -X) just before a new alert: the add fails, the
+			// check recreates the chain and the jumps, and the failed add
+			// is retried at once.
+			time.Sleep(1100 * time.Millisecond)
+			lab.Srv.Run(t, "iptables", "-F")
+			lab.Srv.Run(t, "iptables", "-X")
+			p.send(t, alertLine("198.51.100.78", 10, "4"))
+			p.waitFor(t, "add", "198.51.100.78")
+			p.waitStderr(t, "block: iptables: chain QUIETWATCH was missing: created\n")
+			blocked("everything")
+			if backend == "iptables" {
+				deadline := time.Now().Add(5 * time.Second)
+				for !strings.Contains(lab.Srv.Run(t, "iptables", "-S", "QUIETWATCH"), "-s 198.51.100.78/32 -j DROP") {
+					if time.Now().After(deadline) {
+						t.Fatalf("the failed add was not retried:\n%s\nstderr:\n%s", lab.Srv.Run(t, "iptables", "-S"), p.stderr())
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
 			p.cmd.Process.Signal(syscall.SIGTERM)
 			if code := p.wait(t); code != 0 {
 				t.Fatalf("exit %d; stderr:\n%s", code, p.stderr())
 			}
-			// One line per fix, nothing else.
+			// One line per fix (and the add that failed), nothing else.
 			for _, l := range strings.Split(strings.TrimSpace(p.stderr()), "\n") {
-				if !strings.HasSuffix(l, ": restored") {
+				if !strings.HasSuffix(l, ": restored") && !strings.HasSuffix(l, ": created") && !strings.HasPrefix(l, "block: iptables: add: ") {
 					t.Errorf("stderr line %q", l)
 				}
 			}

@@ -175,9 +175,14 @@ func (o *output) write(ds []record.Decision) error {
 
 func (o *output) flush() error { return o.w.Flush() }
 
+// diag writes err on stderr, one line for each line of it (errors.Join
+// joins with newlines); blank lines (a program's output ending in one) are
+// left out.
 func diag(w io.Writer, err error) {
 	for _, l := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(w, "block: %s\n", l)
+		if l = strings.TrimSpace(l); l != "" {
+			fmt.Fprintf(w, "block: %s\n", l)
+		}
 	}
 }
 
