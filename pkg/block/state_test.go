@@ -46,8 +46,10 @@ func TestInstanceLock(t *testing.T) {
 			t.Errorf("%v: exit %d, touched %v, stderr %q", args, code, touched, errb.String())
 		}
 	}
-	release()
-	// Released (as the kernel does when the holder dies): runs.
+	// Released (as the kernel does when the holder dies) while the second
+	// waits (uninstall stops block, then runs block flush): runs.
+	e.stateWait = 5 * time.Second
+	time.AfterFunc(100*time.Millisecond, release)
 	var out, errb bytes.Buffer
 	code := command.Run(context.Background(), newApp(e), []string{"block", "--state", "", "reap", "--chain", chain}, nil, &out, &errb)
 	if code != 0 {
