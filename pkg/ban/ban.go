@@ -102,7 +102,62 @@ type Manager struct {
 	// after that one if it fails too.
 	retryAt    time.Time
 	retryDelay time.Duration
+
+	// report receives what the Manager noticed and did of its own accord
+	// (repairs, adoptions), one line each.
+	report func(string)
+	// adopt, when set, says why bans found in the backends are adopted
+	// at Reconcile although the store holds bans.
+	adopt string
+	// verifyEvery is the wait between two checks of the backends (Repair)
+	// by Reap; 0: none.
+	verifyEvery time.Duration
+	// verifiedAt is when the backends were last checked, verifyCost how
+	// long that took (checks are spaced at least ten times that apart),
+	// verifyAt when Reap checks next.
+	verifiedAt, verifyAt time.Time
+	verifyCost           time.Duration
+	// unhealthy are the backends whose last check failed: they are not
+	// claimed for new bans until one succeeds.
+	unhealthy map[string]bool
+	// loaded is how many bans (live or ended) the store held at the last
+	// load.
+	loaded int
 }
+
+// VerifyEvery is how often block checks by default that the backends
+// still enforce its bans.
+const VerifyEvery = 5 * time.Second
+
+// DefaultAdoptTimeout is the length given to an adopted ban that has no
+// timeout of its own when the Policy has none (subcommands).
+const DefaultAdoptTimeout = 5 * time.Minute
+
+// SetReport sets where the Manager says what it noticed and fixed on its
+// own (a backend that lost bans, bans adopted or removed at start), one
+// line each without a program prefix.
+func (m *Manager) SetReport(f func(string)) { m.report = f }
+
+func (m *Manager) say(format string, args ...any) {
+	if m.report != nil {
+		m.report(fmt.Sprintf(format, args...))
+	}
+}
+
+// SetVerifyEvery sets how often Reap checks that the backends still hold
+// every live ban and what they need to enforce it, putting back what is
+// missing (0: never; the check after a batch of alerts is kept).
+func (m *Manager) SetVerifyEvery(d time.Duration) {
+	m.verifyEvery = d
+	if !m.verifiedAt.IsZero() {
+		m.verifyAt = m.verifiedAt.Add(max(d, 10*m.verifyCost))
+	}
+}
+
+// AdoptUnknown makes Reconcile adopt the bans it finds in the backends and
+// not in the store, for reason (the state file was lost or damaged),
+// instead of removing them.
+func (m *Manager) AdoptUnknown(reason string) { m.adopt = reason }
 
 // RetryDelay is the wait before a backend's failed add is retried by Reap;
 // it doubles with every failed retry, up to MaxRetryDelay.
@@ -115,7 +170,7 @@ const (
 // store and bring the backends in line with it.
 func NewManager(p Policy, backends []firewall.Backend, store Store) *Manager {
 	m := &Manager{policy: p, backends: backends, store: store, own: map[netip.Addr]bool{},
-		bans: map[netip.Addr]*Ban{}, offenses: map[netip.Addr]Offense{}}
+		bans: map[netip.Addr]*Ban{}, offenses: map[netip.Addr]Offense{}, unhealthy: map[string]bool{}}
 	for _, b := range backends {
 		m.names = append(m.names, b.Name())
 	}
@@ -295,10 +350,13 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: add: %w", name, err))
 			}
+			// A backend whose last check failed is not claimed: the
+			// add may be in a chain nothing jumps to.
+			took := err == nil && !m.unhealthy[name]
 			for _, e := range add {
-				m.mark(m.bans[e.Addr], name, err == nil)
+				m.mark(m.bans[e.Addr], name, took)
 			}
-			if err != nil {
+			if !took {
 				m.scheduleRetry(now)
 			}
 		}
@@ -306,6 +364,15 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 			if err := be.Extend(ext); err != nil {
 				errs = append(errs, fmt.Errorf("%s: extend: %w", name, err))
 			}
+		}
+	}
+	// Check what the backends hold (an extend must find its rule, a new
+	// ban a chain that is jumped to), at most once a second and spaced by
+	// ten times a check's cost; the bans are in place already, only the
+	// decisions wait.
+	if len(acted) > 0 && !now.Before(m.verifiedAt.Add(max(time.Second, 10*m.verifyCost))) {
+		if err := m.verify(now); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for _, a := range acted {
@@ -350,6 +417,77 @@ func (m *Manager) mark(b *Ban, name string, took bool) {
 	b.Backends, b.Pending = backends, pending
 }
 
+// verify has every backend check that it still holds the live bans it
+// took and what it needs to enforce them, and put back what is missing
+// (each fix is reported). A backend whose check fails is not claimed by
+// the bans it held any more (they become pending and are retried once a
+// check succeeds).
+func (m *Manager) verify(now time.Time) error {
+	start := time.Now()
+	var errs []error
+	demoted := map[netip.Addr]bool{}
+	for _, be := range m.backends {
+		name := be.Name()
+		var ents []firewall.Entry
+		for _, b := range m.Bans() {
+			if b.Until.After(now) && slices.Contains(b.Backends, name) {
+				ents = append(ents, entry(now, &b))
+			}
+		}
+		notes, err := be.Repair(ents)
+		for _, n := range notes {
+			m.say("%s", n)
+		}
+		if err == nil {
+			delete(m.unhealthy, name)
+			if len(notes) > 0 && m.pendingOn(name) {
+				// An add that failed for what was just put back (a
+				// chain deleted by another tool) is retried now.
+				m.retryAt, m.retryDelay = now, 0
+			}
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s: check: %w", name, err))
+		m.unhealthy[name] = true
+		for _, e := range ents {
+			b := m.bans[e.Addr]
+			var backends []string
+			for _, n := range b.Backends {
+				if n != name {
+					backends = append(backends, n)
+				}
+			}
+			b.Backends = backends
+			b.Pending = append(slices.Clip(b.Pending), name)
+			demoted[e.Addr] = true
+		}
+	}
+	if len(demoted) > 0 {
+		m.scheduleRetry(now)
+		put := make([]Ban, 0, len(demoted))
+		for a := range demoted {
+			put = append(put, *m.bans[a])
+		}
+		if err := m.store.Save(put, nil, nil); err != nil {
+			errs = append(errs, fmt.Errorf("state: %w", err))
+		}
+	}
+	m.verifyCost = time.Since(start)
+	m.verifiedAt = now
+	m.verifyAt = now.Add(max(m.verifyEvery, 10*m.verifyCost))
+	return errors.Join(errs...)
+}
+
+// pendingOn reports whether a live ban waits for backend name.
+func (m *Manager) pendingOn(name string) bool {
+	for _, b := range m.bans {
+		if slices.Contains(b.Pending, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // scheduleRetry makes Reap retry pending adds RetryDelay after now, unless
 // a retry is already due earlier.
 func (m *Manager) scheduleRetry(now time.Time) {
@@ -382,6 +520,24 @@ func (m *Manager) retry(now time.Time) error {
 		}
 		if len(add) == 0 {
 			continue
+		}
+		if m.unhealthy[name] {
+			var held []firewall.Entry
+			for _, b := range m.Bans() {
+				if b.Until.After(now) && slices.Contains(b.Backends, name) {
+					held = append(held, entry(now, &b))
+				}
+			}
+			notes, err := be.Repair(held)
+			for _, n := range notes {
+				m.say("%s", n)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: check (retry): %w", name, err))
+				failed = true
+				continue
+			}
+			delete(m.unhealthy, name)
 		}
 		err := be.Add(add)
 		if err != nil {
@@ -429,6 +585,9 @@ func (m *Manager) NextExpiry() (time.Time, bool) {
 	if pending && !m.retryAt.IsZero() && m.retryAt.Before(next) {
 		next = m.retryAt
 	}
+	if !next.IsZero() && m.verifyEvery > 0 && !m.verifyAt.IsZero() && m.verifyAt.Before(next) {
+		next = m.verifyAt
+	}
 	return next, !next.IsZero()
 }
 
@@ -436,6 +595,9 @@ func (m *Manager) NextExpiry() (time.Time, bool) {
 // ban that has ended by now.
 func (m *Manager) Reap(now time.Time) ([]record.Decision, error) {
 	rerr := m.retry(now)
+	if m.verifyEvery > 0 && len(m.bans) > 0 && !now.Before(m.verifyAt) {
+		rerr = errors.Join(rerr, m.verify(now))
+	}
 	var gone []netip.Addr
 	for a, b := range m.bans {
 		if !b.Until.After(now) {
@@ -581,9 +743,35 @@ func (m *Manager) remove(now time.Time, addrs []netip.Addr, reason string) ([]re
 // bans: expired bans are lifted (a delete decision each), live ones
 // re-added with the time they have left, and whatever else the backends
 // hold in what is theirs (unknown rules in our chain, stray set members)
-// removed. It returns an error if a backend cannot be brought in line.
+// removed, with one reported line saying how many and why.
+//
+// Bans found in the backends are adopted instead when the store holds no
+// ban at all (a new or empty state file: removing them would silently
+// lift every ban) or AdoptUnknown was called: each becomes a ban of ours
+// (an add decision with reason "adopted") for the time the backend would
+// still keep it, or for the policy's first timeout if the backend has no
+// timeouts (iptables, hosts.deny); one reported line says how many and
+// why. Addresses the policy refuses (our own, allow-listed) are not
+// adopted. It returns an error if a backend cannot be brought in line.
 func (m *Manager) Reconcile(now time.Time) ([]record.Decision, error) {
 	out, err := m.load(now, false)
+	if err != nil {
+		return out, err
+	}
+	adopt := m.adopt
+	if adopt == "" && m.loaded == 0 {
+		adopt = "the state holds no bans"
+	}
+	// Bans that ended while block was down are lifted by Sync below, and
+	// are neither unknown nor to adopt.
+	ended := map[netip.Addr]bool{}
+	for _, d := range out {
+		if a, err := netip.ParseAddr(d.Ban.IP); err == nil {
+			ended[a] = true
+		}
+	}
+	ds, err := m.takeOver(now, adopt, ended)
+	out = append(out, ds...)
 	if err != nil {
 		return out, err
 	}
@@ -605,12 +793,127 @@ func (m *Manager) Reconcile(now time.Time) ([]record.Decision, error) {
 		}
 	}
 	m.retryAt, m.retryDelay = time.Time{}, 0
+	m.unhealthy = map[string]bool{}
+	m.verifiedAt, m.verifyAt = now, now.Add(m.verifyEvery)
 	if len(put) > 0 {
 		if err := m.store.Save(put, nil, nil); err != nil {
 			return out, fmt.Errorf("state: %w", err)
 		}
 	}
 	return out, nil
+}
+
+// takeOver looks at the bans the backends hold that the books do not
+// know: with a reason to adopt, they become bans of ours; otherwise they
+// are counted (Sync removes them). Either is reported in one line.
+func (m *Manager) takeOver(now time.Time, adopt string, ended map[netip.Addr]bool) ([]record.Decision, error) {
+	type found struct {
+		ttl time.Duration
+		by  []string
+	}
+	unknown := map[netip.Addr]*found{}
+	for _, be := range m.backends {
+		held, err := be.Held()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", be.Name(), err)
+		}
+		for _, e := range held {
+			if m.bans[e.Addr] != nil || ended[e.Addr] {
+				continue
+			}
+			f := unknown[e.Addr]
+			if f == nil {
+				f = &found{}
+				unknown[e.Addr] = f
+			}
+			f.ttl = max(f.ttl, e.TTL)
+			f.by = append(f.by, be.Name())
+		}
+	}
+	if len(unknown) == 0 {
+		return nil, nil
+	}
+	if adopt == "" {
+		m.say("removed %d bans of ours that the state does not know (left by a block that stopped before saving them, or added by hand)", len(unknown))
+		return nil, nil
+	}
+	addrs := make([]netip.Addr, 0, len(unknown))
+	for a := range unknown {
+		addrs = append(addrs, a)
+	}
+	slices.SortFunc(addrs, func(x, y netip.Addr) int { return x.Compare(y) })
+	full := m.policy.TimeoutFor(1)
+	if full <= 0 {
+		full = DefaultAdoptTimeout
+	}
+	var out []record.Decision
+	var put []Ban
+	offenses := map[netip.Addr]Offense{}
+	refused, timed := 0, 0
+	for _, a := range addrs {
+		f := unknown[a]
+		if !a.IsValid() || a.Zone() != "" || m.refusal(a) != "" {
+			refused++
+			continue
+		}
+		t := full
+		if f.ttl > 0 {
+			// The kernel's timeout has a second's margin over the ban.
+			t = max(f.ttl-time.Second, time.Second)
+			timed++
+		}
+		count := max(m.offenses[a].Count, 1)
+		m.offenses[a] = Offense{Count: count}
+		offenses[a] = m.offenses[a]
+		b := &Ban{Addr: a, Until: now.Add(t), Timeout: t, Offense: count, Backends: m.names}
+		m.bans[a] = b
+		put = append(put, *b)
+		out = append(out, m.decision(now, "add", b, "adopted"))
+	}
+	msg := fmt.Sprintf("adopted %d bans found in the firewall, as %s", len(put), adopt)
+	switch {
+	case timed == len(put):
+		msg += " (each for the time its kernel timeout had left)"
+	case timed == 0:
+		msg += fmt.Sprintf(" (they have no timeout of their own: each for %s)", full)
+	default:
+		msg += fmt.Sprintf(" (%d for the time their kernel timeout had left, %d with none of their own for %s)", timed, len(put)-timed, full)
+	}
+	if refused > 0 {
+		msg += fmt.Sprintf("; %d more removed (addresses never banned: own, allow-listed or special)", refused)
+	}
+	m.say("%s", msg)
+	if len(put) > 0 {
+		if err := m.store.Save(put, nil, offenses); err != nil {
+			return out, fmt.Errorf("state: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// LiftRefused lifts every live ban the policy now refuses (an address that
+// became this host's own, or was allow-listed, at a reload): one delete
+// decision each, with the reason a new ban would be skipped for.
+func (m *Manager) LiftRefused(now time.Time) ([]record.Decision, error) {
+	byReason := map[string][]netip.Addr{}
+	for a := range m.bans {
+		if r := m.refusal(a); r != "" {
+			byReason[r] = append(byReason[r], a)
+		}
+	}
+	reasons := make([]string, 0, len(byReason))
+	for r := range byReason {
+		reasons = append(reasons, r)
+	}
+	slices.Sort(reasons)
+	var out []record.Decision
+	var errs []error
+	for _, r := range reasons {
+		ds, err := m.remove(now, byReason[r], r)
+		out = append(out, ds...)
+		errs = append(errs, err)
+	}
+	return out, errors.Join(errs...)
 }
 
 // Peek reads the store into the books and changes nothing anywhere.
@@ -639,6 +942,7 @@ func (m *Manager) load(now time.Time, lift bool) ([]record.Decision, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
+	m.loaded = len(bans)
 	m.bans = map[netip.Addr]*Ban{}
 	m.offenses = offenses
 	if m.offenses == nil {

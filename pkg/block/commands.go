@@ -130,6 +130,7 @@ func runReap(c *cli.Context, e *env) error {
 		return err
 	}
 	return subcommand(c, e, nil, func(o *offline) error {
+		e.manage(o.m, str(c, "state"))
 		ds, err := o.m.Reconcile(e.now())
 		if werr := o.out.write(ds); werr != nil {
 			return werr

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/netip"
 	"os"
@@ -41,6 +42,15 @@ type env struct {
 	stateWait time.Duration
 	// socket is --socket's default.
 	socket string
+	// lock takes an instance lock (lockAbstract); nil: none (tests).
+	lock func(name string) (release func(), err error)
+	// verifyEvery is how often the running stage checks that the
+	// backends still hold its bans (0: only after batches of alerts).
+	verifyEvery time.Duration
+	// stderr is the app's error writer; adopt, when set, says why bans
+	// found in the firewall are adopted at start (set by openState).
+	stderr io.Writer
+	adopt  string
 }
 
 func defaultEnv(args []string) *env {
@@ -54,7 +64,7 @@ func defaultEnv(args []string) *env {
 		prog = abs
 	}
 	return &env{now: time.Now, ownAddrs: interfaceAddrs, backend: firewall.New, program: prog, stateWait: time.Second,
-		socket: "/run/quietwatch/block.sock"}
+		socket: "/run/quietwatch/block.sock", lock: lockAbstract, verifyEvery: ban.VerifyEvery}
 }
 
 // interfaceAddrs returns this host's (or network namespace's) addresses.
@@ -78,6 +88,9 @@ func interfaceAddrs() ([]netip.Addr, error) {
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := command.SignalContext(context.Background())
 	defer stop()
+	// The netlink library logs attributes it does not know (sets made by
+	// the ipset tool carry some) with the log package: not our diagnostics.
+	log.SetOutput(io.Discard)
 	e := defaultEnv(args)
 	e.hup = make(chan os.Signal, 1)
 	signal.Notify(e.hup, syscall.SIGHUP)
@@ -144,6 +157,7 @@ func newApp(e *env) *cli.App {
 		Description:     description,
 		Flags:           runFlags,
 		HideHelpCommand: true,
+		Before:          func(c *cli.Context) error { e.stderr = c.App.ErrWriter; return nil },
 		Action:          func(c *cli.Context) error { return runStage(c, e) },
 		Commands: []*cli.Command{
 			{Name: "list", Usage: "print the live bans", Flags: append(commonFlags(e), &cli.BoolFlag{Name: "json", Usage: "one JSON object per ban instead of a table"}),
@@ -234,6 +248,7 @@ type common struct {
 	names    []string
 	state    string
 	arLog    string
+	releases []func() // instance locks held
 }
 
 func setup(c *cli.Context, e *env) (*common, error) {
@@ -282,6 +297,9 @@ func openBackends(e *env, names []string, chain, hostsDeny string) (*common, err
 			return nil, exitcode.Errorf(exitcode.Config, "--backend %q: unknown (want iptables, ipset, hosts-deny or dry-run)", n)
 		}
 	}
+	if err := cm.lockInstances(e, cfg); err != nil {
+		return nil, err
+	}
 	return cm, nil
 }
 
@@ -302,5 +320,6 @@ func openState(path string, e *env) (ban.Store, func() error, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	e.noteState(path, s)
 	return s, s.Close, nil
 }

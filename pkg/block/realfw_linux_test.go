@@ -302,6 +302,9 @@ func TestCrash(t *testing.T) {
 			if d.Ban.Reason != "expired" {
 				t.Errorf("restart: %+v", d.Ban)
 			}
+			// The planted ban is removed, and said so (the state holds bans:
+			// nothing is adopted).
+			p3.waitStderr(t, "block: removed 1 bans of ours that the state does not know (left by a block that stopped before saving them, or added by hand)\n")
 			rules := lab.Srv.Run(t, "iptables", "-S", "QUIETWATCH")
 			switch backend {
 			case "iptables":

@@ -24,7 +24,7 @@ func TestForeignFieldTypes(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	// The fields block uses must still have their types.
-	in = `{"src_ip":"192.0.2.8","rule":{"id":"300011","level":"10"},"id":"a.2"}` + "\n"
+	in = `{"src_ip":"192.0.2.8","rule":{"id":"300011","level":"high"},"id":"a.2"}` + "\n"
 	code, out, errOut = runBlock(t, testEnv(), strings.NewReader(in), "--backend", "dry-run", "--state=", "--timeout", "1s")
 	if code != 0 || out != "" || !strings.Contains(errOut, "block: stdin:1: not an alert, skipped") {
 		t.Fatalf("bad level: exit %d, stdout %q, stderr %q", code, out, errOut)

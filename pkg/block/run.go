@@ -182,9 +182,14 @@ func (o *output) write(ds []record.Decision) error {
 
 func (o *output) flush() error { return o.w.Flush() }
 
+// diag writes err on stderr, one line for each line of it (errors.Join
+// joins with newlines); blank lines (a program's output ending in one) are
+// left out.
 func diag(w io.Writer, err error) {
 	for _, l := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(w, "block: %s\n", l)
+		if l = strings.TrimSpace(l); l != "" {
+			fmt.Fprintf(w, "block: %s\n", l)
+		}
 	}
 }
 
@@ -204,6 +209,7 @@ func runStage(c *cli.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	defer cm.unlock()
 	store, closeStore, err := openState(cm.state, e)
 	if err != nil {
 		return err
@@ -211,6 +217,7 @@ func runStage(c *cli.Context, e *env) error {
 	defer closeStore()
 	remember(c, store, stderr)
 	m := ban.NewManager(p, cm.backends, store)
+	e.manage(m, cm.state)
 	own, err := e.ownAddrs()
 	if err != nil {
 		return fmt.Errorf("own addresses: %w", err)
@@ -291,6 +298,18 @@ func runStage(c *cli.Context, e *env) error {
 			}
 			if err := out.openAR(); err != nil {
 				fmt.Fprintf(stderr, "block: %v\n", err)
+			}
+			// A ban on an address that is now our own (or allow-listed)
+			// is lifted at once.
+			ds, err := m.LiftRefused(e.now())
+			if werr := out.write(ds); werr != nil {
+				return werr
+			}
+			if err != nil {
+				diag(stderr, err)
+			}
+			if err := out.flush(); err != nil {
+				return err
 			}
 		case cl := <-ctl.requests():
 			if err := handle(cl, m, out, p.Timeout, e.now(), stderr); err != nil {
@@ -394,17 +413,17 @@ func read(ctx context.Context, r io.Reader, items chan<- item, stderr io.Writer)
 		if len(strings.TrimSpace(string(line))) == 0 {
 			continue
 		}
-		var a record.BanAlert
 		if t := strings.TrimSpace(string(line)); !strings.HasPrefix(t, "{") || !record.Valid(line) {
 			fmt.Fprintf(stderr, "block: stdin:%d: not a JSON object, skipped\n", lr.Line())
 			continue
 		}
-		if err := record.Unmarshal(line, &a); err != nil {
+		a, err := record.DecodeBanAlert(line)
+		if err != nil {
 			fmt.Fprintf(stderr, "block: stdin:%d: not an alert, skipped: %s\n", lr.Line(), firstLine(err.Error()))
 			continue
 		}
 		select {
-		case items <- item{alert: a.Alert()}:
+		case items <- item{alert: a}:
 		case <-ctx.Done():
 			return
 		}

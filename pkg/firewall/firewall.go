@@ -40,6 +40,18 @@ type Backend interface {
 	Delete(addrs []netip.Addr) error
 	// List returns the addresses the backend currently bans.
 	List() ([]netip.Addr, error)
+	// Held returns the bans the backend holds now in what it owns, each
+	// with the time the backend itself would keep it (TTL 0: the backend
+	// has no timeouts of its own). block adopts them when its state is
+	// new, empty or lost.
+	Held() ([]Entry, error)
+	// Repair checks that the backend still enforces entries (the live
+	// bans it took) and everything they need (chain, jumps, sets, the
+	// matching rule), puts back whatever is missing and removes nothing.
+	// It looks with one listing (not one check per ban), and returns one
+	// line for each thing it had to fix, e.g. "iptables: chain QUIETWATCH
+	// lost 3 rules: restored".
+	Repair(entries []Entry) ([]string, error)
 	// Flush removes every ban and everything the backend created.
 	Flush() error
 }
@@ -126,6 +138,29 @@ func sortAddrs(a []netip.Addr) []netip.Addr {
 
 // memory is the set of bans of the in-memory backends.
 type memory map[netip.Addr]time.Duration
+
+func (m memory) held() []Entry {
+	out := make([]Entry, 0, len(m))
+	for _, a := range m.list() {
+		out = append(out, Entry{Addr: a, TTL: m[a]})
+	}
+	return out
+}
+
+// repair puts back the entries missing from m and says how many were.
+func (m memory) repair(name string, entries []Entry) []string {
+	lost := 0
+	for _, e := range entries {
+		if _, ok := m[e.Addr]; !ok {
+			m[e.Addr] = e.TTL
+			lost++
+		}
+	}
+	if lost == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s: lost %d bans: restored", name, lost)}
+}
 
 func (m memory) list() []netip.Addr {
 	out := make([]netip.Addr, 0, len(m))

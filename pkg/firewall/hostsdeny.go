@@ -159,7 +159,11 @@ func (h *HostsDeny) write(f *hostsFile) error {
 // renames it over the file: readers see the old or the new file, never a
 // part of one.
 func (h *HostsDeny) replace(data []byte, mode fs.FileMode) error {
-	dir, base := filepath.Split(h.path)
+	path, err := linkTarget(h.path)
+	if err != nil {
+		return fmt.Errorf("hosts-deny: %w", err)
+	}
+	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
@@ -183,10 +187,37 @@ func (h *HostsDeny) replace(data []byte, mode fs.FileMode) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("hosts-deny: %w", err)
 	}
-	if err := h.rename(tmp.Name(), h.path); err != nil {
+	if err := h.rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("hosts-deny: %w", err)
 	}
 	return nil
+}
+
+// linkTarget follows path through symbolic links to the file they name
+// (which need not exist yet), so a hosts.deny that is a link to a file
+// elsewhere is written through the link and stays a link.
+func linkTarget(path string) (string, error) {
+	for range 40 {
+		fi, err := os.Lstat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return path, nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			return path, nil
+		}
+		to, err := os.Readlink(path)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(to) {
+			to = filepath.Join(filepath.Dir(path), to)
+		}
+		path = to
+	}
+	return "", fmt.Errorf("%s: too many levels of symbolic links", path)
 }
 
 // inPlaceHelps reports whether err, from creating the temporary file or
@@ -304,4 +335,36 @@ func (h *HostsDeny) Flush() error {
 		f.ours = map[netip.Addr]bool{}
 		return had
 	})
+}
+
+// Held implements Backend: hosts.deny lines have no timeout.
+func (h *HostsDeny) Held() ([]Entry, error) {
+	addrs, err := h.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, len(addrs))
+	for i, a := range addrs {
+		out[i] = Entry{Addr: a}
+	}
+	return out, nil
+}
+
+// Repair implements Backend: it puts back the lines of entries that are
+// missing from the file (an admin's editor or a tool that rewrote it).
+func (h *HostsDeny) Repair(entries []Entry) ([]string, error) {
+	lost := 0
+	err := h.change(func(f *hostsFile) bool {
+		for _, e := range entries {
+			if !f.ours[e.Addr] {
+				f.ours[e.Addr] = true
+				lost++
+			}
+		}
+		return lost > 0
+	})
+	if err != nil || lost == 0 {
+		return nil, err
+	}
+	return []string{fmt.Sprintf("hosts-deny: %s lost %d lines: restored", h.path, lost)}, nil
 }

@@ -231,3 +231,96 @@ func (s *IPSet) Flush() error {
 	}
 	return nil
 }
+
+// Held implements Backend: each member with its kernel timeout left.
+func (s *IPSet) Held() ([]Entry, error) {
+	var out []Entry
+	for _, f := range s.fams {
+		res, err := netlink.IpsetList(SetName(s.chain, f.v6))
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ipset: list %s: %w", SetName(s.chain, f.v6), err)
+		}
+		for _, e := range res.Entries {
+			a, ok := netip.AddrFromSlice(e.IP)
+			if !ok {
+				continue
+			}
+			var ttl time.Duration
+			if e.Timeout != nil {
+				ttl = time.Duration(*e.Timeout) * time.Second
+			}
+			out = append(out, Entry{Addr: a.Unmap(), TTL: ttl})
+		}
+	}
+	return out, nil
+}
+
+// Repair implements Backend: per family, one netlink dump of the set and
+// one listing of the filter table; what is missing is put back (the set,
+// its members with the time they have left, the chain, the jumps, the
+// rule matching the set).
+func (s *IPSet) Repair(entries []Entry) ([]string, error) {
+	byFam := map[bool][]Entry{}
+	for _, e := range entries {
+		byFam[e.Addr.Is6()] = append(byFam[e.Addr.Is6()], e)
+	}
+	var notes []string
+	for _, f := range s.fams {
+		name := SetName(s.chain, f.v6)
+		res, err := netlink.IpsetList(name)
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			if err := s.ensureSet(f); err != nil {
+				return notes, err
+			}
+			notes = append(notes, fmt.Sprintf("ipset: set %s was missing: created", name))
+			res = &netlink.IPSetResult{}
+		case err != nil:
+			return notes, fmt.Errorf("ipset: list %s: %w", name, err)
+		}
+		have := make(map[netip.Addr]bool, len(res.Entries))
+		for _, e := range res.Entries {
+			if a, ok := netip.AddrFromSlice(e.IP); ok {
+				have[a.Unmap()] = true
+			}
+		}
+		var lost []Entry
+		for _, e := range byFam[f.v6] {
+			// A ban about to end may have left the set by the kernel's
+			// own timeout: that is no loss.
+			if !have[e.Addr] && e.TTL > time.Second {
+				lost = append(lost, e)
+			}
+		}
+		v, err := f.look(s.chain)
+		if err != nil {
+			return notes, err
+		}
+		lines, fixed := f.repairBase(s.chain, v)
+		rule := "-A " + s.chain + " " + strings.Join(setSpec(name), " ")
+		hasRule := false
+		for _, r := range v.rules {
+			hasRule = hasRule || r == rule
+		}
+		if !hasRule {
+			lines = append(lines, "-I "+s.chain+" 1 "+strings.Join(setSpec(name), " "))
+			fixed = append(fixed, fmt.Sprintf("%s: rule matching set %s in chain %s was missing: restored", f.name(), name, s.chain))
+		}
+		if len(lines) > 0 {
+			if err := f.runRestore(lines); err != nil {
+				return notes, err
+			}
+			notes = append(notes, fixed...)
+		}
+		if len(lost) > 0 {
+			if err := s.put(lost); err != nil {
+				return notes, err
+			}
+			notes = append(notes, fmt.Sprintf("ipset: set %s lost %d members: restored", name, len(lost)))
+		}
+	}
+	return notes, nil
+}

@@ -63,13 +63,24 @@ func (d *DryRun) List() ([]netip.Addr, error) {
 // Flush implements Backend.
 func (d *DryRun) Flush() error { return d.Sync(nil) }
 
+// Held implements Backend: a dry run holds nothing outside the process.
+func (d *DryRun) Held() ([]Entry, error) { return nil, nil }
+
+// Repair implements Backend.
+func (d *DryRun) Repair(entries []Entry) ([]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.bans.repair("dry-run", entries), nil
+}
+
 // Fake is a backend for tests: it keeps bans in memory, records every call
 // and fails on demand.
 type Fake struct {
-	mu    sync.Mutex
-	name  string
-	bans  memory
-	calls []string
+	mu      sync.Mutex
+	name    string
+	bans    memory
+	calls   []string
+	repairs int
 	// Fail, when set, is returned by every call whose kind (sync, add,
 	// extend, delete, list, flush) it is given for.
 	Fail func(kind string) error
@@ -173,6 +184,46 @@ func (f *Fake) Flush() error {
 	}
 	f.bans = memory{}
 	return nil
+}
+
+// Held implements Backend: the bans with the TTLs they were last given.
+func (f *Fake) Held() ([]Entry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("held"); err != nil {
+		return nil, err
+	}
+	return f.bans.held(), nil
+}
+
+// Repair implements Backend: it puts back the entries missing. Repairs are
+// counted (Repairs), not listed among the calls.
+func (f *Fake) Repair(entries []Entry) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.repairs++
+	if f.Fail != nil {
+		if err := f.Fail("repair"); err != nil {
+			return nil, err
+		}
+	}
+	return f.bans.repair(f.name, entries), nil
+}
+
+// Repairs returns how many times Repair was called.
+func (f *Fake) Repairs() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.repairs
+}
+
+// Lose removes addrs as another program would, without a call.
+func (f *Fake) Lose(addrs ...netip.Addr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, a := range addrs {
+		delete(f.bans, a)
+	}
 }
 
 // Calls returns the calls made so far, one string each ("add 192.0.2.1"),

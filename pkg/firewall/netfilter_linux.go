@@ -17,6 +17,7 @@ import (
 type family struct {
 	v6      bool
 	ipt     *iptables.IPTables
+	prog    string // path of iptables / ip6tables
 	restore string // path of iptables-restore / ip6tables-restore
 }
 
@@ -40,11 +41,12 @@ func newFamilies(backend string) ([2]*family, error) {
 			}
 		}
 		path, _ := exec.LookPath(restore)
+		progPath, _ := exec.LookPath(prog)
 		ipt, err := iptables.New(iptables.IPFamily(proto))
 		if err != nil {
 			return fams, &UnavailableError{Backend: backend, Err: err}
 		}
-		fams[i] = &family{v6: v6, ipt: ipt, restore: path}
+		fams[i] = &family{v6: v6, ipt: ipt, prog: progPath, restore: path}
 	}
 	return fams, nil
 }
@@ -92,8 +94,19 @@ func (f *family) removeChain(chain string) error {
 		return nil // no jump can refer to a missing chain
 	}
 	for _, p := range parents {
-		if err := f.ipt.DeleteIfExists(table, p, "-j", chain); err != nil {
-			return fmt.Errorf("%s: %w", f.name(), err)
+		// Every copy: another tool (or a repair racing one) may have
+		// added a second jump, and one left keeps the chain in use.
+		for range 100 {
+			ok, err := f.ipt.Exists(table, p, "-j", chain)
+			if err != nil {
+				return fmt.Errorf("%s: %w", f.name(), err)
+			}
+			if !ok {
+				break
+			}
+			if err := f.ipt.Delete(table, p, "-j", chain); err != nil {
+				return fmt.Errorf("%s: %w", f.name(), err)
+			}
 		}
 	}
 	if err := f.ipt.ClearAndDeleteChain(table, chain); err != nil {
@@ -120,6 +133,56 @@ func (f *family) rules(chain string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// view is what one listing of a family's filter table shows of ours.
+type view struct {
+	chain bool            // our chain exists
+	jumps map[string]bool // parent chains that jump to it
+	rules []string        // our chain's rules, as -S writes them
+}
+
+// look lists the family's whole filter table once (one process, however
+// many bans) and picks out chain, the jumps to it and its rules.
+func (f *family) look(chain string) (*view, error) {
+	cmd := exec.Command(f.prog, "--wait", "-t", table, "-S")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s -S: %v: %s", f.name(), err, strings.TrimSpace(errb.String()))
+	}
+	v := &view{jumps: map[string]bool{}}
+	newLine, ruleP, jump := "-N "+chain, "-A "+chain+" ", " -j "+chain
+	for _, l := range strings.Split(out.String(), "\n") {
+		switch {
+		case l == newLine:
+			v.chain = true
+		case strings.HasPrefix(l, ruleP):
+			v.rules = append(v.rules, l)
+		case strings.HasPrefix(l, "-A ") && strings.HasSuffix(l, jump):
+			if p := l[3 : len(l)-len(jump)]; !strings.Contains(p, " ") {
+				v.jumps[p] = true
+			}
+		}
+	}
+	return v, nil
+}
+
+// repairBase puts back chain and the jumps to it if v lacks them and
+// returns the restore lines that do it (run before any rule in chain is
+// written) and what it fixed.
+func (f *family) repairBase(chain string, v *view) (lines, notes []string) {
+	if !v.chain {
+		lines = append(lines, ":"+chain+" - [0:0]")
+		notes = append(notes, fmt.Sprintf("%s: chain %s was missing: created", f.name(), chain))
+	}
+	for _, p := range parents {
+		if !v.jumps[p] {
+			lines = append(lines, "-I "+p+" 1 -j "+chain)
+			notes = append(notes, fmt.Sprintf("%s: jump from %s to %s was missing: restored", f.name(), p, chain))
+		}
+	}
+	return lines, notes
 }
 
 // banSpec is the rule spec that bans addr.
@@ -364,4 +427,56 @@ func (t *IPTables) Flush() error {
 		}
 	}
 	return nil
+}
+
+// Held implements Backend: iptables rules have no timeout.
+func (t *IPTables) Held() ([]Entry, error) {
+	addrs, err := t.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, len(addrs))
+	for i, a := range addrs {
+		out[i] = Entry{Addr: a}
+	}
+	return out, nil
+}
+
+// Repair implements Backend: per family, one listing, and one
+// iptables-restore transaction if anything is missing.
+func (t *IPTables) Repair(entries []Entry) ([]string, error) {
+	byFam := split(t.fams, entries)
+	var notes []string
+	for i, f := range t.fams {
+		v, err := f.look(t.chain)
+		if err != nil {
+			return notes, err
+		}
+		lines, fixed := f.repairBase(t.chain, v)
+		have := map[netip.Addr]bool{}
+		for _, r := range v.rules {
+			if a, ok := parseBan(t.chain, r); ok {
+				have[a] = true
+			}
+		}
+		lost := 0
+		for _, a := range sortAddrs(byFam[i]) {
+			if !have[a] {
+				have[a] = true
+				lost++
+				lines = append(lines, "-A "+t.chain+" "+strings.Join(banSpec(a), " "))
+			}
+		}
+		if len(lines) == 0 {
+			continue
+		}
+		if err := f.runRestore(lines); err != nil {
+			return notes, err
+		}
+		notes = append(notes, fixed...)
+		if lost > 0 {
+			notes = append(notes, fmt.Sprintf("%s: chain %s lost %d rules: restored", f.name(), t.chain, lost))
+		}
+	}
+	return notes, nil
 }

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package banstate
+
+import "os"
+
+func unmapFile(*os.File) {}

@@ -1,0 +1,113 @@
+package block
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/quietwatch/quietwatch/pkg/ban"
+	"github.com/quietwatch/quietwatch/pkg/banstate"
+	"github.com/quietwatch/quietwatch/pkg/exitcode"
+	"github.com/quietwatch/quietwatch/pkg/firewall"
+)
+
+// instancePrefix starts the names of the abstract Unix sockets that say
+// which block owns what: "@quietwatch-block/<chain>" for the iptables and
+// ipset backends (abstract sockets belong to a network namespace, exactly
+// the scope of its firewall) and "@quietwatch-block/hosts-deny/<hash of
+// the file's path>". The kernel releases them when the process dies, so a
+// crash never leaves a stale lock.
+const instancePrefix = "quietwatch-block/"
+
+// instanceKeys returns the locks a block with these backends must hold.
+func instanceKeys(cfg firewall.Config) []string {
+	var keys []string
+	chain, hd := false, false
+	for _, n := range cfg.Backends {
+		switch n {
+		case "iptables", "ipset":
+			if !chain {
+				keys = append(keys, cfg.Chain)
+			}
+			chain = true
+		case "hosts-deny":
+			if !hd {
+				p, err := filepath.Abs(cfg.HostsDeny)
+				if err != nil {
+					p = cfg.HostsDeny
+				}
+				sum := sha256.Sum256([]byte(p))
+				keys = append(keys, "hosts-deny/"+hex.EncodeToString(sum[:12]))
+			}
+			hd = true
+		}
+	}
+	return keys
+}
+
+// lockInstances takes every lock of cfg's backends, or fails with exit 75
+// (another block runs) touching nothing. The locks are held until the
+// process ends or cm.unlock is called.
+func (cm *common) lockInstances(e *env, cfg firewall.Config) error {
+	if e.lock == nil {
+		return nil
+	}
+	for _, k := range instanceKeys(cfg) {
+		// Like the state file's lock, wait a little: a block told to stop
+		// (uninstall's pkill, then block flush) may not have exited yet.
+		release, err := e.lock(instancePrefix + k)
+		for deadline := time.Now().Add(e.stateWait); err != nil && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			release, err = e.lock(instancePrefix + k)
+		}
+		if err != nil {
+			cm.unlock()
+			what := "chain " + cfg.Chain
+			if k != cfg.Chain {
+				what = "hosts.deny file " + cfg.HostsDeny
+			}
+			return exitcode.New(exitcode.TempFail, fmt.Errorf("another block is running on %s in this network namespace (it holds @%s%s): stop it first; nothing was changed: %w", what, instancePrefix, k, err))
+		}
+		cm.releases = append(cm.releases, release)
+	}
+	return nil
+}
+
+func (cm *common) unlock() {
+	for _, r := range cm.releases {
+		r()
+	}
+	cm.releases = nil
+}
+
+// noteState says what opening the state file found, and decides whether
+// bans found in the firewall are adopted at start.
+func (e *env) noteState(path string, s *banstate.Store) {
+	switch {
+	case s.Damage != "":
+		if e.stderr != nil {
+			fmt.Fprintf(e.stderr, "block: state %s: %s; the rest is rebuilt from the firewall\n", path, s.Damage)
+		}
+		e.adopt = "the state file was damaged"
+	case s.New:
+		e.adopt = "the state file " + path + " is new or empty"
+	}
+}
+
+// manage sets up what a Manager that reconciles needs from block: where it
+// reports, how often it checks the backends, and whether it adopts.
+func (e *env) manage(m *ban.Manager, path string) {
+	if e.stderr != nil {
+		w := e.stderr
+		m.SetReport(func(s string) { fmt.Fprintf(w, "block: %s\n", s) })
+	}
+	m.SetVerifyEvery(e.verifyEvery)
+	switch {
+	case e.adopt != "":
+		m.AdoptUnknown(e.adopt)
+	case path == "":
+		m.AdoptUnknown("--state '' keeps no state")
+	}
+}
