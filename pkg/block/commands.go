@@ -70,6 +70,9 @@ func subcommand(c *cli.Context, e *env, policy func(settings) (ban.Policy, error
 		}
 	}
 	m := ban.NewManager(p, backends, store)
+	// As at a start: bans found in the firewall that a new, empty or
+	// damaged state cannot account for are adopted, removals are said.
+	e.manage(m, str(c, "state"))
 	out := &output{w: record.NewWriter(c.App.Writer), arPath: set.ARLog, program: e.program, now: e.now, stderr: c.App.ErrWriter}
 	if err := out.openAR(); err != nil {
 		return exitcode.New(exitcode.Config, err)
@@ -130,7 +133,6 @@ func runReap(c *cli.Context, e *env) error {
 		return err
 	}
 	return subcommand(c, e, nil, func(o *offline) error {
-		e.manage(o.m, str(c, "state"))
 		ds, err := o.m.Reconcile(e.now())
 		if werr := o.out.write(ds); werr != nil {
 			return werr

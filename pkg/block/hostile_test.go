@@ -39,7 +39,7 @@ func TestLevelForms(t *testing.T) {
 // A zoned address is refused as invalid-ip, as its bracketed form is.
 func TestZonedSource(t *testing.T) {
 	in := alertLine("fe80::1%eth0", 10, "a") + alertLine("[fe80::1]", 10, "b") + alertLine("2001:db8::9%1", 10, "c")
-	code, out, errOut := runBlock(t, testEnv(), strings.NewReader(in), "--backend", "dry-run", "--state=", "--timeout", "1s")
+	code, out, errOut := runBlock(t, testEnv(), strings.NewReader(in), "--backend", "dry-run", "--state=", "--timeout", "1s", "--log-skips")
 	if code != 0 || errOut != "" || strings.Count(out, `"reason":"invalid-ip"`) != 3 || strings.Contains(out, `"add"`) {
 		t.Fatalf("exit %d, stdout %s, stderr %q", code, out, errOut)
 	}
