@@ -19,6 +19,7 @@
 // metadata's "done" records the transports through with it (Mark); it
 // leaves msg/ once every transport is: removed if each sent it, moved to
 // failed/ if one refused it for good.
+//
 //	tmp/                      files being written, renamed into place when complete
 //
 // Messages consume journal entries in order (every message takes all the
