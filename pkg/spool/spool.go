@@ -14,13 +14,12 @@
 //	                          it holds the journal entries up to <upto>
 //	failed/<upto>.eml         a message the MTA refused for good, moved out of msg/:
 //	                          kept, never resent by notify (the admin may resend it)
+//	tmp/                      files being written, renamed into place when complete
 //
 // A message goes out through one or more transports (mail, webhooks). Its
 // metadata's "done" records the transports through with it (Mark); it
 // leaves msg/ once every transport is: removed if each sent it, moved to
 // failed/ if one refused it for good.
-//
-//	tmp/                      files being written, renamed into place when complete
 //
 // Messages consume journal entries in order (every message takes all the
 // entries up to its number), so one counter says what is still to mail.
