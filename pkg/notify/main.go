@@ -23,6 +23,7 @@ import (
 	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/mail"
+	"github.com/quietwatch/quietwatch/pkg/metrics"
 	"github.com/quietwatch/quietwatch/pkg/spool"
 	"github.com/quietwatch/quietwatch/pkg/webhook"
 )
@@ -83,6 +84,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.StringFlag{Name: "webhook-file", Usage: "`FILE` of webhooks, one a line: URL or FORMAT URL (# comments); keep it 0600/0640"},
 			&cli.StringFlag{Name: "webhook-format", Value: "json", Usage: "the webhooks' `FORMAT`: json, slack, discord, teams, telegram or ntfy"},
 			&cli.StringFlag{Name: "webhook-template", Usage: "Go text/template `FILE` whose output is the JSON body of every webhook's request"},
+			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},
 			&cli.StringFlag{Name: "webhook-ca", Usage: "trust only the CA certificates in PEM `FILE` for webhooks (default: the system's)"},
 		},
 		Action: func(c *cli.Context) error { return action(c, stdin, stdout, stderr, h) },
@@ -144,6 +146,11 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks)
 	if c.IsSet("smtp") {
 		if _, _, err := net.SplitHostPort(c.String("smtp")); err != nil {
 			return command.UsageErrorf("--smtp: %v (want HOST:PORT)", err)
+		}
+	}
+	if path := c.String("metrics-file"); path != "" {
+		if err := metrics.Check(path); err != nil {
+			return exitcode.Errorf(exitcode.Config, "--metrics-file: %w", err)
 		}
 	}
 	clock := c.String("clock")
@@ -242,6 +249,14 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks)
 				n.mu.Lock()
 				n.render.tmpl = t
 				n.mu.Unlock()
+			}
+		}()
+	}
+	if path := c.String("metrics-file"); path != "" {
+		stopMetrics := metrics.Start(n.m.reg, path, func(err error) { fmt.Fprintf(stderr, "notify: --metrics-file: %v\n", err) })
+		defer func() {
+			if err := stopMetrics(); err != nil {
+				fmt.Fprintf(stderr, "notify: --metrics-file: %v\n", err)
 			}
 		}()
 	}

@@ -74,6 +74,8 @@ type notifier struct {
 	failed  int // messages moved to failed/ in this run (under mu)
 	wake    chan struct{}
 	evNow   atomic.Int64 // with EventClock: the latest alert time, Unix ns (0: none yet)
+
+	m *stageMetrics
 }
 
 // channel is one transport with its own queue and sender, so that one
@@ -81,6 +83,7 @@ type notifier struct {
 type channel struct {
 	name  string // the spool's done mark: "mail", "webhook-<digest>"
 	label string // how records and diagnostics name it ("" for mail: its records say nothing more)
+	host  string // a webhook's host[:port] (metrics)
 	send  func(ctx context.Context, e spool.Entry) error
 	// permanent reports whether err is a refusal that sending again cannot help.
 	permanent func(err error) bool
@@ -104,8 +107,10 @@ func newNotifier(cfg Config, sp *spool.Spool, tr mail.Transport, stdout, stderr 
 	}
 	if sp == nil {
 		n.mbox = &mail.Mbox{W: stdout}
+		n.m = newStageMetrics(n)
 		return n
 	}
+	defer func() { n.m = newStageMetrics(n) }()
 	n.log = &logWriter{w: record.NewWriter(stdout)}
 	if tr != nil {
 		n.addChannel(&channel{name: "mail",
@@ -115,7 +120,7 @@ func newNotifier(cfg Config, sp *spool.Spool, tr mail.Transport, stdout, stderr 
 			permanent: mail.IsPermanent})
 	}
 	for _, h := range cfg.Webhooks {
-		n.addChannel(&channel{name: h.Name(), label: h.Label(),
+		n.addChannel(&channel{name: h.Name(), label: h.Label(), host: h.URL.Host,
 			send: func(ctx context.Context, e spool.Entry) error {
 				return cfg.WebhookClient.Send(ctx, h, n.payload(e))
 			},
@@ -245,13 +250,16 @@ func (n *notifier) add(line []byte, lineNo int) error {
 	// Intake decodes only what selection needs; the whole alert is decoded
 	// when a message shows it.
 	f := &n.fields
+	n.m.read.Inc()
 	if err := record.ScanMailFields(line, f); err != nil {
+		n.m.refused.WithLabelValues("unparsable").Inc()
 		fmt.Fprintf(n.stderr, "notify: stdin:%d: %v, skipped\n", lineNo, err)
 		return nil
 	}
 	if !n.selected(f) {
 		return nil
 	}
+	n.m.selected.Inc()
 	if n.cfg.EventClock {
 		n.advance(f.Timestamp)
 	}
@@ -435,6 +443,8 @@ func (n *notifier) sender(ctx context.Context, c *channel) {
 			err := c.send(sctx, e)
 			cancel()
 			if err == nil {
+				n.m.retrying.WithLabelValues(c.labels()...).Set(0)
+				n.m.sent.WithLabelValues(c.labels()...).Inc()
 				n.mark(c, e, "sent", attempt, nil)
 				c.q.done()
 				break
@@ -448,6 +458,8 @@ func (n *notifier) sender(ctx context.Context, c *channel) {
 				permanent = 0
 			}
 			if permanent >= permanentTries {
+				n.m.retrying.WithLabelValues(c.labels()...).Set(0)
+				n.m.failed.WithLabelValues(c.labels()...).Inc()
 				n.mark(c, e, "failed", attempt, err)
 				c.q.done()
 				break
@@ -455,6 +467,8 @@ func (n *notifier) sender(ctx context.Context, c *channel) {
 			n.mu.Lock()
 			queued := n.b.heldCount()
 			n.mu.Unlock()
+			n.m.retries.WithLabelValues(c.labels()...).Inc()
+			n.m.retrying.WithLabelValues(c.labels()...).Set(1)
 			rec := info("retry", e, queued, attempt, err.Error())
 			rec.Via = c.label
 			n.log.write(n.now(), rec)
@@ -667,6 +681,8 @@ func (n *notifier) read(in io.Reader) error {
 				return err
 			}
 		case errors.As(err, &long):
+			n.m.read.Inc()
+			n.m.refused.WithLabelValues("too_long").Inc()
 			fmt.Fprintf(n.stderr, "notify: stdin:%d: %v\n", long.Line, err)
 		case errors.Is(err, io.EOF):
 			if n.spool != nil {

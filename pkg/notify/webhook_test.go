@@ -21,6 +21,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/txtar"
 
+	"github.com/quietwatch/quietwatch/pkg/metrics/metricstest"
 	"github.com/quietwatch/quietwatch/pkg/record"
 	"github.com/quietwatch/quietwatch/pkg/spool"
 	"github.com/quietwatch/quietwatch/pkg/webhook"
@@ -353,9 +354,11 @@ func TestWebhookPermanent(t *testing.T) {
 	h.transport = mta
 	h.sleep = func(ctx context.Context, _ time.Duration) bool { return ctx.Err() == nil }
 	var out, errOut bytes.Buffer
+	metricsFile := filepath.Join(t.TempDir(), "notify.prom")
 	code := run(context.Background(), []string{"notify", "--to", "root", "--webhook-ca", hs.ca,
-		"--webhook-file", hs.file(t, "slack", "/services/"+secret), "--spool", spoolDir, "--group-window", "0"},
-		strings.NewReader(alertLine("p1", "perm", 10)), &out, &errOut, h)
+		"--webhook-file", hs.file(t, "slack", "/services/"+secret), "--spool", spoolDir, "--group-window", "0",
+		"--metrics-file", metricsFile},
+		strings.NewReader(alertLine("p1", "perm", 10)+alertLine("p2", "low", 3)+"{bad\n"), &out, &errOut, h)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1: %s", code, errOut.String())
 	}
@@ -384,6 +387,27 @@ func TestWebhookPermanent(t *testing.T) {
 	if pend, _ := os.ReadDir(filepath.Join(spoolDir, "msg")); len(pend) != 0 {
 		t.Errorf("%d messages left in msg/", len(pend))
 	}
+	fs := metricstest.Read(t, metricsFile)
+	host := strings.TrimPrefix(hs.srv.URL, "https://")
+	metricstest.Want(t, fs, 3, "quietwatch_notify_alerts_read_total")
+	metricstest.Want(t, fs, 1, "quietwatch_notify_alerts_selected_total")
+	metricstest.Want(t, fs, 1, "quietwatch_notify_lines_refused_total", "reason", "unparsable")
+	metricstest.Want(t, fs, 1, "quietwatch_notify_messages_sent_total", "transport", "mail")
+	metricstest.Want(t, fs, 0, "quietwatch_notify_messages_sent_total", "transport", "webhook", "endpoint", host)
+	metricstest.Want(t, fs, 1, "quietwatch_notify_messages_failed_total", "transport", "webhook", "endpoint", host)
+	metricstest.Want(t, fs, 0, "quietwatch_notify_messages_failed_total", "transport", "mail")
+	metricstest.Want(t, fs, permanentTries-1, "quietwatch_notify_send_retries_total", "transport", "webhook", "endpoint", host)
+	metricstest.Want(t, fs, 0, "quietwatch_notify_messages_retrying", "transport", "webhook")
+	metricstest.Want(t, fs, 0, "quietwatch_notify_messages_queued", "transport", "webhook")
+	metricstest.Want(t, fs, 0, "quietwatch_notify_alerts_held")
+	noSecret(t, "the metrics file", must(os.ReadFile(metricsFile)))
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // TestWebhookKill9: notify (a real process) is killed while the endpoint
