@@ -479,3 +479,39 @@ func TestWebhookKill9(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookFlags: usage and configuration errors of the webhook flags,
+// none of them showing a URL's secret.
+func TestWebhookFlags(t *testing.T) {
+	dir := t.TempDir()
+	twice := filepath.Join(dir, "twice")
+	os.WriteFile(twice, []byte("https://h.example/"+secret+"\njson https://h.example/"+secret+"\n"), 0o600) //nolint:errcheck
+	bad := filepath.Join(dir, "bad")
+	os.WriteFile(bad, []byte("ftp://h.example/"+secret+"\n"), 0o600) //nolint:errcheck
+	tmpl := filepath.Join(dir, "t.tmpl")
+	os.WriteFile(tmpl, []byte("{{.Nope"), 0o600) //nolint:errcheck
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--webhook-format", "irc", "--webhook", "https://h.example/x"}, 2, `--webhook-format: "irc"`},
+		{[]string{"--webhook", "ftp://h.example/" + secret}, 2, `scheme "ftp"`},
+		{[]string{"--webhook", "https://h.example/x", "--webhook-format", "json", "--webhook-template", tmpl}, 2, "exclude each other"},
+		{[]string{"--webhook", "https://h.example/x", "--webhook-template", tmpl}, 78, "--webhook-template"},
+		{[]string{"--webhook-file", twice}, 78, "webhook https://h.example: given twice"},
+		{[]string{"--webhook-file", bad}, 78, "bad:1: scheme"},
+		{[]string{"--webhook-file", filepath.Join(dir, "none")}, 78, "--webhook-file"},
+		{[]string{"--webhook", "https://h.example/x", "--webhook-ca", bad}, 78, "no PEM certificate"},
+		{[]string{"--webhook", "https://h.example/x", "--metrics-file", filepath.Join(dir, "m.txt")}, 78, ".prom"},
+		{[]string{"--min-level", "3"}, 2, "--to is required (or a webhook)"},
+	} {
+		var out, errOut bytes.Buffer
+		args := append([]string{"notify", "--spool", t.TempDir()}, c.args...)
+		code := run(context.Background(), args, strings.NewReader(""), &out, &errOut, nil)
+		if code != c.code || !strings.Contains(errOut.String(), c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errOut.String(), c.code, c.want)
+		}
+		noSecret(t, "stderr", errOut.Bytes())
+	}
+}
