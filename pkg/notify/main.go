@@ -40,7 +40,9 @@ const usageText = `notify --to ADDRESS [options] < alerts.jsonl
    fastparse -f /var/log/suricata/fast.log | correlate -r local_rules.xml |
      tee >(notify --to root --max-per-hour 6) | block
 
-   correlate -r local_rules.xml < old-events.jsonl | notify --to root --dry-run > would-send.mbox`
+   correlate -r local_rules.xml < old-events.jsonl | notify --to root --dry-run > would-send.mbox
+
+   ... | notify --to root --webhook-file /etc/quietwatch/webhooks   (lines: FORMAT URL; see docs/notify.md)`
 
 // Main runs the stage and returns its exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -61,10 +63,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	host, _ := os.Hostname()
 	app := &cli.App{
 		Name:      "notify",
-		Usage:     "mail quietwatch alerts through sendmail or SMTP, grouped, rate-limited, spooled",
+		Usage:     "mail quietwatch alerts through sendmail or SMTP (and post them to webhooks), grouped, rate-limited, spooled",
 		UsageText: usageText,
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "to", Usage: "recipient `ADDRESS` (repeatable, required): user@host or a local name such as root"},
+			&cli.StringSliceFlag{Name: "to", Usage: "recipient `ADDRESS` (repeatable; required without a webhook): user@host or a local name such as root"},
 			&cli.StringFlag{Name: "from", Usage: "sender `ADDRESS` (default: quietwatch@HOSTNAME)"},
 			&cli.StringFlag{Name: "hostname", Value: host, Usage: "the host `NAME` in subjects and bodies"},
 			&cli.IntFlag{Name: "min-level", Value: 9, Usage: "mail alerts of this `LEVEL` and above (OSSEC's email_alert_level)"},

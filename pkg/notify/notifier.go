@@ -651,7 +651,26 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	return exitcode.Errorf(exitcode.TempFail, "%d message(s) not accepted by the MTA or a webhook within --exit-wait %s: they stay in the spool for the next run", len(left), n.cfg.ExitWait)
+	return exitcode.Errorf(exitcode.TempFail, "%d message(s) not accepted by %s within --exit-wait %s: they stay in the spool for the next run", len(left), n.who(), n.cfg.ExitWait)
+}
+
+// who names the transports in messages: "the MTA", "a webhook" or both.
+func (n *notifier) who() string {
+	mail, hooks := false, false
+	for _, c := range n.chans {
+		if c.label == "" {
+			mail = true
+		} else {
+			hooks = true
+		}
+	}
+	switch {
+	case mail && hooks:
+		return "the MTA or a webhook"
+	case hooks:
+		return "a webhook"
+	}
+	return "the MTA"
 }
 
 // failedErr is run's result when everything else went well: exit 1 if a
@@ -662,7 +681,7 @@ func (n *notifier) failedErr() error {
 	if n.failed == 0 {
 		return nil
 	}
-	return exitcode.Errorf(exitcode.Failure, "%d message(s) refused for good by the MTA or a webhook: kept in the spool's failed/ directory, not sent again", n.failed)
+	return exitcode.Errorf(exitcode.Failure, "%d message(s) refused for good by %s: kept in the spool's failed/ directory, not sent again", n.failed, n.who())
 }
 
 // read feeds the input's lines to add, flushing the journal whenever the
