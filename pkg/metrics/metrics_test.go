@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -55,4 +57,54 @@ func TestWriteFileReadBack(t *testing.T) {
 	if st.Mode().Perm() != 0o644 {
 		t.Errorf("mode %v: node_exporter could not read it", st.Mode())
 	}
+}
+
+// TestStartPeriodic: the file follows the counters every Every (the
+// bubble's clock: no waiting), and a folder gone makes one report, not one
+// per write, until a write succeeds again.
+func TestStartPeriodic(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		reg := NewRegistry()
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "quietwatch_test_ticks_total", Help: "Ticks."})
+		reg.MustRegister(c)
+		sub := filepath.Join(dir, "sub")
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(sub, "t.prom")
+		var reports []error
+		stop := Start(reg, path, func(err error) { reports = append(reports, err) })
+		for i := 1; i <= 3; i++ {
+			c.Inc()
+			time.Sleep(Every)
+			synctest.Wait()
+			fs, err := ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, _ := fs.Value("quietwatch_test_ticks_total"); v != float64(i) {
+				t.Fatalf("after %d periods: %v", i, v)
+			}
+		}
+		if err := os.RemoveAll(sub); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * Every)
+		synctest.Wait()
+		if len(reports) != 1 {
+			t.Errorf("%d reports for a folder gone, want 1: %v", len(reports), reports)
+		}
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(Every)
+		synctest.Wait()
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("not written again once the folder is back: %v", err)
+		}
+	})
 }
