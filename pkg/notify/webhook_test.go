@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -514,4 +515,78 @@ func TestWebhookFlags(t *testing.T) {
 		}
 		noSecret(t, "stderr", errOut.Bytes())
 	}
+}
+
+// connectProxy is an HTTP proxy that tunnels every CONNECT to target (a
+// loopback address), whatever host was asked for, and records the hosts.
+type connectProxy struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	asked  []string
+	target string
+}
+
+func newConnectProxy(t *testing.T, target string) *connectProxy {
+	p := &connectProxy{target: target}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		p.mu.Lock()
+		p.asked = append(p.asked, r.Host)
+		p.mu.Unlock()
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer up.Close()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		io.WriteString(conn, "HTTP/1.1 200 Connection established\r\n\r\n") //nolint:errcheck
+		done := make(chan struct{}, 2)
+		go func() { io.Copy(up, conn); done <- struct{}{} }() //nolint:errcheck
+		go func() { io.Copy(conn, up); done <- struct{}{} }() //nolint:errcheck
+		<-done
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// TestWebhookProxy: under the unit's IPAddressAllow=localhost, a webhook
+// goes out through a local proxy named by HTTPS_PROXY (docs/notify.md). A
+// real notify process posts to https://example.com/... through a CONNECT
+// proxy on loopback, which tunnels it to the test server (nothing leaves
+// the machine): the server gets the request, TLS checked against the name.
+func TestWebhookProxy(t *testing.T) {
+	hs := newHookServer(t)
+	proxy := newConnectProxy(t, strings.TrimPrefix(hs.srv.URL, "https://"))
+	hookFile := filepath.Join(t.TempDir(), "webhooks")
+	if err := os.WriteFile(hookFile, []byte("json https://example.com/hook/"+secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "--webhook-ca", hs.ca, "--webhook-file", hookFile, "--spool", t.TempDir(),
+		"--group-window", "0", "--exit-wait", "20s")
+	cmd.Env = append(os.Environ(), "QWN_NOTIFY_MAIN=1", "HTTPS_PROXY="+proxy.srv.URL, "NO_PROXY=", "no_proxy=")
+	cmd.Stdin = strings.NewReader(alertLine("x1", "proxied", 10))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v: %s", err, stderr.String())
+	}
+	if got := hs.alerts(t, true); got["x1"] != 1 {
+		t.Errorf("server got %v", got)
+	}
+	proxy.mu.Lock()
+	asked := slices.Clone(proxy.asked)
+	proxy.mu.Unlock()
+	if len(asked) != 1 || asked[0] != "example.com:443" {
+		t.Errorf("proxy asked for %v", asked)
+	}
+	noSecret(t, "stdout", stdout.Bytes())
+	noSecret(t, "stderr", stderr.Bytes())
 }
