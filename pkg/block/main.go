@@ -149,6 +149,7 @@ func newApp(e *env) *cli.App {
 		&cli.StringSliceFlag{Name: "allow", Usage: "never ban `CIDR` (or a single address; repeatable)"},
 		&cli.StringFlag{Name: "allow-file", Usage: "never ban the addresses and CIDRs in `FILE` (one a line, # comments)"},
 		&cli.BoolFlag{Name: "log-skips", Usage: "also write a skip decision for each alert not acted on (below-level, allowlisted, ...)"},
+		&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},
 	)
 	return &cli.App{
 		Name:            "block",

@@ -15,6 +15,7 @@ import (
 
 	"github.com/quietwatch/quietwatch/pkg/ban"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
+	"github.com/quietwatch/quietwatch/pkg/metrics"
 	"github.com/quietwatch/quietwatch/pkg/record"
 )
 
@@ -128,6 +129,7 @@ type output struct {
 	// not written (a port scan makes tens of thousands of below-level
 	// ones).
 	skips bool
+	m     *stageMetrics // nil: no metrics (the subcommands)
 }
 
 func (o *output) openAR() error {
@@ -153,6 +155,7 @@ func (o *output) close() {
 
 // write writes decisions; the caller flushes.
 func (o *output) write(ds []record.Decision) error {
+	o.m.count(ds, o.now())
 	var ar []byte
 	for i := range ds {
 		if ds[i].Ban.Action == "skip" && !o.skips {
@@ -228,6 +231,23 @@ func runStage(c *cli.Context, e *env) error {
 		return exitcode.New(exitcode.Config, err)
 	}
 	defer out.close()
+	if path := c.String("metrics-file"); path != "" {
+		if err := metrics.Check(path); err != nil {
+			return exitcode.Errorf(exitcode.Config, "--metrics-file: %w", err)
+		}
+		var names []string
+		for _, b := range cm.backends {
+			names = append(names, b.Name())
+		}
+		out.m = newStageMetrics(m.Bans, names)
+		stop := metrics.Start(out.m.reg, path, func(err error) { fmt.Fprintf(stderr, "block: --metrics-file: %v\n", err) })
+		defer func() {
+			out.m.recount(e.now(), true) // (the loop has ended: no race with it)
+			if err := stop(); err != nil {
+				fmt.Fprintf(stderr, "block: --metrics-file: %v\n", err)
+			}
+		}()
+	}
 	// Served from here on: a subcommand that finds no socket finds the
 	// state unlocked. Calls wait for the loop below.
 	ctl, err := serve(socketPath(c.String("socket"), cm.state, c.IsSet("socket")), cm.state, stderr)

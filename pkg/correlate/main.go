@@ -25,6 +25,7 @@ import (
 
 	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
+	"github.com/quietwatch/quietwatch/pkg/metrics"
 	"github.com/quietwatch/quietwatch/pkg/record"
 	"github.com/quietwatch/quietwatch/pkg/rule"
 	"github.com/quietwatch/quietwatch/pkg/seen"
@@ -81,6 +82,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.IntFlag{Name: "min-level", Value: 1, Usage: "write alerts of this `LEVEL` and above (OSSEC's log_alert_level)"},
 			&cli.BoolFlag{Name: "explain", Usage: "for each event, write the rules tried and why each matched or not on stderr"},
 			&cli.StringFlag{Name: "hostname", Usage: "add \"hostname\":`NAME` to every alert (unless the event has one)"},
+			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},
 		},
 		Action: func(c *cli.Context) error { return action(ctx, c, stdin, stdout, stderr, h) },
 	}
@@ -163,6 +165,18 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 	if ftsPath != "" {
 		p.save = func() error { return fts.Save(ftsPath) }
 	}
+	p.m = newStageMetrics()
+	if path := c.String("metrics-file"); path != "" {
+		if err := metrics.Check(path); err != nil {
+			return exitcode.Errorf(exitcode.Config, "--metrics-file: %w", err)
+		}
+		stop := metrics.Start(p.m.reg, path, func(err error) { fmt.Fprintf(stderr, "correlate: --metrics-file: %v\n", err) })
+		defer func() {
+			if err := stop(); err != nil {
+				fmt.Fprintf(stderr, "correlate: --metrics-file: %v\n", err)
+			}
+		}()
+	}
 	err := p.run(ctx, inputs, stdin)
 	if ftsPath != "" {
 		if serr := fts.Save(ftsPath); serr != nil {
@@ -232,6 +246,8 @@ type pipeline struct {
 	// hold the stop back.
 	late    atomic.Bool
 	dropped int
+
+	m *stageMetrics
 }
 
 // stopGrace is how long after SIGTERM the lines already read are still
@@ -597,7 +613,9 @@ func (p *pipeline) record(name string, it *item) error {
 	if it.blank {
 		return nil
 	}
+	p.m.events.Inc()
 	if it.diag != "" {
+		p.m.refuse(it.diag)
 		p.diagf("%s:%d: %s", name, it.lineNo, it.diag)
 		return nil
 	}
@@ -652,6 +670,7 @@ func (p *pipeline) record(name string, it *item) error {
 		return nil
 	}
 	o.buf = append(o.buf, '\n')
+	p.m.alert(rs.r.ID, rs.r.Level)
 	if p.cfg.explain { // (the arguments would be boxed even when not)
 		explainf("alert: rule %d level %d", rs.r.ID, rs.r.Level)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/fastlog"
 	"github.com/quietwatch/quietwatch/pkg/follow"
+	"github.com/quietwatch/quietwatch/pkg/metrics"
 	"github.com/quietwatch/quietwatch/pkg/record"
 )
 
@@ -102,6 +103,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.BoolFlag{Name: "from-start", Usage: "with -f and no saved position: read FILE from its start, not its end"},
 			&cli.DurationFlag{Name: "poll", Value: defaultPoll, Usage: "with -f: how often to look for new lines (`DURATION`)"},
 			&cli.IntFlag{Name: "max-line", Value: fastLineMax, Usage: "longest line accepted, in `BYTES`; longer ones are reported and skipped"},
+			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},
 		},
 		Action: func(c *cli.Context) error {
 			s, err := newStage(c, stderr)
@@ -138,6 +140,7 @@ type stage struct {
 	strict   bool
 	maxLine  int
 	skipped  int
+	m        *stageMetrics
 }
 
 func newStage(c *cli.Context, stderr io.Writer) (*stage, error) {
@@ -170,6 +173,7 @@ func newStage(c *cli.Context, stderr io.Writer) (*stage, error) {
 		location: c.String("location"),
 		strict:   c.Bool("strict"),
 		maxLine:  c.Int("max-line"),
+		m:        newStageMetrics(),
 	}, nil
 }
 
@@ -201,6 +205,17 @@ func parseZone(s string) (*time.Location, error) {
 }
 
 func (s *stage) run(ctx context.Context, c *cli.Context, stdin io.Reader, wake <-chan struct{}) error {
+	if path := c.String("metrics-file"); path != "" {
+		if err := metrics.Check(path); err != nil {
+			return exitcode.Errorf(exitcode.Config, "--metrics-file: %w", err)
+		}
+		stop := metrics.Start(s.m.reg, path, func(err error) { fmt.Fprintf(s.stderr, "fastparse: --metrics-file: %v\n", err) })
+		defer func() {
+			if err := stop(); err != nil {
+				fmt.Fprintf(s.stderr, "fastparse: --metrics-file: %v\n", err)
+			}
+		}()
+	}
 	var err error
 	if name := c.String("follow"); name != "" {
 		err = s.follow(ctx, name, c.String("position"), c.Bool("from-start"), c.Duration("poll"), wake)
@@ -228,7 +243,7 @@ func plural(n int, one, many string) string {
 
 // newWorker returns a worker for the input called name.
 func (s *stage) newWorker(name string) *worker {
-	w := &worker{p: s.parser, strict: s.strict, maxLine: s.maxLine}
+	w := &worker{p: s.parser, strict: s.strict, maxLine: s.maxLine, m: s.m}
 	w.p.Location = name
 	if s.location != "" {
 		w.p.Location = s.location

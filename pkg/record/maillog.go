@@ -44,6 +44,7 @@ type MailInfo struct {
 	Attempt   int      `json:"attempt,omitempty"`
 	Error     string   `json:"error,omitempty"`
 	File      string   `json:"file,omitempty"` // with "failed": where the message is kept
+	Via       string   `json:"via,omitempty"`  // the transport, when not mail: "webhook https://host"
 }
 
 // AppendMailLog appends r as one JSON line (without the newline) to dst.

@@ -16,6 +16,11 @@
 //	                          kept, never resent by notify (the admin may resend it)
 //	tmp/                      files being written, renamed into place when complete
 //
+// A message goes out through one or more transports (mail, webhooks). Its
+// metadata's "done" records the transports through with it (Mark); it
+// leaves msg/ once every transport is: removed if each sent it, moved to
+// failed/ if one refused it for good.
+//
 // Messages consume journal entries in order (every message takes all the
 // entries up to its number), so one counter says what is still to mail.
 package spool
@@ -64,6 +69,10 @@ type Meta struct {
 	// parts count as one message for the hourly limit.
 	Part  int `json:"part,omitempty"`
 	Parts int `json:"parts,omitempty"`
+	// Done says which transports are through with the message ("mail",
+	// "webhook-...": "sent" or "failed"), so that after a restart each
+	// transport sends only what it has not sent (see Mark).
+	Done map[string]string `json:"done,omitempty"`
 }
 
 // Entry is a message in the spool.
@@ -92,6 +101,8 @@ type Spool struct {
 	jfiles  []string
 	dirty   bool // written since the last fsync
 	closed  bool
+
+	marks sync.Mutex // serializes Mark's read-modify-write of a message
 }
 
 // ErrClosed is returned by Append after Close.
@@ -475,6 +486,71 @@ func (s *Spool) Pending() ([]Entry, error) {
 		out = append(out, Entry{Name: e.Name(), Meta: m, Msg: data[i+1:]})
 	}
 	return out, nil
+}
+
+// Mark records that transport is through with the message named name
+// (status "sent" or "failed"). When every transport in need is through
+// with it, the message leaves msg/: it is removed if each sent it, moved
+// to failed/ (Fail) if one refused it; Mark then returns "sent" or
+// "failed" (and with "failed" the new path). Otherwise the message's
+// metadata is rewritten (atomically, durably) with the mark, and Mark
+// returns "". The mark is on disk before Mark returns, so a restart sends
+// the message again only through the transports that had not taken it.
+func (s *Spool) Mark(name, transport, status string, need []string) (final, path string, err error) {
+	s.marks.Lock()
+	defer s.marks.Unlock()
+	file := filepath.Join(s.dir, "msg", name)
+	data, err := readFile(file)
+	if err != nil {
+		return "", "", err
+	}
+	i := bytes.IndexByte(data, '\n')
+	if i < 0 {
+		return "", "", fmt.Errorf("spool: %s: no metadata line", file)
+	}
+	var m Meta
+	if err := record.Unmarshal(data[:i], &m); err != nil {
+		return "", "", fmt.Errorf("spool: %s: %w", file, err)
+	}
+	if m.Done == nil {
+		m.Done = map[string]string{}
+	}
+	m.Done[transport] = status
+	final = "sent"
+	for _, t := range need {
+		switch m.Done[t] {
+		case "":
+			final = ""
+		case "failed":
+			if final != "" {
+				final = "failed"
+			}
+		}
+	}
+	e := Entry{Name: name, Meta: m, Msg: data[i+1:]}
+	switch final {
+	case "sent":
+		return final, "", s.Remove(e)
+	case "failed":
+		// The metadata says which transport refused it.
+		if err := s.rewrite(e); err != nil {
+			return "", "", err
+		}
+		path, err := s.Fail(e)
+		return final, path, err
+	}
+	return "", "", s.rewrite(e)
+}
+
+// rewrite stores e over its message file.
+func (s *Spool) rewrite(e Entry) error {
+	head, err := record.Marshal(e.Meta)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	data := make([]byte, 0, len(head)+1+len(e.Msg))
+	data = append(append(append(data, head...), '\n'), e.Msg...)
+	return s.writeFile(filepath.Join("msg", e.Name), data)
 }
 
 // Remove deletes a message the MTA has accepted.
