@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/quietwatch/quietwatch/internal/hosttest"
+	"github.com/quietwatch/quietwatch/pkg/metrics/metricstest"
 )
 
 // TestInstalled runs quietwatch as installed: the README's scripts/install
@@ -52,6 +53,7 @@ func TestInstalled(t *testing.T) {
 		"QW_BLOCK_BACKENDS": "iptables ipset",
 		"QW_NOTIFY_ARGS":    "--group-window 1s",
 		"QW_FASTPARSE_ARGS": "--from-start",
+		"QW_METRICS_DIR":    "/var/lib/quietwatch/metrics",
 	})
 	f, err := os.OpenFile(root.path("/etc/quietwatch/allow.list"), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
@@ -258,6 +260,21 @@ func TestInstalled(t *testing.T) {
 	stop(svc)
 	if ownerMode(t, root.path("/var/lib/quietwatch/fastparse/position")) == "" {
 		t.Error("fastparse saved no position")
+	}
+	// Every stage wrote its metrics (at exit at the latest), readable by
+	// node_exporter's user, where the settings file says.
+	for _, stage := range []string{"fastparse", "correlate", "notify", "block"} {
+		path := root.path("/var/lib/quietwatch/metrics/quietwatch_" + stage + ".prom")
+		if got := ownerMode(t, path); !strings.HasSuffix(got, " 0644") {
+			t.Errorf("%s: owner and mode %q, want a file of mode 0644", path, got)
+			continue
+		}
+		fs := metricstest.Read(t, path)
+		if stage == "block" {
+			// The attacker's ban, and the manual one through the socket.
+			metricstest.Want(t, fs, 1, "quietwatch_block_bans_placed_total", "origin", "alert")
+			metricstest.Want(t, fs, 1, "quietwatch_block_bans_placed_total", "origin", "manual")
+		}
 	}
 
 	// A second start: the directories reset again, everything resumes; the
