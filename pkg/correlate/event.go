@@ -1,6 +1,8 @@
 package correlate
 
 import (
+	"bytes"
+	"net/netip"
 	"strconv"
 
 	"github.com/quietwatch/quietwatch/pkg/record"
@@ -12,11 +14,13 @@ import (
 const decoderName = "snort"
 
 // prepare fills ev from the scanned fields of line (all but the parsed
-// addresses, which only rules with srcip/dstip need).
-func prepare(ev *event, f *record.EventFields, line []byte) {
+// addresses, which only rules with srcip/dstip need); v6bits is
+// --ipv6-prefix.
+func prepare(ev *event, f *record.EventFields, line []byte, v6bits int) {
 	ev.IDS = true
 	ev.Decoder = decoderName
 	ev.src, ev.dst = f.SrcIP, f.DestIP
+	ev.sourceKey(v6bits)
 	if f.FullLog != nil {
 		ev.log = f.FullLog
 		ev.SetText(stripStamp(f.FullLog))
@@ -39,7 +43,43 @@ func prepare(ev *event, f *record.EventFields, line []byte) {
 		ev.sigBuf = b
 		ev.SigID = b
 	}
-	ev.ftsKey = seen.NewHash().Add([]byte(decoderName)).Add(ev.SigID).Add(ev.src).Add(ev.dst)
+	ev.ftsKey = seen.NewHash().Add([]byte(decoderName)).Add(ev.SigID).Add(ev.srcKey).Add(ev.dst)
+}
+
+// sourceKey sets ev.srcKey, what the source is counted as: an IPv6
+// address as its network of v6bits bits, in canonical text
+// ("2001:db8::/64"), which ev.prefix then holds too; an IPv4-mapped IPv6
+// address as the IPv4 address ("192.0.2.1"); at 128 bits an IPv6 address
+// as its canonical text; anything else (IPv4, no address, not an address)
+// as written. An attacker's addresses within one /64 count together: a
+// host or a home line is usually given a whole /64, so the address alone
+// is no identity for an IPv6 source.
+func (ev *event) sourceKey(v6bits int) {
+	ev.srcKey, ev.prefix = ev.src, nil
+	if bytes.IndexByte(ev.src, ':') < 0 {
+		return // IPv4 (or none): the fast path
+	}
+	a, err := netip.ParseAddr(string(ev.src))
+	if err != nil {
+		return
+	}
+	a = a.WithZone("")
+	if a.Is4In6() {
+		ev.keyBuf = a.Unmap().AppendTo(ev.keyBuf[:0])
+		ev.srcKey = ev.keyBuf
+		return
+	}
+	if v6bits >= 128 {
+		ev.keyBuf = a.AppendTo(ev.keyBuf[:0])
+		ev.srcKey = ev.keyBuf
+		return
+	}
+	p, err := a.Prefix(v6bits)
+	if err != nil {
+		return // (not reached: v6bits is checked, a is IPv6 without a zone)
+	}
+	ev.keyBuf = p.AppendTo(ev.keyBuf[:0])
+	ev.srcKey, ev.prefix = ev.keyBuf, ev.keyBuf
 }
 
 // stripStamp returns the log text without its leading timestamp, as OSSEC

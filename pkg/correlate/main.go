@@ -47,6 +47,12 @@ const usageText = `correlate [-r RULES]... [options] [FILE...] < events.jsonl > 
 const (
 	DefaultMaxKeys = 50000
 	DefaultMaxFTS  = 1000000
+	// DefaultIPv6Prefix is --ipv6-prefix: a host, or a home line, is
+	// usually given a whole /64.
+	DefaultIPv6Prefix = 64
+	// MinIPv6Prefix is the shortest --ipv6-prefix: a /48 is a whole site,
+	// wider would lump unrelated networks together.
+	MinIPv6Prefix = 48
 )
 
 // Main runs the stage and returns its exit code.
@@ -81,6 +87,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.IntFlag{Name: "min-level", Value: 1, Usage: "write alerts of this `LEVEL` and above (OSSEC's log_alert_level)"},
 			&cli.BoolFlag{Name: "explain", Usage: "for each event, write the rules tried and why each matched or not on stderr"},
 			&cli.StringFlag{Name: "hostname", Usage: "add \"hostname\":`NAME` to every alert (unless the event has one)"},
+			&cli.IntFlag{Name: "ipv6-prefix", Value: DefaultIPv6Prefix, Usage: "count an IPv6 source as its network of `N` bits (48 to 128; 128: each address on its own) in same-source counting and first-time-seen keys"},
 		},
 		Action: func(c *cli.Context) error { return action(ctx, c, stdin, stdout, stderr, h) },
 	}
@@ -106,6 +113,10 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 	}
 	if c.Int("max-keys") < 1 || c.Int("max-fts") < 2 {
 		return command.UsageErrorf("--max-keys and --max-fts must be positive")
+	}
+	v6bits := c.Int("ipv6-prefix")
+	if v6bits < MinIPv6Prefix || v6bits > 128 {
+		return command.UsageErrorf("--ipv6-prefix: %d is outside %d..128", v6bits, MinIPv6Prefix)
 	}
 	if c.Bool("no-builtin") && len(c.StringSlice("rules")) == 0 {
 		return command.UsageErrorf("no rules: give -r FILE or leave out --no-builtin")
@@ -141,7 +152,7 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 		}
 	}
 	maxKeys := c.Int("max-keys")
-	eng := newEngine(set, window.NewStore(maxKeys), fts)
+	eng := newEngine(set, window.NewStore(maxKeys), fts, v6bits)
 
 	inputs := []string{"-"}
 	if c.NArg() > 0 {
@@ -156,7 +167,7 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 			p.diagf("rules not reloaded: the ones loaded before stay in force")
 			return
 		}
-		p.eng = newEngine(set, window.NewStore(maxKeys), fts)
+		p.eng = newEngine(set, window.NewStore(maxKeys), fts, v6bits)
 		p.pre.Store(p.newPretest(p.eng))
 		p.diagf("rules reloaded (%d rules); composite counts start afresh", len(set.Rules))
 	}
@@ -232,6 +243,7 @@ type pipeline struct {
 	// hold the stop back.
 	late    atomic.Bool
 	dropped int
+	scratch []byte // for src_prefix's value
 }
 
 // stopGrace is how long after SIGTERM the lines already read are still
@@ -566,7 +578,7 @@ func scan(it *item, pt *pretest) {
 		it.diag = fmt.Sprintf("record already has correlate's %q key (an alert fed back?), skipped", f.Own)
 		return
 	}
-	prepare(&it.ev, f, it.line)
+	prepare(&it.ev, f, it.line, pt.v6bits)
 	pt.run(&it.ev)
 	it.t, it.tOK = 0, false
 	if f.Timestamp != nil {
@@ -646,10 +658,17 @@ func (p *pipeline) record(name string, it *item) error {
 	}
 	var err error
 	o := p.out
+	n := len(o.buf)
 	o.buf, err = rs.enc.AppendAlert(o.buf, it.line, rs.rec.FiredTimes, floorDiv(now, 1e6), it.seq, res.prev, host)
 	if err != nil {
 		p.diagf("%s:%d: %v, skipped", name, it.lineNo, err)
 		return nil
+	}
+	if rs.bySource && ev.prefix != nil {
+		// the network the source was counted as, for block and notify
+		p.scratch = record.AppendString(p.scratch[:0], ev.prefix)
+		out, _ := record.AppendField(o.buf[n:], "src_prefix", p.scratch) // (an object: AppendAlert made it)
+		o.buf = append(o.buf[:n], out...)
 	}
 	o.buf = append(o.buf, '\n')
 	if p.cfg.explain { // (the arguments would be boxed even when not)
