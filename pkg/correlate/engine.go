@@ -33,12 +33,12 @@ type event struct {
 	// different_srcip, first time seen): src, or its IPv6 network (see
 	// sourceKey)
 	srcKey []byte
-	// prefix is srcKey when it is an IPv6 network (the alert's
-	// src_prefix), else nil
-	prefix []byte
 	keyBuf []byte // srcKey's buffer when it is not src
-	dst    []byte // dest_ip as written
-	log    []byte // full_log (or the compact record) for previous_output
+	// net is the IPv6 network the source counts as (the alert's
+	// src_prefix); not valid for IPv4 sources and with --ipv6-prefix 128
+	net netip.Prefix
+	dst []byte // dest_ip as written
+	log []byte // full_log (or the compact record) for previous_output
 	// compact is the buffer of the compact record (for a record without
 	// full_log)
 	compact []byte
@@ -235,8 +235,8 @@ func (pt *pretest) run(ev *event) {
 // from is, for --explain, what ws counts ev's events by; a source counted
 // as its network says so ("from this source (2001:db8::/64)").
 func (ws *winState) from(ev *event) string {
-	if ev.prefix != nil && (ws.key == keySrc || ws.key == keySrcSig) {
-		return ws.name + " (" + string(ev.prefix) + ")"
+	if ev.net.IsValid() && (ws.key == keySrc || ws.key == keySrcSig) {
+		return ws.name + " (" + ev.net.String() + ")"
 	}
 	return ws.name
 }

@@ -2,6 +2,7 @@ package correlate
 
 import (
 	"bytes"
+	"encoding/hex"
 	"net/netip"
 	"strconv"
 
@@ -46,16 +47,19 @@ func prepare(ev *event, f *record.EventFields, line []byte, v6bits int) {
 	ev.ftsKey = seen.NewHash().Add([]byte(decoderName)).Add(ev.SigID).Add(ev.srcKey).Add(ev.dst)
 }
 
-// sourceKey sets ev.srcKey, what the source is counted as: an IPv6
-// address as its network of v6bits bits, in canonical text
-// ("2001:db8::/64"), which ev.prefix then holds too; an IPv4-mapped IPv6
-// address as the IPv4 address ("192.0.2.1"); at 128 bits an IPv6 address
-// as its canonical text; anything else (IPv4, no address, not an address)
-// as written. An attacker's addresses within one /64 count together: a
-// host or a home line is usually given a whole /64, so the address alone
-// is no identity for an IPv6 source.
+// sourceKey sets ev.srcKey, what the source is counted as, and ev.net:
+// an IPv6 address counts as its network of v6bits bits (ev.net, the
+// alert's src_prefix, when v6bits < 128), an IPv4-mapped IPv6 address as
+// the IPv4 address ("192.0.2.1"), anything else (IPv4, no address, not an
+// address) as written. An attacker's addresses within one /64 count
+// together: a host or a home line is usually given a whole /64, so the
+// address alone is no identity for an IPv6 source.
+//
+// An IPv6 key is the network's bytes in hex and its length
+// ("20010db800000000/64", "20010db8000000000000000000000001/128"): cheaper
+// to make than the canonical text, and never taken for an IPv4 address.
 func (ev *event) sourceKey(v6bits int) {
-	ev.srcKey, ev.prefix = ev.src, nil
+	ev.srcKey, ev.net = ev.src, netip.Prefix{}
 	if bytes.IndexByte(ev.src, ':') < 0 {
 		return // IPv4 (or none): the fast path
 	}
@@ -63,23 +67,24 @@ func (ev *event) sourceKey(v6bits int) {
 	if err != nil {
 		return
 	}
-	a = a.WithZone("")
 	if a.Is4In6() {
-		ev.keyBuf = a.Unmap().AppendTo(ev.keyBuf[:0])
+		ev.keyBuf = a.Unmap().WithZone("").AppendTo(ev.keyBuf[:0])
 		ev.srcKey = ev.keyBuf
 		return
 	}
-	if v6bits >= 128 {
-		ev.keyBuf = a.AppendTo(ev.keyBuf[:0])
-		ev.srcKey = ev.keyBuf
-		return
+	b := a.As16()
+	for i := range b {
+		if n := v6bits - 8*i; n < 8 {
+			b[i] &^= 0xff >> max(n, 0)
+		}
 	}
-	p, err := a.Prefix(v6bits)
-	if err != nil {
-		return // (not reached: v6bits is checked, a is IPv6 without a zone)
+	k := hex.AppendEncode(ev.keyBuf[:0], b[:(v6bits+7)/8])
+	k = append(k, '/')
+	k = strconv.AppendInt(k, int64(v6bits), 10)
+	ev.keyBuf, ev.srcKey = k, k
+	if v6bits < 128 {
+		ev.net = netip.PrefixFrom(netip.AddrFrom16(b), v6bits)
 	}
-	ev.keyBuf = p.AppendTo(ev.keyBuf[:0])
-	ev.srcKey, ev.prefix = ev.keyBuf, ev.keyBuf
 }
 
 // stripStamp returns the log text without its leading timestamp, as OSSEC

@@ -664,9 +664,10 @@ func (p *pipeline) record(name string, it *item) error {
 		p.diagf("%s:%d: %v, skipped", name, it.lineNo, err)
 		return nil
 	}
-	if rs.bySource && ev.prefix != nil {
+	if rs.bySource && ev.net.IsValid() {
 		// the network the source was counted as, for block and notify
-		p.scratch = record.AppendString(p.scratch[:0], ev.prefix)
+		p.scratch = ev.net.AppendTo(append(p.scratch[:0], '"'))
+		p.scratch = append(p.scratch, '"')
 		out, _ := record.AppendField(o.buf[n:], "src_prefix", p.scratch) // (an object: AppendAlert made it)
 		o.buf = append(o.buf[:n], out...)
 	}
