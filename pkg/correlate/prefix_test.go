@@ -168,3 +168,26 @@ func BenchmarkSourceKey(b *testing.B) {
 		})
 	}
 }
+
+// FuzzParse6 checks parse6 against netip.ParseAddr: what it accepts,
+// ParseAddr accepts as the same address; what ParseAddr accepts written
+// with hex digits and colons only, it accepts.
+func FuzzParse6(f *testing.F) {
+	for _, s := range []string{"2001:db8::1", "::", "::1", "1::", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8",
+		"1:2:3:4:5:6:7:8:9", "1::2::3", "12345::", "2001:DB8::A", ":1::", "1:", "::ffff:192.0.2.1", "fe80::1%eth0", "1:2:3:4:5:6:7::8", "0:0:0:0:0:0:0:0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ip, ok := parse6([]byte(s))
+		a, err := netip.ParseAddr(s)
+		if ok {
+			if err != nil || !a.Is6() || a.Zone() != "" || a.As16() != ip {
+				t.Fatalf("parse6(%q) = %x; netip: %v %v", s, ip, a, err)
+			}
+			return
+		}
+		if err == nil && strings.Trim(s, "0123456789abcdefABCDEF:") == "" {
+			t.Fatalf("parse6(%q) refused what netip takes (%v)", s, a)
+		}
+	})
+}
