@@ -28,7 +28,15 @@ const (
 // event is one input record as the engine sees it.
 type event struct {
 	rule.Event
-	src []byte // src_ip as written: the same_source_ip key
+	src []byte // src_ip as written
+	// srcKey is what the source counts as (same_source_ip,
+	// different_srcip, first time seen): src, or its IPv6 network (see
+	// sourceKey)
+	srcKey []byte
+	keyBuf []byte // srcKey's buffer when it is not src
+	// net is the IPv6 network the source counts as (the alert's
+	// src_prefix); not valid for IPv4 sources and with --ipv6-prefix 128
+	net netip.Prefix
 	dst []byte // dest_ip as written
 	log []byte // full_log (or the compact record) for previous_output
 	// compact is the buffer of the compact record (for a record without
@@ -69,6 +77,9 @@ type ruleState struct {
 	silentUntil int64
 	// pre: Test is computed ahead, in the reading goroutine
 	pre bool
+	// bySource: the rule counts by source (a composite with
+	// same_source_ip, or if_fts), so its alerts say the source's prefix
+	bySource bool
 }
 
 // Engine walks the rule tree for each event and keeps the composite and
@@ -83,16 +94,20 @@ type Engine struct {
 	needIP  bool
 	prev    [][]byte
 	nEvents uint64
+	v6bits  int // --ipv6-prefix
 }
 
 // newEngine prepares set for evaluation. Composites that count the same
 // rules by the same key share one window (the how-to's four Priority-1
 // composites keep one list per source, not four).
-func newEngine(set *rule.Set, store *window.Store, fts *seen.Set) *Engine {
-	e := &Engine{set: set, store: store, fts: fts}
+// v6bits is --ipv6-prefix: how many leading bits of an IPv6 source its
+// key keeps.
+func newEngine(set *rule.Set, store *window.Store, fts *seen.Set, v6bits int) *Engine {
+	e := &Engine{set: set, store: store, fts: fts, v6bits: v6bits}
 	e.rules = make([]*ruleState, len(set.Rules))
 	for _, r := range set.Rules {
 		rs := &ruleState{r: r, span: int64(r.Timeframe) * 1e6, quiet: int64(r.Ignore) * 1e6}
+		rs.bySource = r.Composite() && r.SameSourceIP || !r.Composite() && r.IfFTS
 		rs.rec = record.Rule{
 			ID: strconv.Itoa(r.ID), Level: r.Level, Description: r.Description,
 			Groups: r.Groups, Frequency: r.Frequency, Timeframe: r.Timeframe, Mail: r.Mail,
@@ -180,11 +195,12 @@ type pretest struct {
 	set    *rule.Set
 	rules  []*rule.Rule
 	needIP bool
+	v6bits int          // --ipv6-prefix, for prepare
 	late   *atomic.Bool // set: stop testing (the event is not evaluated); may be nil
 }
 
 func newPretest(e *Engine) *pretest {
-	pt := &pretest{set: e.set, needIP: e.needIP}
+	pt := &pretest{set: e.set, needIP: e.needIP, v6bits: e.v6bits}
 	for _, rs := range e.rules {
 		if rs.pre {
 			pt.rules = append(pt.rules, rs.r)
@@ -216,18 +232,27 @@ func (pt *pretest) run(ev *event) {
 	ev.preSet = pt.set
 }
 
+// from is, for --explain, what ws counts ev's events by; a source counted
+// as its network says so ("from this source (2001:db8::/64)").
+func (ws *winState) from(ev *event) string {
+	if ev.net.IsValid() && (ws.key == keySrc || ws.key == keySrcSig) {
+		return ws.name + " (" + ev.net.String() + ")"
+	}
+	return ws.name
+}
+
 // key returns ev's key for a window kind, nil when ev lacks it.
 func (ev *event) key(k keyKind) []byte {
 	switch k {
 	case keySrc:
-		return ev.src
+		return ev.srcKey
 	case keySig:
 		return ev.SigID
 	case keySrcSig:
-		if ev.src == nil || ev.SigID == nil {
+		if ev.srcKey == nil || ev.SigID == nil {
 			return nil
 		}
-		ev.srcSig = append(append(append(ev.srcSig[:0], ev.src...), ' '), ev.SigID...)
+		ev.srcSig = append(append(append(ev.srcSig[:0], ev.srcKey...), ' '), ev.SigID...)
 		return ev.srcSig
 	}
 	return []byte{}
@@ -285,7 +310,7 @@ func (e *Engine) feed(ws *winState, ev *event, now int64) {
 		return
 	}
 	ws.cur = ws.w.Track(k)
-	ws.cur.Add(now, ev.log, ev.src)
+	ws.cur.Add(now, ev.log, ev.srcKey)
 }
 
 // try tests one rule, with its memory: first time seen, frequency and
@@ -322,7 +347,9 @@ func (e *Engine) try(rs *ruleState, ev *event, now int64, depth int) (bool, [][]
 		}
 		var diff []byte
 		if r.DifferentSrcIP {
-			diff = ev.src
+			// (compared as counted: the addresses of one IPv6 network
+			// are one source, as they are for same_source_ip)
+			diff = ev.srcKey
 		}
 		n := 0
 		if t != nil {
@@ -330,13 +357,13 @@ func (e *Engine) try(rs *ruleState, ev *event, now int64, depth int) (bool, [][]
 		}
 		if n < r.Frequency {
 			if e.explain != nil {
-				e.say(depth, rs, "no: %d of %d events %s within %ds", n, r.Frequency, ws.name, r.Timeframe)
+				e.say(depth, rs, "no: %d of %d events %s within %ds", n, r.Frequency, ws.from(ev), r.Timeframe)
 			}
 			return false, nil
 		}
 		if silent, until := t.Silent(rs.slot, now); silent {
 			if e.explain != nil {
-				e.say(depth, rs, "no: %d of %d events %s within %ds, but silent (ignore) until %s", n, r.Frequency, ws.name, r.Timeframe, fmtTime(until))
+				e.say(depth, rs, "no: %d of %d events %s within %ds, but silent (ignore) until %s", n, r.Frequency, ws.from(ev), r.Timeframe, fmtTime(until))
 			}
 			return false, nil
 		}
@@ -344,7 +371,7 @@ func (e *Engine) try(rs *ruleState, ev *event, now int64, depth int) (bool, [][]
 		prev = e.prev
 		t.Fire(rs.slot, now, rs.quiet)
 		if e.explain != nil {
-			e.say(depth, rs, "matched: %d of %d events %s within %ds", n, r.Frequency, ws.name, r.Timeframe)
+			e.say(depth, rs, "matched: %d of %d events %s within %ds", n, r.Frequency, ws.from(ev), r.Timeframe)
 		}
 	} else if r.IfFTS {
 		// the key: decoder, signature, source, destination

@@ -48,6 +48,12 @@ const usageText = `correlate [-r RULES]... [options] [FILE...] < events.jsonl > 
 const (
 	DefaultMaxKeys = 50000
 	DefaultMaxFTS  = 1000000
+	// DefaultIPv6Prefix is --ipv6-prefix: a host, or a home line, is
+	// usually given a whole /64.
+	DefaultIPv6Prefix = 64
+	// MinIPv6Prefix is the shortest --ipv6-prefix: a /48 is a whole site,
+	// wider would lump unrelated networks together.
+	MinIPv6Prefix = 48
 )
 
 // Main runs the stage and returns its exit code.
@@ -83,6 +89,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.BoolFlag{Name: "explain", Usage: "for each event, write the rules tried and why each matched or not on stderr"},
 			&cli.StringFlag{Name: "hostname", Usage: "add \"hostname\":`NAME` to every alert (unless the event has one)"},
 			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},
+			&cli.IntFlag{Name: "ipv6-prefix", Value: DefaultIPv6Prefix, Usage: "count an IPv6 source as its network of `N` bits (48 to 128; 128: each address on its own) in same-source counting and first-time-seen keys"},
 		},
 		Action: func(c *cli.Context) error { return action(ctx, c, stdin, stdout, stderr, h) },
 	}
@@ -108,6 +115,10 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 	}
 	if c.Int("max-keys") < 1 || c.Int("max-fts") < 2 {
 		return command.UsageErrorf("--max-keys and --max-fts must be positive")
+	}
+	v6bits := c.Int("ipv6-prefix")
+	if v6bits < MinIPv6Prefix || v6bits > 128 {
+		return command.UsageErrorf("--ipv6-prefix: %d is outside %d..128", v6bits, MinIPv6Prefix)
 	}
 	if c.Bool("no-builtin") && len(c.StringSlice("rules")) == 0 {
 		return command.UsageErrorf("no rules: give -r FILE or leave out --no-builtin")
@@ -143,7 +154,7 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 		}
 	}
 	maxKeys := c.Int("max-keys")
-	eng := newEngine(set, window.NewStore(maxKeys), fts)
+	eng := newEngine(set, window.NewStore(maxKeys), fts, v6bits)
 
 	inputs := []string{"-"}
 	if c.NArg() > 0 {
@@ -158,7 +169,7 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 			p.diagf("rules not reloaded: the ones loaded before stay in force")
 			return
 		}
-		p.eng = newEngine(set, window.NewStore(maxKeys), fts)
+		p.eng = newEngine(set, window.NewStore(maxKeys), fts, v6bits)
 		p.pre.Store(p.newPretest(p.eng))
 		p.diagf("rules reloaded (%d rules); composite counts start afresh", len(set.Rules))
 	}
@@ -248,6 +259,7 @@ type pipeline struct {
 	dropped int
 
 	m *stageMetrics
+	scratch []byte // for src_prefix's value
 }
 
 // stopGrace is how long after SIGTERM the lines already read are still
@@ -582,7 +594,7 @@ func scan(it *item, pt *pretest) {
 		it.diag = fmt.Sprintf("record already has correlate's %q key (an alert fed back?), skipped", f.Own)
 		return
 	}
-	prepare(&it.ev, f, it.line)
+	prepare(&it.ev, f, it.line, pt.v6bits)
 	pt.run(&it.ev)
 	it.t, it.tOK = 0, false
 	if f.Timestamp != nil {
@@ -664,10 +676,18 @@ func (p *pipeline) record(name string, it *item) error {
 	}
 	var err error
 	o := p.out
+	n := len(o.buf)
 	o.buf, err = rs.enc.AppendAlert(o.buf, it.line, rs.rec.FiredTimes, floorDiv(now, 1e6), it.seq, res.prev, host)
 	if err != nil {
 		p.diagf("%s:%d: %v, skipped", name, it.lineNo, err)
 		return nil
+	}
+	if rs.bySource && ev.net.IsValid() {
+		// the network the source was counted as, for block and notify
+		p.scratch = ev.net.AppendTo(append(p.scratch[:0], '"'))
+		p.scratch = append(p.scratch, '"')
+		out, _ := record.AppendField(o.buf[n:], "src_prefix", p.scratch) // (an object: AppendAlert made it)
+		o.buf = append(o.buf[:n], out...)
 	}
 	o.buf = append(o.buf, '\n')
 	p.m.alert(rs.r.ID, rs.r.Level)

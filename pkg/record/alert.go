@@ -2,13 +2,17 @@ package record
 
 // Alert is the record correlate writes: the event it was given, unchanged,
 // plus the rule that fired. Readers (notify, block) decode into it; a writer
-// appends Rule, ID and PreviousOutput to the event's raw bytes with
+// appends Rule, ID, PreviousOutput and SrcPrefix to the event's raw bytes with
 // AppendField so foreign fields survive.
 type Alert struct {
 	Event
 	Rule           *Rule    `json:"rule,omitempty"`
 	ID             string   `json:"id,omitempty"`
 	PreviousOutput []string `json:"previous_output,omitempty"`
+	// SrcPrefix is the IPv6 network correlate counted the source as
+	// ("2001:db8::/64", from --ipv6-prefix), when the alert's rule counted
+	// by source and the source is IPv6; empty otherwise.
+	SrcPrefix string `json:"src_prefix,omitempty"`
 }
 
 // Rule describes the rule that produced an alert.

@@ -29,7 +29,8 @@ type EventFields struct {
 	GID, SID, Rev int64
 	HasSig        bool
 	// Own names the first top-level key of correlate's own output
-	// ("rule", "id" or "previous_output") found in the record, "" if none.
+	// ("rule", "id", "previous_output" or "src_prefix") found in the
+	// record, "" if none.
 	Own string
 	// HasHostname is set when the record has a top-level "hostname".
 	HasHostname bool
@@ -278,7 +279,7 @@ func plainTopField(b []byte, i, depth int, key []byte, f *EventFields) int {
 			f.HasAlert = true
 			return plainObject(b, i, depth, inAlert, f)
 		}
-	case "rule", "id", "previous_output":
+	case "rule", "id", "previous_output", "src_prefix":
 		f.own(key)
 	case "hostname":
 		f.HasHostname = true
@@ -301,6 +302,8 @@ func (f *EventFields) own(key []byte) {
 			f.Own = "rule"
 		case "id":
 			f.Own = "id"
+		case "src_prefix":
+			f.Own = "src_prefix"
 		default:
 			f.Own = "previous_output"
 		}
@@ -445,7 +448,7 @@ func (s *scanner) topField(key []byte, depth int) bool {
 			f.HasAlert = true
 			return s.object(depth, s.alertField)
 		}
-	case "rule", "id", "previous_output":
+	case "rule", "id", "previous_output", "src_prefix":
 		f.own(key)
 	case "hostname":
 		f.HasHostname = true

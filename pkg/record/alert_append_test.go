@@ -27,6 +27,13 @@ func TestScanEvent(t *testing.T) {
 	if err := ScanEvent([]byte(`{"rule":{"id":"1"},"id":"2.3"}`), &f); err != nil || f.Own != "rule" || f.HasSig {
 		t.Errorf("own: %v %+v", err, f)
 	}
+	// src_prefix is correlate's too, in the plain scanner and the general
+	// one (a backslash in the line)
+	for _, in := range []string{`{"src_ip":"2001:db8::1","src_prefix":"2001:db8::/48"}`, `{"x":"\\","src_prefix":"2001:db8::/48","rule":{}}`} {
+		if err := ScanEvent([]byte(in), &f); err != nil || f.Own != "src_prefix" {
+			t.Errorf("own in %s: %v %q", in, err, f.Own)
+		}
+	}
 }
 
 func TestScanEventErrors(t *testing.T) {
