@@ -258,7 +258,7 @@ type pipeline struct {
 	late    atomic.Bool
 	dropped int
 
-	m *stageMetrics
+	m       *stageMetrics
 	scratch []byte // for src_prefix's value
 }
 
