@@ -206,7 +206,13 @@ func (p *Parser) record(dst, rec []byte, col int, r *Result) []byte {
 		empty = false
 		p.full = p.renderFast(p.full[:0])
 		dst = append(dst, `"full_log":`...)
-		dst = record.AppendString(dst, p.full)
+		if f.Plain { // every piece of it is from the line, or digits
+			dst = append(dst, '"')
+			dst = append(dst, p.full...)
+			dst = append(dst, '"')
+		} else {
+			dst = record.AppendString(dst, p.full)
+		}
 	}
 	if !f.HasLocation && p.Location != "" {
 		if p.locFor != p.Location || p.loc == nil {
