@@ -148,7 +148,7 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 		inputs = c.Args().Slice()
 	}
 	p := &pipeline{eng: eng, cfg: cfg, out: &output{w: stdout, buf: make([]byte, 0, outSize+4096)}, diag: bufio.NewWriter(stderr), hup: h.hup}
-	p.pre.Store(newPretest(eng))
+	p.pre.Store(p.newPretest(eng))
 	// SIGHUP reloads the rules; with a mistake in them, the old rules stay.
 	p.reload = func() {
 		set, ok := loadRules(rules, builtin, p.diag)
@@ -157,7 +157,7 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 			return
 		}
 		p.eng = newEngine(set, window.NewStore(maxKeys), fts)
-		p.pre.Store(newPretest(p.eng))
+		p.pre.Store(p.newPretest(p.eng))
 		p.diagf("rules reloaded (%d rules); composite counts start afresh", len(set.Rules))
 	}
 	if ftsPath != "" {
@@ -227,6 +227,22 @@ type pipeline struct {
 	ahead int64 // events stamped later than this are not believed
 	// pre is what the reading goroutine tests ahead (set with eng)
 	pre atomic.Pointer[pretest]
+	// late is set stopGrace after SIGTERM: the lines read but not yet
+	// evaluated are dropped (counted in dropped), so slow rules cannot
+	// hold the stop back.
+	late    atomic.Bool
+	dropped int
+}
+
+// stopGrace is how long after SIGTERM the lines already read are still
+// evaluated. Normally they all are within milliseconds; only rules whose
+// patterns take long on every line get near it.
+const stopGrace = time.Second
+
+func (p *pipeline) newPretest(e *Engine) *pretest {
+	pt := newPretest(e)
+	pt.late = &p.late
+	return pt
 }
 
 const (
@@ -313,9 +329,12 @@ loop:
 		case <-done:
 			// SIGTERM/SIGINT: the reader takes no new input, the lines
 			// already read (batches in the channel, the rest of the read
-			// buffer) are evaluated and written; then stop. The reader may
-			// stay blocked on a quiet pipe, which ends with the process.
+			// buffer) are evaluated and written, for up to stopGrace;
+			// then stop. The reader may stay blocked on a quiet pipe,
+			// which ends with the process.
 			done, tick, hup, blocking = nil, nil, nil, rs.blocking
+			grace := time.AfterFunc(stopGrace, func() { p.late.Store(true) })
+			defer grace.Stop()
 			if idle() {
 				break loop
 			}
@@ -324,6 +343,9 @@ loop:
 				break loop
 			}
 		}
+	}
+	if p.dropped > 0 {
+		p.diagf("stopped %v after SIGTERM with %d lines read but not evaluated (rules too slow for them)", stopGrace, p.dropped)
 	}
 	ferr := p.out.Flush()
 	p.diag.Flush()
@@ -560,6 +582,10 @@ func (p *pipeline) diagf(format string, args ...any) {
 
 func (p *pipeline) process(b *batch) error {
 	for i := range b.n {
+		if p.late.Load() {
+			p.dropped += b.n - i
+			return nil
+		}
 		if err := p.record(b.name, &b.items[i]); err != nil {
 			return err
 		}
@@ -577,8 +603,12 @@ func (p *pipeline) record(name string, it *item) error {
 	}
 	f, ev := &it.fields, &it.ev
 	now := p.now(it.t, it.tOK)
-	if ev.preSet != p.eng.set { // read before a reload
-		newPretest(p.eng).run(ev)
+	if ev.preSet != p.eng.set { // read before a reload, or a pretest cut short
+		p.newPretest(p.eng).run(ev)
+		if ev.preSet != p.eng.set {
+			p.dropped++ // cut short: stopping
+			return nil
+		}
 	}
 	explainf := func(format string, args ...any) {
 		if p.cfg.explain {
