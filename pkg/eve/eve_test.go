@@ -93,7 +93,7 @@ func TestPairs(t *testing.T) {
 				t.Errorf("ports differ: fast %s", fe.FullLog)
 			}
 			fa, ea := fe.Alert, ev.Alert
-			if fa.GID != ea.GID || fa.SignatureID != ea.SignatureID || fa.Rev != ea.Rev || fa.Signature != ea.Signature || fa.Category != ea.Category || fa.Severity != ea.Severity {
+			if fa.GID != ea.GID || fa.SignatureID != ea.SignatureID || fa.Rev != ea.Rev || fa.Signature != ea.Signature || fa.Category != ea.Category || !eqInt(fa.Severity, ea.Severity) {
 				t.Errorf("alert: fast %+v, eve %+v", *fa, *ea)
 			}
 			if fa.Action != ea.Action && fa.FastAction != "wDrop" {
