@@ -99,12 +99,11 @@ func (p *Parser) Line(dst, line []byte) ([]byte, Result) {
 		return dst, p.result(r)
 	}
 	if first := p.starts[0]; first > 0 {
-		what := "garbage"
-		if bytes.Count(line[:first], []byte{0}) == first {
-			what = "NUL bytes"
-		}
-		if !blank(line[:first]) || what == "NUL bytes" {
-			p.msgs = append(p.msgs, fmt.Sprintf("%d bytes of %s before the record at column %d: skipped", first, what, first+1))
+		switch {
+		case bytes.Count(line[:first], []byte{0}) == first: // a crash's hole in the file
+			p.msgs = append(p.msgs, fmt.Sprintf("%d NUL bytes before the record at column %d: skipped", first, first+1))
+		case !blank(line[:first]):
+			p.msgs = append(p.msgs, fmt.Sprintf("%d bytes of garbage before the record at column %d: skipped", first, first+1))
 		}
 	}
 	for k, start := range p.starts {

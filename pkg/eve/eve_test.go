@@ -151,7 +151,7 @@ func TestHostile(t *testing.T) {
 		{"cut at the end", alert[:100], 0, 0, 1, "invalid JSON at column 101: record ends early (string not closed): skipped"},
 		{"cut, then glued", alert[:100] + alert, 1, 0, 1, "record at column 1 cut short after 100 bytes, the next one glued to it: skipped"},
 		{"flow cut, alert glued", flow[:50] + alert, 1, 0, 1, "record at column 1 cut short after 50 bytes, the next one glued to it: skipped"},
-		{"NULs then a record", "\x00\x00\x00\x00" + alert, 1, 0, 0, "4 bytes of NUL bytes before the record at column 5: skipped"},
+		{"NULs then a record", "\x00\x00\x00\x00" + alert, 1, 0, 0, "4 NUL bytes before the record at column 5: skipped"},
 		{"NULs only", "\x00\x00\x00", 0, 0, 0, "blank line (3 bytes of spaces, tabs or NULs): skipped"},
 		{"NUL in a string", strings.Replace(alert, `"s"`, "\"\x00\"", 1), 0, 0, 1, fmt.Sprintf("invalid JSON at column %d: NUL byte in a string: skipped", strings.Index(alert, `"s"`)+2)},
 		{"garbage", "hello", 0, 0, 1, "invalid JSON at column 1: not a JSON object: skipped"},

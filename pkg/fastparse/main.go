@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	_ "time/tzdata" // --tz works on hosts without a zoneinfo database
@@ -51,7 +52,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 const usageText = `fastparse [flags] [FILE...]        (no FILE, or -: standard input)
-fastparse [flags] -f FILE [--position POSFILE] [--from-start]`
+fastparse [flags] -f FILE [-f FILE...] [--position POSFILE] [--from-start]`
 
 const description = `fastparse turns fast.log alert lines into JSON Lines events with Suricata's
 EVE field names (timestamp, src_ip, src_port, dest_ip, dest_port, proto,
@@ -97,11 +98,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.IntFlag{Name: "year", Usage: "`YEAR` of Snort's year-less timestamps; 0: this year, or last year for a date over a month ahead"},
 			&cli.StringFlag{Name: "location", Usage: "`TEXT` of the events' location field (default: the file's name; stdin for standard input)"},
 			&cli.BoolFlag{Name: "strict", Usage: "stop at the first line that cannot be parsed, exit 65"},
-			&cli.StringFlag{Name: "follow", Aliases: []string{"f"}, Usage: "follow `FILE` like tail -F, for ever"},
-			&cli.StringFlag{Name: "position", Usage: "with -f: keep the read position in `POSFILE` and resume from it"},
+			&cli.StringFlag{Name: "format", Value: "auto", Usage: "`FORMAT` of the input: fast (fast.log), eve (eve.json) or auto (by the first byte of each file: '{' is eve.json)"},
+			&cli.StringSliceFlag{Name: "follow", Aliases: []string{"f"}, Usage: "follow `FILE` like tail -F, for ever; repeat for several files (Suricata's threaded eve.N.json)"},
+			&cli.StringFlag{Name: "position", Usage: "with -f: keep the read position in `POSFILE` and resume from it (with several -f: in POSFILE.<file's name> each)"},
 			&cli.BoolFlag{Name: "from-start", Usage: "with -f and no saved position: read FILE from its start, not its end"},
 			&cli.DurationFlag{Name: "poll", Value: defaultPoll, Usage: "with -f: how often to look for new lines (`DURATION`)"},
-			&cli.IntFlag{Name: "max-line", Value: fastLineMax, Usage: "longest line accepted, in `BYTES`; longer ones are reported and skipped"},
+			&cli.IntFlag{Name: "max-line", Value: fastLineMax, Usage: "longest line accepted, in `BYTES`; longer ones are reported and skipped (eve.json: 64 MiB unless set)"},
 		},
 		Action: func(c *cli.Context) error {
 			s, err := newStage(c, stderr)
@@ -138,6 +140,14 @@ type stage struct {
 	strict   bool
 	maxLine  int
 	skipped  int
+
+	format     int  // --format
+	maxLineSet bool // --max-line given: it applies to eve.json too
+
+	wmu sync.Mutex // w, skipped and stderr, with several files followed
+
+	otherMu sync.Mutex
+	other   map[string]int // eve.json records skipped as not alerts, by event_type
 }
 
 func newStage(c *cli.Context, stderr io.Writer) (*stage, error) {
@@ -155,12 +165,19 @@ func newStage(c *cli.Context, stderr io.Writer) (*stage, error) {
 	if c.Duration("poll") <= 0 {
 		return nil, command.UsageErrorf("--poll %v: must be positive", c.Duration("poll"))
 	}
-	if c.String("follow") == "" {
+	format, ok := parseFormat(c.String("format"))
+	if !ok {
+		return nil, command.UsageErrorf("--format %q: must be fast, eve or auto", c.String("format"))
+	}
+	follows := c.StringSlice("follow")
+	if len(follows) == 0 {
 		if c.IsSet("position") || c.Bool("from-start") {
 			return nil, command.UsageErrorf("--position and --from-start need -f FILE")
 		}
 	} else if c.NArg() > 0 {
-		return nil, command.UsageErrorf("-f follows one file: no FILE arguments with it (got %q)", c.Args().First())
+		return nil, command.UsageErrorf("-f follows files: no FILE arguments with it (got %q)", c.Args().First())
+	} else if err := checkFollows(follows); err != nil {
+		return nil, command.UsageErrorf("%v", err)
 	}
 	return &stage{
 		stdout:   c.App.Writer,
@@ -170,6 +187,9 @@ func newStage(c *cli.Context, stderr io.Writer) (*stage, error) {
 		location: c.String("location"),
 		strict:   c.Bool("strict"),
 		maxLine:  c.Int("max-line"),
+
+		format:     format,
+		maxLineSet: c.IsSet("max-line"),
 	}, nil
 }
 
@@ -202,8 +222,8 @@ func parseZone(s string) (*time.Location, error) {
 
 func (s *stage) run(ctx context.Context, c *cli.Context, stdin io.Reader, wake <-chan struct{}) error {
 	var err error
-	if name := c.String("follow"); name != "" {
-		err = s.follow(ctx, name, c.String("position"), c.Bool("from-start"), c.Duration("poll"), wake)
+	if names := c.StringSlice("follow"); len(names) > 0 {
+		err = s.followAll(ctx, names, c.String("position"), c.Bool("from-start"), c.Duration("poll"), wake)
 	} else {
 		err = s.files(ctx, c.Args().Slice(), stdin)
 	}
@@ -216,6 +236,7 @@ func (s *stage) run(ctx context.Context, c *cli.Context, stdin io.Reader, wake <
 	if s.skipped > 0 {
 		fmt.Fprintf(s.stderr, "fastparse: %d %s skipped\n", s.skipped, plural(s.skipped, "line", "lines"))
 	}
+	s.reportOther()
 	return nil
 }
 
@@ -234,12 +255,17 @@ func (s *stage) newWorker(name string) *worker {
 		w.p.Location = s.location
 	}
 	w.plainLocation = record.Plain(w.p.Location)
+	w.eve.Location = w.p.Location
+	w.format = s.format
+	w.maxLine = s.maxLineFor(s.format)
 	return w
 }
 
 // emit writes what a worker produced: diagnostics to stderr, events to
 // stdout, each record with one write of its whole line.
 func (s *stage) emit(out, errs []byte, skipped int) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	s.skipped += skipped
 	if len(errs) > 0 {
 		s.stderr.Write(errs)
@@ -258,8 +284,15 @@ func (s *stage) emit(out, errs []byte, skipped int) error {
 // log is slow, and catching up after a restart is still fast enough.
 func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool, poll time.Duration, wake <-chan struct{}) error {
 	fl := &follow.Follower{Path: name, MaxLine: s.maxLine, Notify: func(m string) {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
 		fmt.Fprintf(s.stderr, "fastparse: %s\n", m)
 	}}
+	format := s.format
+	if format == formatAuto {
+		format = fileFormat(name)
+	}
+	fl.MaxLine = s.maxLineFor(format)
 	if err := checkFollowed(name); err != nil {
 		return err
 	}
@@ -284,10 +317,15 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 	defer fl.Close()
 
 	w := s.newWorker(name)
+	w.format, w.maxLine = format, fl.MaxLine
+	defer s.addOther(&w.eve)
 	last := saved
 	lastSave := time.Now()
 	save := func() error {
-		if err := s.w.Flush(); err != nil {
+		s.wmu.Lock()
+		err := s.w.Flush()
+		s.wmu.Unlock()
+		if err != nil {
 			return err
 		}
 		if posFile == "" {
@@ -313,6 +351,12 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 		}
 		err = s.emit(w.out, w.errs, w.skipped)
 		w.out, w.errs, w.skipped = w.out[:0], w.errs[:0], 0
+		if format == formatAuto && w.format != formatAuto {
+			// the first line said what the file is
+			format = w.format
+			fl.MaxLine = s.maxLineFor(format)
+			w.maxLine = fl.MaxLine
+		}
 		return fatal, err
 	}
 	// stop ends a run on SIGTERM. A file that is no longer FILE (deleted,
