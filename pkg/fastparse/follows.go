@@ -88,6 +88,9 @@ func (s *stage) note(format string, args ...any) {
 // that are not blank; formatAuto if it is missing or has none yet (its
 // first line decides then).
 func fileFormat(name string) int {
+	if fi, err := os.Stat(name); err != nil || !fi.Mode().IsRegular() {
+		return formatAuto // a FIFO's open would wait for a writer
+	}
 	f, err := os.Open(name)
 	if err != nil {
 		return formatAuto

@@ -67,10 +67,19 @@ reason) and is skipped; --strict makes that fatal (exit 65). A record glued
 to one Suricata cut short (2047 bytes) is recovered. Invalid UTF-8 is
 replaced by U+FFFD (reported, the event kept).
 
+It reads Suricata's eve.json too (--format eve, or auto: a file whose
+first byte is '{'): each alert record becomes an event, the record as
+Suricata wrote it (src_ip and dest_ip made canonical) plus full_log (the
+alert as fast.log would show it) and location; records of other types
+(flow, dns, stats, ...) are skipped and counted. A record cut by a crash,
+NUL bytes, invalid JSON: one diagnostic each, the rest read on.
+
 With -f, fastparse follows FILE like tail -F: complete lines only, across
-rename rotation, copytruncate, deletion and re-creation. --position keeps
-(device, inode, offset) in a file, so a restart resumes exactly where the
-last run stopped. SIGTERM or SIGINT: flush, save the position, exit 0 (a file deleted or
+rename rotation, copytruncate, deletion and re-creation; several -f follow
+several files (Suricata's threaded eve.N.json). It wakes as soon as the
+kernel says the file was written (inotify); --poll is the fallback.
+--position keeps (device, inode, offset) in a file, so a restart resumes
+exactly where the last run stopped. SIGTERM or SIGINT: flush, save the position, exit 0 (a file deleted or
 rotated away with lines in it not read yet is read to its end first).
 SIGHUP: look at the file now.
 
@@ -82,7 +91,8 @@ Examples:
    fastparse -f /var/log/suricata/fast.log --position /var/lib/quietwatch/fastparse.pos |
      correlate -r /etc/quietwatch/local_rules.xml | tee alerts.jsonl | block --backend ipset
    fastparse --tz Europe/Berlin old-fast.log | jq -c 'select(.alert.severity == 1)'
-   fastparse --strict --year 2019 snort.alert.fast > events.jsonl`
+   fastparse --strict --year 2019 snort.alert.fast > events.jsonl
+   fastparse -f /var/log/suricata/eve.json --position /var/lib/quietwatch/fastparse.pos | correlate ...`
 
 // defaultPoll is how often a followed file is looked at when it is quiet.
 const defaultPoll = 200 * time.Millisecond
@@ -90,7 +100,7 @@ const defaultPoll = 200 * time.Millisecond
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, wake <-chan struct{}) int {
 	app := &cli.App{
 		Name:        "fastparse",
-		Usage:       "fast.log lines in, JSON Lines events (EVE field names) out",
+		Usage:       "fast.log lines or eve.json alerts in, JSON Lines events (EVE field names) out",
 		UsageText:   usageText,
 		Description: description,
 		Flags: []cli.Flag{
@@ -288,14 +298,14 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 		defer s.wmu.Unlock()
 		fmt.Fprintf(s.stderr, "fastparse: %s\n", m)
 	}}
+	if err := checkFollowed(name); err != nil {
+		return err
+	}
 	format := s.format
 	if format == formatAuto {
 		format = fileFormat(name)
 	}
 	fl.MaxLine = s.maxLineFor(format)
-	if err := checkFollowed(name); err != nil {
-		return err
-	}
 	if posFile != "" {
 		if err := checkPositionDir(posFile); err != nil {
 			return err
