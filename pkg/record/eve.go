@@ -43,8 +43,9 @@ type EVEFields struct {
 	// HasFullLog and HasLocation say the record already has these keys
 	// (it is an event fastparse wrote, read again).
 	HasFullLog, HasLocation bool
-	// NonASCII is set when a byte above 0x7f appears anywhere in the line:
-	// only then can the line hold invalid UTF-8.
+	// NonASCII is set when a byte above 0x7f appears in the line: only
+	// then can the record hold invalid UTF-8 (outside strings such a byte
+	// is not well-formed JSON anyway).
 	NonASCII bool
 	// Plain is set when the line has no backslash, control character or
 	// byte above 0x7f: every string in it is the same in JSON and decoded.
