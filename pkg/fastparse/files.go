@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
+	"sync"
 
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/record"
@@ -83,19 +84,30 @@ const (
 func (s *stage) read(ctx context.Context, r io.Reader, name string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rd := record.NewReader(cancelable(ctx, r), s.maxLine)
+	in := cancelable(ctx, r)
+	format := s.format
+	if format == formatAuto {
+		format, in = peekFormat(in)
+	}
+	rd := record.NewReader(in, s.maxLineFor(format))
 
 	n := runtime.GOMAXPROCS(0)
 	work := make(chan *batch, n)
 	order := make(chan *batch, 2*n)
 	free := make(chan *batch, 3*n+1)
+	var workers sync.WaitGroup
 	for i := 0; i < n; i++ {
-		go func(w *worker) {
+		w := s.newWorker(name)
+		w.format, w.maxLine = format, s.maxLineFor(format)
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			defer s.addOther(&w.eve)
 			for b := range work {
 				w.batch(b, name)
 				b.ready <- struct{}{}
 			}
-		}(s.newWorker(name))
+		}()
 	}
 	// The writer: batches in input order, each written at once (a batch
 	// ends where the input had nothing more buffered, so a slow pipe's
@@ -133,6 +145,7 @@ func (s *stage) read(ctx context.Context, r io.Reader, name string) error {
 	rerr := s.cut(ctx, rd, name, work, order, free)
 	close(work)
 	close(order)
+	defer workers.Wait() // their counts are in before the summary
 	if err := <-werr; err != nil {
 		return err
 	}

@@ -79,6 +79,7 @@ type suricata struct {
 	next     int // sequence number of the next line
 	genStart int // sequence number of the first line in the current file
 	rotation int
+	lineFn   func(n int) string // the line of sequence number n; nil: seqLine
 }
 
 func (s *suricata) open() {
@@ -100,7 +101,11 @@ func (s *suricata) write(until int) {
 	for s.next < until {
 		var b strings.Builder
 		for i := 0; i < 500 && s.next < until; i++ {
-			b.WriteString(seqLine(s.next))
+			if s.lineFn != nil {
+				b.WriteString(s.lineFn(s.next))
+			} else {
+				b.WriteString(seqLine(s.next))
+			}
 			s.next++
 		}
 		chunk := b.String()

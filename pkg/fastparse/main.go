@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	_ "time/tzdata" // --tz works on hosts without a zoneinfo database
@@ -52,7 +53,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 const usageText = `fastparse [flags] [FILE...]        (no FILE, or -: standard input)
-fastparse [flags] -f FILE [--position POSFILE] [--from-start]`
+fastparse [flags] -f FILE [-f FILE...] [--position POSFILE] [--from-start]`
 
 const description = `fastparse turns fast.log alert lines into JSON Lines events with Suricata's
 EVE field names (timestamp, src_ip, src_port, dest_ip, dest_port, proto,
@@ -67,10 +68,19 @@ reason) and is skipped; --strict makes that fatal (exit 65). A record glued
 to one Suricata cut short (2047 bytes) is recovered. Invalid UTF-8 is
 replaced by U+FFFD (reported, the event kept).
 
+It reads Suricata's eve.json too (--format eve, or auto: a file whose
+first byte is '{'): each alert record becomes an event, the record as
+Suricata wrote it (src_ip and dest_ip made canonical) plus full_log (the
+alert as fast.log would show it) and location; records of other types
+(flow, dns, stats, ...) are skipped and counted. A record cut by a crash,
+NUL bytes, invalid JSON: one diagnostic each, the rest read on.
+
 With -f, fastparse follows FILE like tail -F: complete lines only, across
-rename rotation, copytruncate, deletion and re-creation. --position keeps
-(device, inode, offset) in a file, so a restart resumes exactly where the
-last run stopped. SIGTERM or SIGINT: flush, save the position, exit 0 (a file deleted or
+rename rotation, copytruncate, deletion and re-creation; several -f follow
+several files (Suricata's threaded eve.N.json). It wakes as soon as the
+kernel says the file was written (inotify); --poll is the fallback.
+--position keeps (device, inode, offset) in a file, so a restart resumes
+exactly where the last run stopped. SIGTERM or SIGINT: flush, save the position, exit 0 (a file deleted or
 rotated away with lines in it not read yet is read to its end first).
 SIGHUP: look at the file now.
 
@@ -82,7 +92,8 @@ Examples:
    fastparse -f /var/log/suricata/fast.log --position /var/lib/quietwatch/fastparse.pos |
      correlate -r /etc/quietwatch/local_rules.xml | tee alerts.jsonl | block --backend ipset
    fastparse --tz Europe/Berlin old-fast.log | jq -c 'select(.alert.severity == 1)'
-   fastparse --strict --year 2019 snort.alert.fast > events.jsonl`
+   fastparse --strict --year 2019 snort.alert.fast > events.jsonl
+   fastparse -f /var/log/suricata/eve.json --position /var/lib/quietwatch/fastparse.pos | correlate ...`
 
 // defaultPoll is how often a followed file is looked at when it is quiet.
 const defaultPoll = 200 * time.Millisecond
@@ -90,7 +101,7 @@ const defaultPoll = 200 * time.Millisecond
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, wake <-chan struct{}) int {
 	app := &cli.App{
 		Name:        "fastparse",
-		Usage:       "fast.log lines in, JSON Lines events (EVE field names) out",
+		Usage:       "fast.log lines or eve.json alerts in, JSON Lines events (EVE field names) out",
 		UsageText:   usageText,
 		Description: description,
 		Flags: []cli.Flag{
@@ -98,11 +109,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.IntFlag{Name: "year", Usage: "`YEAR` of Snort's year-less timestamps; 0: this year, or last year for a date over a month ahead"},
 			&cli.StringFlag{Name: "location", Usage: "`TEXT` of the events' location field (default: the file's name; stdin for standard input)"},
 			&cli.BoolFlag{Name: "strict", Usage: "stop at the first line that cannot be parsed, exit 65"},
-			&cli.StringFlag{Name: "follow", Aliases: []string{"f"}, Usage: "follow `FILE` like tail -F, for ever"},
-			&cli.StringFlag{Name: "position", Usage: "with -f: keep the read position in `POSFILE` and resume from it"},
+			&cli.StringFlag{Name: "format", Value: "auto", Usage: "`FORMAT` of the input: fast (fast.log), eve (eve.json) or auto (by the first byte of each file: '{' is eve.json)"},
+			&cli.StringSliceFlag{Name: "follow", Aliases: []string{"f"}, Usage: "follow `FILE` like tail -F, for ever; repeat for several files (Suricata's threaded eve.N.json)"},
+			&cli.StringFlag{Name: "position", Usage: "with -f: keep the read position in `POSFILE` and resume from it (with several -f: in POSFILE.<file's name> each)"},
 			&cli.BoolFlag{Name: "from-start", Usage: "with -f and no saved position: read FILE from its start, not its end"},
 			&cli.DurationFlag{Name: "poll", Value: defaultPoll, Usage: "with -f: how often to look for new lines (`DURATION`)"},
-			&cli.IntFlag{Name: "max-line", Value: fastLineMax, Usage: "longest line accepted, in `BYTES`; longer ones are reported and skipped"},
+			&cli.IntFlag{Name: "max-line", Value: fastLineMax, Usage: "longest line accepted, in `BYTES`; longer ones are reported and skipped (eve.json: 64 MiB unless set)"},
 			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},
 		},
 		Action: func(c *cli.Context) error {
@@ -141,6 +153,14 @@ type stage struct {
 	maxLine  int
 	skipped  int
 	m        *stageMetrics
+
+	format     int  // --format
+	maxLineSet bool // --max-line given: it applies to eve.json too
+
+	wmu sync.Mutex // w, skipped and stderr, with several files followed
+
+	otherMu sync.Mutex
+	other   map[string]int // eve.json records skipped as not alerts, by event_type
 }
 
 func newStage(c *cli.Context, stderr io.Writer) (*stage, error) {
@@ -158,12 +178,19 @@ func newStage(c *cli.Context, stderr io.Writer) (*stage, error) {
 	if c.Duration("poll") <= 0 {
 		return nil, command.UsageErrorf("--poll %v: must be positive", c.Duration("poll"))
 	}
-	if c.String("follow") == "" {
+	format, ok := parseFormat(c.String("format"))
+	if !ok {
+		return nil, command.UsageErrorf("--format %q: must be fast, eve or auto", c.String("format"))
+	}
+	follows := c.StringSlice("follow")
+	if len(follows) == 0 {
 		if c.IsSet("position") || c.Bool("from-start") {
 			return nil, command.UsageErrorf("--position and --from-start need -f FILE")
 		}
 	} else if c.NArg() > 0 {
-		return nil, command.UsageErrorf("-f follows one file: no FILE arguments with it (got %q)", c.Args().First())
+		return nil, command.UsageErrorf("-f follows files: no FILE arguments with it (got %q)", c.Args().First())
+	} else if err := checkFollows(follows); err != nil {
+		return nil, command.UsageErrorf("%v", err)
 	}
 	return &stage{
 		stdout:   c.App.Writer,
@@ -174,6 +201,9 @@ func newStage(c *cli.Context, stderr io.Writer) (*stage, error) {
 		strict:   c.Bool("strict"),
 		maxLine:  c.Int("max-line"),
 		m:        newStageMetrics(),
+
+		format:     format,
+		maxLineSet: c.IsSet("max-line"),
 	}, nil
 }
 
@@ -217,8 +247,8 @@ func (s *stage) run(ctx context.Context, c *cli.Context, stdin io.Reader, wake <
 		}()
 	}
 	var err error
-	if name := c.String("follow"); name != "" {
-		err = s.follow(ctx, name, c.String("position"), c.Bool("from-start"), c.Duration("poll"), wake)
+	if names := c.StringSlice("follow"); len(names) > 0 {
+		err = s.followAll(ctx, names, c.String("position"), c.Bool("from-start"), c.Duration("poll"), wake)
 	} else {
 		err = s.files(ctx, c.Args().Slice(), stdin)
 	}
@@ -231,6 +261,7 @@ func (s *stage) run(ctx context.Context, c *cli.Context, stdin io.Reader, wake <
 	if s.skipped > 0 {
 		fmt.Fprintf(s.stderr, "fastparse: %d %s skipped\n", s.skipped, plural(s.skipped, "line", "lines"))
 	}
+	s.reportOther()
 	return nil
 }
 
@@ -249,12 +280,17 @@ func (s *stage) newWorker(name string) *worker {
 		w.p.Location = s.location
 	}
 	w.plainLocation = record.Plain(w.p.Location)
+	w.eve.Location = w.p.Location
+	w.format = s.format
+	w.maxLine = s.maxLineFor(s.format)
 	return w
 }
 
 // emit writes what a worker produced: diagnostics to stderr, events to
 // stdout, each record with one write of its whole line.
 func (s *stage) emit(out, errs []byte, skipped int) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	s.skipped += skipped
 	if len(errs) > 0 {
 		s.stderr.Write(errs)
@@ -273,11 +309,18 @@ func (s *stage) emit(out, errs []byte, skipped int) error {
 // log is slow, and catching up after a restart is still fast enough.
 func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool, poll time.Duration, wake <-chan struct{}) error {
 	fl := &follow.Follower{Path: name, MaxLine: s.maxLine, Notify: func(m string) {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
 		fmt.Fprintf(s.stderr, "fastparse: %s\n", m)
 	}}
 	if err := checkFollowed(name); err != nil {
 		return err
 	}
+	format := s.format
+	if format == formatAuto {
+		format = fileFormat(name)
+	}
+	fl.MaxLine = s.maxLineFor(format)
 	if posFile != "" {
 		if err := checkPositionDir(posFile); err != nil {
 			return err
@@ -299,10 +342,15 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 	defer fl.Close()
 
 	w := s.newWorker(name)
+	w.format, w.maxLine = format, fl.MaxLine
+	defer s.addOther(&w.eve)
 	last := saved
 	lastSave := time.Now()
 	save := func() error {
-		if err := s.w.Flush(); err != nil {
+		s.wmu.Lock()
+		err := s.w.Flush()
+		s.wmu.Unlock()
+		if err != nil {
 			return err
 		}
 		if posFile == "" {
@@ -328,6 +376,12 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 		}
 		err = s.emit(w.out, w.errs, w.skipped)
 		w.out, w.errs, w.skipped = w.out[:0], w.errs[:0], 0
+		if format == formatAuto && w.format != formatAuto {
+			// the first line said what the file is
+			format = w.format
+			fl.MaxLine = s.maxLineFor(format)
+			w.maxLine = fl.MaxLine
+		}
 		return fatal, err
 	}
 	// stop ends a run on SIGTERM. A file that is no longer FILE (deleted,

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/quietwatch/quietwatch/pkg/eve"
 	"github.com/quietwatch/quietwatch/pkg/fastlog"
 	"github.com/quietwatch/quietwatch/pkg/record"
 )
@@ -16,6 +17,8 @@ import (
 // that parses has its own: the parser reuses its buffers.
 type worker struct {
 	p       fastlog.Parser
+	eve     eve.Parser
+	format  int // formatAuto until the first line that is not blank
 	ev      record.Event
 	strict  bool
 	maxLine int
@@ -34,6 +37,12 @@ type worker struct {
 // --strict must stop here.
 func (w *worker) line(text []byte, name string, num int64, torn bool) (fatal bool) {
 	w.m.read.Inc()
+	if w.format == formatAuto {
+		w.format = decide(text)
+	}
+	if w.format == formatEVE {
+		return w.eveLine(text, name, num, torn)
+	}
 	w.msgs = w.msgs[:0]
 	lost, blank := false, false
 	// A plain line (printable ASCII, no quote or backslash: nearly every
