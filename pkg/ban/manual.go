@@ -69,9 +69,14 @@ func (m *Manager) Manual(now time.Time, addr netip.Addr, timeout time.Duration) 
 			err := be.Add(e)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: add: %w", name, err))
+			}
+			// As in Handle: a backend whose last check failed is not
+			// claimed (the add may be in a chain nothing jumps to).
+			took := err == nil && !m.unhealthy[name]
+			if !took {
 				m.scheduleRetry(now)
 			}
-			m.mark(b, name, err == nil)
+			m.mark(b, name, took)
 		} else if err := be.Extend(e); err != nil {
 			errs = append(errs, fmt.Errorf("%s: extend: %w", name, err))
 		}
