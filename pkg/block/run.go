@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/quietwatch/quietwatch/pkg/ban"
+	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/record"
 )
@@ -191,6 +192,18 @@ func diag(w io.Writer, err error) {
 			fmt.Fprintf(w, "block: %s\n", l)
 		}
 	}
+}
+
+// oneLine returns err for command.Run to print, or, when its text has
+// several lines (errors joined, a program's output), writes them with diag
+// and returns an error that only carries the exit code: every stderr line
+// is "block: ...".
+func oneLine(c *cli.Context, err error) error {
+	if err == nil || !strings.Contains(err.Error(), "\n") || exitcode.IsReported(err) || command.IsBrokenPipe(err) {
+		return err
+	}
+	diag(c.App.ErrWriter, err)
+	return exitcode.Reported(exitcode.Of(err))
 }
 
 func runStage(c *cli.Context, e *env) error {
