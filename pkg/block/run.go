@@ -256,6 +256,16 @@ func runStage(c *cli.Context, e *env) error {
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
+	// A kept ban on an address refused now (allow-listed, or this host's
+	// own, since the last run) is lifted, as SIGHUP lifts it: a restart
+	// instead of a reload must not keep banning the admin.
+	ds, err = m.LiftRefused(e.now())
+	if werr := out.write(ds); werr != nil {
+		return werr
+	}
+	if err != nil {
+		diag(stderr, err)
+	}
 	if err := out.flush(); err != nil {
 		return err
 	}
