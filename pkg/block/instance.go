@@ -38,6 +38,11 @@ func instanceKeys(cfg firewall.Config) []string {
 				if err != nil {
 					p = cfg.HostsDeny
 				}
+				// The file itself: a symlink (the backend writes through
+				// it) and its target are one file to lock.
+				if r, err := filepath.EvalSymlinks(p); err == nil {
+					p = r
+				}
 				sum := sha256.Sum256([]byte(p))
 				keys = append(keys, "hosts-deny/"+hex.EncodeToString(sum[:12]))
 			}
