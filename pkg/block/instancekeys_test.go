@@ -21,8 +21,11 @@ func shareLock(a, b firewall.Config) bool {
 	return false
 }
 
-// Two blocks that would manage the same things exclude each other: a
-// hosts.deny file named through a symlink is the file it points to.
+// Two blocks that would manage the same things exclude each other: the
+// ipset sets are named after the chain in lower case (QUIETWATCH and
+// quietwatch both use quietwatch-v4, and each block's start would remove
+// the other's members), and a hosts.deny file named through a symlink is
+// the file it points to.
 func TestInstanceKeysSameThings(t *testing.T) {
 	dir := t.TempDir()
 	real := filepath.Join(dir, "hosts.deny")
@@ -36,6 +39,7 @@ func TestInstanceKeysSameThings(t *testing.T) {
 		a, b firewall.Config
 		want bool
 	}{
+		{"ipset, chains differing in case", firewall.Config{Chain: "QUIETWATCH", Backends: []string{"ipset"}}, firewall.Config{Chain: "quietwatch", Backends: []string{"ipset"}}, true},
 		{"iptables, chains differing in case", firewall.Config{Chain: "QUIETWATCH", Backends: []string{"iptables"}}, firewall.Config{Chain: "quietwatch", Backends: []string{"iptables"}}, false},
 		{"iptables and ipset, one chain", firewall.Config{Chain: "QW", Backends: []string{"iptables"}}, firewall.Config{Chain: "QW", Backends: []string{"ipset"}}, true},
 		{"hosts.deny through a symlink", firewall.Config{HostsDeny: real, Backends: []string{"hosts-deny"}}, firewall.Config{HostsDeny: link, Backends: []string{"hosts-deny"}}, true},
