@@ -81,6 +81,13 @@ func (m *Manager) Manual(now time.Time, addr netip.Addr, timeout time.Duration) 
 			errs = append(errs, fmt.Errorf("%s: extend: %w", name, err))
 		}
 	}
+	// As in Handle: an extend must find its rule, a new ban a chain that
+	// is jumped to (a foreign flush since the last check).
+	if !now.Before(m.verifiedAt.Add(max(time.Second, 10*m.verifyCost))) {
+		if err := m.verify(now); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := m.store.Save([]Ban{*b}, nil, offenses); err != nil {
 		errs = append(errs, fmt.Errorf("state: %w", err))
 	}

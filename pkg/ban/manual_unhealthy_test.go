@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,8 +29,9 @@ func TestManualNotClaimedOnFailedCheck(t *testing.T) {
 	if _, err := r.m.Handle(t0.Add(time.Second), []*record.Alert{alert("192.0.2.1", 10, "1")}); err == nil {
 		t.Fatal("the check did not fail")
 	}
+	// The check may run again with the manual ban, and fail again.
 	ds, err := r.m.Manual(t0.Add(2*time.Second), netip.MustParseAddr("192.0.2.9"), time.Hour)
-	if err != nil {
+	if err != nil && !strings.Contains(err.Error(), "fake: check: ") || len(ds) != 1 {
 		t.Fatal(err)
 	}
 	if len(ds[0].Ban.Backends) != 0 || !slices.Equal(ds[0].Ban.Pending, []string{"fake"}) {
