@@ -19,8 +19,9 @@ import (
 // ipset backends (abstract sockets belong to a network namespace, exactly
 // the scope of its firewall), "@quietwatch-block/ipset/<set>" for the
 // ipset backend's sets (named after the chain in lower case) and
-// "@quietwatch-block/hosts-deny/<hash of the file's path>". The kernel releases them when the process dies, so a
-// crash never leaves a stale lock.
+// "@quietwatch-block/hosts-deny/<hash of the file's path>". The kernel
+// releases them when the process dies, so a crash never leaves a stale
+// lock.
 const instancePrefix = "quietwatch-block/"
 
 // instanceKeys returns the locks a block with these backends must hold.
