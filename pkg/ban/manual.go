@@ -69,11 +69,23 @@ func (m *Manager) Manual(now time.Time, addr netip.Addr, timeout time.Duration) 
 			err := be.Add(e)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: add: %w", name, err))
+			}
+			// As in Handle: a backend whose last check failed is not
+			// claimed (the add may be in a chain nothing jumps to).
+			took := err == nil && !m.unhealthy[name]
+			if !took {
 				m.scheduleRetry(now)
 			}
-			m.mark(b, name, err == nil)
+			m.mark(b, name, took)
 		} else if err := be.Extend(e); err != nil {
 			errs = append(errs, fmt.Errorf("%s: extend: %w", name, err))
+		}
+	}
+	// As in Handle: an extend must find its rule, a new ban a chain that
+	// is jumped to (a foreign flush since the last check).
+	if !now.Before(m.verifiedAt.Add(max(time.Second, 10*m.verifyCost))) {
+		if err := m.verify(now); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if err := m.store.Save([]Ban{*b}, nil, offenses); err != nil {

@@ -83,7 +83,11 @@ func TestRepairAfterForeignFlush(t *testing.T) {
 			// 3. The chain flushed again, and the attacker attacks again:
 			// the extend puts its rule back at once (no wait for the
 			// periodic check), and its decision claims a working backend.
-			time.Sleep(1100 * time.Millisecond) // checks after alerts are at most one a second
+			// Checks after alerts are at most one a second and ten times
+			// a check's cost after the last one (step 2's): under -race on
+			// a busy machine a check here cost over 110 ms, and 1.1 s was
+			// too short. The next periodic check is 5 s after step 2's.
+			time.Sleep(2500 * time.Millisecond)
 			lab.Srv.Run(t, "iptables", "-F", "QUIETWATCH")
 			p.send(t, alertLine(atk, 10, "3"))
 			d := p.waitFor(t, "extend", atk)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/quietwatch/quietwatch/pkg/ban"
@@ -16,9 +17,11 @@ import (
 // instancePrefix starts the names of the abstract Unix sockets that say
 // which block owns what: "@quietwatch-block/<chain>" for the iptables and
 // ipset backends (abstract sockets belong to a network namespace, exactly
-// the scope of its firewall) and "@quietwatch-block/hosts-deny/<hash of
-// the file's path>". The kernel releases them when the process dies, so a
-// crash never leaves a stale lock.
+// the scope of its firewall), "@quietwatch-block/ipset/<set>" for the
+// ipset backend's sets (named after the chain in lower case) and
+// "@quietwatch-block/hosts-deny/<hash of the file's path>". The kernel
+// releases them when the process dies, so a crash never leaves a stale
+// lock.
 const instancePrefix = "quietwatch-block/"
 
 // instanceKeys returns the locks a block with these backends must hold.
@@ -32,11 +35,21 @@ func instanceKeys(cfg firewall.Config) []string {
 				keys = append(keys, cfg.Chain)
 			}
 			chain = true
+			if n == "ipset" {
+				// The sets are named after the chain in lower case:
+				// chains QUIETWATCH and quietwatch share quietwatch-v4.
+				keys = append(keys, "ipset/"+firewall.SetName(cfg.Chain, false))
+			}
 		case "hosts-deny":
 			if !hd {
 				p, err := filepath.Abs(cfg.HostsDeny)
 				if err != nil {
 					p = cfg.HostsDeny
+				}
+				// The file itself: a symlink (the backend writes through
+				// it) and its target are one file to lock.
+				if r, err := filepath.EvalSymlinks(p); err == nil {
+					p = r
 				}
 				sum := sha256.Sum256([]byte(p))
 				keys = append(keys, "hosts-deny/"+hex.EncodeToString(sum[:12]))
@@ -65,7 +78,10 @@ func (cm *common) lockInstances(e *env, cfg firewall.Config) error {
 		if err != nil {
 			cm.unlock()
 			what := "chain " + cfg.Chain
-			if k != cfg.Chain {
+			switch {
+			case strings.HasPrefix(k, "ipset/"):
+				what = "ipset set " + strings.TrimPrefix(k, "ipset/")
+			case k != cfg.Chain:
 				what = "hosts.deny file " + cfg.HostsDeny
 			}
 			return exitcode.New(exitcode.TempFail, fmt.Errorf("another block is running on %s in this network namespace (it holds @%s%s): stop it first; nothing was changed: %w", what, instancePrefix, k, err))

@@ -159,7 +159,7 @@ func newApp(e *env) *cli.App {
 		Flags:           runFlags,
 		HideHelpCommand: true,
 		Before:          func(c *cli.Context) error { e.stderr = c.App.ErrWriter; return nil },
-		Action:          func(c *cli.Context) error { return runStage(c, e) },
+		Action:          func(c *cli.Context) error { return oneLine(c, runStage(c, e)) },
 		Commands: []*cli.Command{
 			{Name: "list", Usage: "print the live bans", Flags: append(commonFlags(e), &cli.BoolFlag{Name: "json", Usage: "one JSON object per ban instead of a table"}),
 				Action: sub(e, runList)},
@@ -185,7 +185,7 @@ func sub(e *env, run func(*cli.Context, *env) error) cli.ActionFunc {
 		if err != nil {
 			return err
 		}
-		return run(c, e)
+		return oneLine(c, run(c, e))
 	}
 }
 

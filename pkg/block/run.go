@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/quietwatch/quietwatch/pkg/ban"
+	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/metrics"
 	"github.com/quietwatch/quietwatch/pkg/record"
@@ -196,6 +197,18 @@ func diag(w io.Writer, err error) {
 	}
 }
 
+// oneLine returns err for command.Run to print, or, when its text has
+// several lines (errors joined, a program's output), writes them with diag
+// and returns an error that only carries the exit code: every stderr line
+// is "block: ...".
+func oneLine(c *cli.Context, err error) error {
+	if err == nil || !strings.Contains(err.Error(), "\n") || exitcode.IsReported(err) || command.IsBrokenPipe(err) {
+		return err
+	}
+	diag(c.App.ErrWriter, err)
+	return exitcode.Reported(exitcode.Of(err))
+}
+
 func runStage(c *cli.Context, e *env) error {
 	if c.NArg() > 0 {
 		return exitcode.Errorf(exitcode.Usage, "unknown command %q", c.Args().First())
@@ -262,6 +275,16 @@ func runStage(c *cli.Context, e *env) error {
 	}
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
+	}
+	// A kept ban on an address refused now (allow-listed, or this host's
+	// own, since the last run) is lifted, as SIGHUP lifts it: a restart
+	// instead of a reload must not keep banning the admin.
+	ds, err = m.LiftRefused(e.now())
+	if werr := out.write(ds); werr != nil {
+		return werr
+	}
+	if err != nil {
+		diag(stderr, err)
 	}
 	if err := out.flush(); err != nil {
 		return err

@@ -57,7 +57,7 @@ func TestInstanceLock(t *testing.T) {
 	}
 	// Another chain, another lock; hosts-deny files have their own.
 	keys := instanceKeys(firewall.Config{Chain: "A", HostsDeny: "/etc/hosts.deny", Backends: []string{"ipset", "iptables", "hosts-deny", "dry-run"}})
-	if len(keys) != 2 || keys[0] != "A" || !strings.HasPrefix(keys[1], "hosts-deny/") {
+	if len(keys) != 3 || keys[0] != "A" || keys[1] != "ipset/a-v4" || !strings.HasPrefix(keys[2], "hosts-deny/") {
 		t.Errorf("keys %q", keys)
 	}
 }
