@@ -10,10 +10,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,6 +41,8 @@ type NFTables struct {
 	mu    sync.Mutex // one netlink batch at a time
 	table *nftables.Table
 	kind  string // the sets this backend bans into: "local"
+	// bigBuffer is true when the last connection got nftSendBuffer.
+	bigBuffer bool
 }
 
 // nftKinds are the kinds of ban that have sets of their own.
@@ -58,9 +62,15 @@ const (
 	// one SetAddElements call (the nested attribute's 16-bit length).
 	nftChunk = 1000
 	// nftFlushBytes bounds one batch (several messages, one transaction):
-	// the kernel refuses a send larger than the socket's buffer (212992
-	// bytes by default).
-	nftFlushBytes = 120_000
+	// the kernel refuses a send larger than the socket's buffer. We raise
+	// the buffer to nftSendBuffer (SO_SNDBUFFORCE, as root): every commit
+	// of an interval set walks all of it, so few large transactions are
+	// much faster than many small ones (100,000 bans: 7 s in 120 kB
+	// batches). Without the raise, batches stay under the default buffer
+	// (212992 bytes).
+	nftFlushBytes      = 4 << 20
+	nftSendBuffer      = 8 << 20
+	nftSmallFlushBytes = 120_000
 	// maxNFTTimeout is the longest element timeout we give; a longer ban
 	// gets none, and block's reaper alone lifts it.
 	maxNFTTimeout = 365 * 24 * time.Hour
@@ -244,13 +254,18 @@ func ranges(elems []nftables.SetElement) []nftRange {
 type batch struct {
 	c     *nftables.Conn
 	n     *NFTables
+	limit int // bytes per transaction
 	size  int
 	queue map[*nftables.Set]*[2][]nftables.SetElement // deletes, adds
 	order []*nftables.Set
 }
 
 func (n *NFTables) newBatch(c *nftables.Conn) *batch {
-	return &batch{c: c, n: n, queue: map[*nftables.Set]*[2][]nftables.SetElement{}}
+	limit := nftSmallFlushBytes
+	if n.bigBuffer {
+		limit = nftFlushBytes
+	}
+	return &batch{c: c, n: n, limit: limit, queue: map[*nftables.Set]*[2][]nftables.SetElement{}}
 }
 
 func elemSize(e nftables.SetElement) int { return 24 + len(e.Key) }
@@ -265,7 +280,7 @@ func (b *batch) put(s *nftables.Set, del, add []nftables.SetElement) error {
 	for _, e := range add {
 		sz += elemSize(e)
 	}
-	if b.size+sz > nftFlushBytes {
+	if b.size+sz > b.limit {
 		if err := b.flush(); err != nil {
 			return err
 		}
@@ -554,12 +569,62 @@ func (n *NFTables) check(c *nftables.Conn, entries []Entry) error {
 	return nil
 }
 
+// conn returns a new netlink connection for one operation (a Conn queues
+// messages: this keeps operations apart) with a large send buffer if it
+// can have one. The caller closes it with CloseLasting.
 func (n *NFTables) conn() (*nftables.Conn, error) {
-	c, err := nftables.New()
+	n.bigBuffer = true
+	raise := func(c *netlink.Conn) error {
+		rc, err := c.SyscallConn()
+		if err != nil {
+			n.bigBuffer = false
+			return nil
+		}
+		err = rc.Control(func(fd uintptr) {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, nftSendBuffer) != nil {
+				n.bigBuffer = false
+			}
+		})
+		if err != nil {
+			n.bigBuffer = false
+		}
+		return widenDumps(c, rc)
+	}
+	c, err := nftables.New(nftables.AsLasting(), nftables.WithSockOptions(raise))
 	if err != nil {
 		return nil, fmt.Errorf("%s: netlink: %w", n.what(), err)
 	}
 	return c, nil
+}
+
+// widenDumps makes the kernel send dumps on c in chunks of 32 kB instead
+// of 4 kB. The kernel sizes each dump message by the largest buffer a
+// recvmsg on the socket has offered so far (at most 32 kB), and the
+// netlink package offers a page. A set dump resumes each chunk by walking
+// the set from its start, so its cost grows with elements times chunks:
+// 100,000 bans took 2.7 s to list in pages, a few hundred ms in 32 kB.
+// So: one no-op request with an acknowledgement, peeked at with a large
+// buffer, then read as usual.
+func widenDumps(c *netlink.Conn, rc syscall.RawConn) error {
+	if _, err := c.Send(netlink.Message{Header: netlink.Header{Type: netlink.Noop, Flags: netlink.Request | netlink.Acknowledge}}); err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	buf := make([]byte, 64<<10)
+	var perr error
+	err := rc.Read(func(fd uintptr) bool {
+		_, _, _, _, perr = unix.Recvmsg(int(fd), buf, nil, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		return !errors.Is(perr, unix.EAGAIN)
+	})
+	if err == nil {
+		err = perr
+	}
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	if _, err := c.Receive(); err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	return nil
 }
 
 // Sync implements Backend: the table, sets, chains and rules as they
@@ -572,6 +637,7 @@ func (n *NFTables) Sync(entries []Entry) error {
 	if err != nil {
 		return err
 	}
+	defer func() { _ = c.CloseLasting() }()
 	st, err := n.look(c)
 	if err != nil {
 		return err
@@ -617,6 +683,7 @@ func (n *NFTables) put(entries []Entry) error {
 	if err != nil {
 		return err
 	}
+	defer func() { _ = c.CloseLasting() }()
 	st, err := n.ensure(c)
 	if err != nil {
 		return err
@@ -636,6 +703,7 @@ func (n *NFTables) Delete(addrs []netip.Addr) error {
 	if err != nil {
 		return err
 	}
+	defer func() { _ = c.CloseLasting() }()
 	st, err := n.look(c)
 	if err != nil {
 		return err
@@ -674,6 +742,7 @@ func (n *NFTables) held() ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() { _ = c.CloseLasting() }()
 	st, err := n.look(c)
 	if err != nil {
 		return nil, err
@@ -722,6 +791,7 @@ func (n *NFTables) Repair(entries []Entry) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() { _ = c.CloseLasting() }()
 	st, err := n.look(c)
 	if err != nil {
 		return nil, err
@@ -776,6 +846,7 @@ func (n *NFTables) Flush() error {
 	if err != nil {
 		return err
 	}
+	defer func() { _ = c.CloseLasting() }()
 	st, err := n.look(c)
 	if err != nil {
 		return err
