@@ -667,13 +667,48 @@ func (n *NFTables) ensure(c *nftables.Conn) (*state, error) {
 }
 
 // Add implements Backend.
-func (n *NFTables) Add(entries []Entry) error { return n.put(entries) }
+func (n *NFTables) Add(entries []Entry) error { return n.put(entries, false) }
 
 // Extend implements Backend: each entry is deleted and added again in one
 // transaction, which restarts its kernel timeout.
-func (n *NFTables) Extend(entries []Entry) error { return n.put(entries) }
+func (n *NFTables) Extend(entries []Entry) error { return n.put(entries, true) }
 
-func (n *NFTables) put(entries []Entry) error {
+// blind sends, for each address, its delete (del) and its add (add with
+// the entry's timeout) without reading the set first: one transaction per
+// few thousand bans, and the kernel fails one whole (changing nothing)
+// when an element to delete is absent or one to add clashes with a wider
+// range. The callers then take the slow way, which reads the set.
+func (n *NFTables) blind(c *nftables.Conn, entries []Entry, del, add bool) error {
+	b := n.newBatch(c)
+	sets := [2]*nftables.Set{n.set(n.kind, false), n.set(n.kind, true)}
+	seen := map[netip.Addr]bool{}
+	for i, fam := range byFamily(entries) {
+		for _, e := range fam {
+			if seen[e.Addr] {
+				continue
+			}
+			seen[e.Addr] = true
+			r := rangeOf(e.Addr)
+			var d, a []nftables.SetElement
+			if del {
+				d = r.elems(0)
+			}
+			if add {
+				a = r.elems(nftTimeout(e.TTL))
+			}
+			if err := b.put(sets[i], d, a); err != nil {
+				return err
+			}
+		}
+	}
+	return b.flush()
+}
+
+// put adds (or with extend, renews) entries. The fast way writes blind
+// and trusts the kernel's acknowledgements; only a call large enough to
+// be split in chunks (where google/nftables v0.3.0 lost elements) is read
+// back at once. Every ban is read back at the next Repair anyway.
+func (n *NFTables) put(entries []Entry, extend bool) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -687,6 +722,12 @@ func (n *NFTables) put(entries []Entry) error {
 	st, err := n.ensure(c)
 	if err != nil {
 		return err
+	}
+	if n.blind(c, entries, extend, true) == nil {
+		if len(entries) <= nftChunk/2 {
+			return nil
+		}
+		return n.check(c, entries)
 	}
 	return n.write(c, st, entries, false)
 }
@@ -704,6 +745,15 @@ func (n *NFTables) Delete(addrs []netip.Addr) error {
 		return err
 	}
 	defer func() { _ = c.CloseLasting() }()
+	entries := make([]Entry, len(addrs))
+	for i, a := range addrs {
+		entries[i] = Entry{Addr: a}
+	}
+	if n.blind(c, entries, true, false) == nil {
+		return nil
+	}
+	// Some address is absent (lifted by its kernel timeout, deleted
+	// twice) or inside a wider range: read the sets.
 	st, err := n.look(c)
 	if err != nil {
 		return err
