@@ -40,9 +40,13 @@ import (
 type NFTables struct {
 	mu    sync.Mutex // one netlink batch at a time
 	table *nftables.Table
-	kind  string // the sets this backend bans into: "local"
-	// bigBuffer is true when the last connection got nftSendBuffer.
+	kind  string         // the sets this backend bans into: "local"
+	c     *nftables.Conn // see conn
+	// bigBuffer is true when the connection got nftSendBuffer.
 	bigBuffer bool
+	// complete is true when the last look found (or made) the table with
+	// all its sets, chains and rules: Add then writes at once.
+	complete bool
 }
 
 // nftKinds are the kinds of ban that have sets of their own.
@@ -334,6 +338,15 @@ type state struct {
 	rules  map[string]map[string]bool // chain -> sets its rules drop
 }
 
+// complete reports whether st has the table with every set, chain and rule.
+func (st *state) complete() bool {
+	ok := st.table && len(st.sets) >= 2*len(nftKinds)
+	for _, cd := range nftChains {
+		ok = ok && st.chains[cd.name] != nil && len(st.rules[cd.name]) == 2*len(nftKinds)
+	}
+	return ok
+}
+
 func (n *NFTables) look(c *nftables.Conn) (*state, error) {
 	st := &state{sets: map[string]*nftables.Set{}, chains: map[string]*nftables.Chain{}, rules: map[string]map[string]bool{}}
 	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
@@ -569,10 +582,14 @@ func (n *NFTables) check(c *nftables.Conn, entries []Entry) error {
 	return nil
 }
 
-// conn returns a new netlink connection for one operation (a Conn queues
-// messages: this keeps operations apart) with a large send buffer if it
-// can have one. The caller closes it with CloseLasting.
+// conn returns the backend's netlink connection, dialled on first use
+// with a large send buffer if it can have one. One lasting connection
+// saves a dial and a setup per ban; after any failure keep drops it (it
+// may hold unread answers) and the next call dials anew.
 func (n *NFTables) conn() (*nftables.Conn, error) {
+	if n.c != nil {
+		return n.c, nil
+	}
 	n.bigBuffer = true
 	raise := func(c *netlink.Conn) error {
 		rc, err := c.SyscallConn()
@@ -594,7 +611,18 @@ func (n *NFTables) conn() (*nftables.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: netlink: %w", n.what(), err)
 	}
+	n.c = c
 	return c, nil
+}
+
+// keep drops the connection and forgets that the table was complete when
+// an operation failed.
+func (n *NFTables) keep(err *error) {
+	if *err == nil || n.c == nil {
+		return
+	}
+	_ = n.c.CloseLasting()
+	n.c, n.complete = nil, false
 }
 
 // widenDumps makes the kernel send dumps on c in chunks of 32 kB instead
@@ -630,14 +658,14 @@ func widenDumps(c *netlink.Conn, rc syscall.RawConn) error {
 // Sync implements Backend: the table, sets, chains and rules as they
 // should be (our chains' other rules removed), the local sets holding
 // exactly entries, each with a fresh timeout.
-func (n *NFTables) Sync(entries []Entry) error {
+func (n *NFTables) Sync(entries []Entry) (err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	c, err := n.conn()
 	if err != nil {
 		return err
 	}
-	defer func() { _ = c.CloseLasting() }()
+	defer n.keep(&err)
 	st, err := n.look(c)
 	if err != nil {
 		return err
@@ -648,6 +676,7 @@ func (n *NFTables) Sync(entries []Entry) error {
 	if st, err = n.look(c); err != nil {
 		return err
 	}
+	n.complete = st.complete()
 	return n.write(c, st, entries, true)
 }
 
@@ -657,13 +686,16 @@ func (n *NFTables) ensure(c *nftables.Conn) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.table && len(st.sets) >= 2*len(nftKinds) {
-		return st, nil
+	if !st.complete() {
+		if _, err := n.fix(c, st, false); err != nil {
+			return nil, err
+		}
+		if st, err = n.look(c); err != nil {
+			return nil, err
+		}
 	}
-	if _, err := n.fix(c, st, false); err != nil {
-		return nil, err
-	}
-	return n.look(c)
+	n.complete = st.complete()
+	return st, nil
 }
 
 // Add implements Backend.
@@ -708,7 +740,7 @@ func (n *NFTables) blind(c *nftables.Conn, entries []Entry, del, add bool) error
 // and trusts the kernel's acknowledgements; only a call large enough to
 // be split in chunks (where google/nftables v0.3.0 lost elements) is read
 // back at once. Every ban is read back at the next Repair anyway.
-func (n *NFTables) put(entries []Entry, extend bool) error {
+func (n *NFTables) put(entries []Entry, extend bool) (err error) {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -718,10 +750,11 @@ func (n *NFTables) put(entries []Entry, extend bool) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = c.CloseLasting() }()
-	st, err := n.ensure(c)
-	if err != nil {
-		return err
+	defer n.keep(&err)
+	if !n.complete {
+		if _, err := n.ensure(c); err != nil {
+			return err
+		}
 	}
 	if n.blind(c, entries, extend, true) == nil {
 		if len(entries) <= nftChunk/2 {
@@ -729,12 +762,17 @@ func (n *NFTables) put(entries []Entry, extend bool) error {
 		}
 		return n.check(c, entries)
 	}
+	// Refused: an element clashes, or the table is not what it was.
+	st, err := n.ensure(c)
+	if err != nil {
+		return err
+	}
 	return n.write(c, st, entries, false)
 }
 
 // Delete implements Backend: it lifts the addresses' own elements from the
 // local sets (a wider range holding one stays).
-func (n *NFTables) Delete(addrs []netip.Addr) error {
+func (n *NFTables) Delete(addrs []netip.Addr) (err error) {
 	if len(addrs) == 0 {
 		return nil
 	}
@@ -744,7 +782,7 @@ func (n *NFTables) Delete(addrs []netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = c.CloseLasting() }()
+	defer n.keep(&err)
 	entries := make([]Entry, len(addrs))
 	for i, a := range addrs {
 		entries[i] = Entry{Addr: a}
@@ -785,19 +823,18 @@ func (n *NFTables) Delete(addrs []netip.Addr) error {
 }
 
 // held returns the single-address members of the local sets.
-func (n *NFTables) held() ([]Entry, error) {
+func (n *NFTables) held() (out []Entry, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	c, err := n.conn()
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = c.CloseLasting() }()
+	defer n.keep(&err)
 	st, err := n.look(c)
 	if err != nil {
 		return nil, err
 	}
-	var out []Entry
 	for _, v6 := range []bool{false, true} {
 		have, err := n.members(c, st, NFTSetName(n.kind, v6))
 		if err != nil {
@@ -834,24 +871,19 @@ func (n *NFTables) Held() ([]Entry, error) { return n.held() }
 // table, a set, a chain, a rule, members with the time they have left).
 // Another tool flushing the ruleset or deleting our table is repaired
 // here.
-func (n *NFTables) Repair(entries []Entry) ([]string, error) {
+func (n *NFTables) Repair(entries []Entry) (notes []string, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	c, err := n.conn()
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = c.CloseLasting() }()
+	defer n.keep(&err)
 	st, err := n.look(c)
 	if err != nil {
 		return nil, err
 	}
-	var notes []string
-	complete := st.table && len(st.sets) >= 2*len(nftKinds)
-	for _, cd := range nftChains {
-		complete = complete && st.chains[cd.name] != nil && len(st.rules[cd.name]) == 2*len(nftKinds)
-	}
-	if !complete {
+	if !st.complete() {
 		if notes, err = n.fix(c, st, false); err != nil {
 			return notes, err
 		}
@@ -859,6 +891,7 @@ func (n *NFTables) Repair(entries []Entry) ([]string, error) {
 			return notes, err
 		}
 	}
+	n.complete = st.complete()
 	var lost []Entry
 	for i, fam := range byFamily(entries) {
 		name := NFTSetName(n.kind, i == 1)
@@ -889,14 +922,14 @@ func (n *NFTables) Repair(entries []Entry) ([]string, error) {
 
 // Flush implements Backend: it deletes our table, with every set, chain
 // and rule in it.
-func (n *NFTables) Flush() error {
+func (n *NFTables) Flush() (err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	c, err := n.conn()
 	if err != nil {
 		return err
 	}
-	defer func() { _ = c.CloseLasting() }()
+	defer n.keep(&err)
 	st, err := n.look(c)
 	if err != nil {
 		return err
@@ -904,6 +937,7 @@ func (n *NFTables) Flush() error {
 	if !st.table {
 		return nil
 	}
+	n.complete = false
 	c.DelTable(n.table)
 	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("%s: delete: %w", n.what(), err)
