@@ -737,9 +737,10 @@ func (n *NFTables) blind(c *nftables.Conn, entries []Entry, del, add bool) error
 }
 
 // put adds (or with extend, renews) entries. The fast way writes blind
-// and trusts the kernel's acknowledgements; only a call large enough to
-// be split in chunks (where google/nftables v0.3.0 lost elements) is read
-// back at once. Every ban is read back at the next Repair anyway.
+// and trusts the kernel's acknowledgements: reading the set back costs a
+// dump of all of it (0.5 s per 50,000 elements), too much per batch.
+// block reads every ban back at its next check (Repair: after batches, at
+// most once a second, and every 5 s), which puts back anything lost.
 func (n *NFTables) put(entries []Entry, extend bool) (err error) {
 	if len(entries) == 0 {
 		return nil
@@ -757,10 +758,7 @@ func (n *NFTables) put(entries []Entry, extend bool) (err error) {
 		}
 	}
 	if n.blind(c, entries, extend, true) == nil {
-		if len(entries) <= nftChunk/2 {
-			return nil
-		}
-		return n.check(c, entries)
+		return nil
 	}
 	// Refused: an element clashes, or the table is not what it was.
 	st, err := n.ensure(c)
