@@ -1,7 +1,7 @@
 # quietwatch: four small stages joined by pipes. See README.md.
 GO      ?= go
 BIN     ?= bin
-STAGES  := fastparse correlate notify block
+STAGES  := fastparse correlate notify block share
 
 .PHONY: all build test check bench demo e2e fuzz clean
 

@@ -40,7 +40,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/fastparse", "./cmd/correlate", "./cmd/notify", "./cmd/block")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/fastparse", "./cmd/correlate", "./cmd/notify", "./cmd/block", "./cmd/share")
 	cmd.Dir = repo
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: build: %v\n%s", err, out)

@@ -119,7 +119,7 @@ func TestSetupRelay(t *testing.T) {
 		"smtp_sasl_auth_enable":      "yes",
 		"smtp_sasl_password_maps":    "hash:" + conf + "/sasl_passwd",
 		"smtp_sasl_security_options": "noanonymous",
-		"smtp_tls_security_level":    "encrypt",
+		"smtp_tls_security_level":    "secure",
 		"inet_interfaces":            "loopback-only",
 	} {
 		if got := get(param); got != want {

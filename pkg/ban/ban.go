@@ -30,6 +30,9 @@ type Ban struct {
 	Pending []string
 	AlertID string // the alert that last added or extended the ban
 	RuleID  string
+	// Reason is "manual" for a ban placed by an admin (block ban) until an
+	// alert extends it; "" for a ban from an alert.
+	Reason string
 }
 
 // Offense is what is remembered of an address that has been banned.
@@ -117,6 +120,9 @@ type Manager struct {
 	// unhealthy are the backends whose last check failed: they are not
 	// claimed for new bans until one succeeds.
 	unhealthy map[string]bool
+	// loaded is how many bans (live or ended) the store held at the last
+	// load.
+	loaded int
 }
 
 // VerifyEvery is how often block checks by default that the backends
@@ -141,7 +147,12 @@ func (m *Manager) say(format string, args ...any) {
 // SetVerifyEvery sets how often Reap checks that the backends still hold
 // every live ban and what they need to enforce it, putting back what is
 // missing (0: never; the check after a batch of alerts is kept).
-func (m *Manager) SetVerifyEvery(d time.Duration) { m.verifyEvery = d }
+func (m *Manager) SetVerifyEvery(d time.Duration) {
+	m.verifyEvery = d
+	if !m.verifiedAt.IsZero() {
+		m.verifyAt = m.verifiedAt.Add(max(d, 10*m.verifyCost))
+	}
+}
 
 // AdoptUnknown makes Reconcile adopt the bans it finds in the backends and
 // not in the store, for reason (the state file was lost or damaged),
@@ -294,7 +305,7 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 		}
 		if b := m.bans[addr]; b != nil {
 			b.Until = now.Add(b.Timeout)
-			b.AlertID, b.RuleID = clean(al.ID), clean(al.Rule.ID)
+			b.AlertID, b.RuleID, b.Reason = clean(al.ID), clean(al.Rule.ID), ""
 			if !changed[addr] {
 				extends = append(extends, addr)
 			}
@@ -429,6 +440,11 @@ func (m *Manager) verify(now time.Time) error {
 		}
 		if err == nil {
 			delete(m.unhealthy, name)
+			if len(notes) > 0 && m.pendingOn(name) {
+				// An add that failed for what was just put back (a
+				// chain deleted by another tool) is retried now.
+				m.retryAt, m.retryDelay = now, 0
+			}
 			continue
 		}
 		errs = append(errs, fmt.Errorf("%s: check: %w", name, err))
@@ -460,6 +476,16 @@ func (m *Manager) verify(now time.Time) error {
 	m.verifiedAt = now
 	m.verifyAt = now.Add(max(m.verifyEvery, 10*m.verifyCost))
 	return errors.Join(errs...)
+}
+
+// pendingOn reports whether a live ban waits for backend name.
+func (m *Manager) pendingOn(name string) bool {
+	for _, b := range m.bans {
+		if slices.Contains(b.Pending, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // scheduleRetry makes Reap retry pending adds RetryDelay after now, unless
@@ -728,16 +754,23 @@ func (m *Manager) remove(now time.Time, addrs []netip.Addr, reason string) ([]re
 // why. Addresses the policy refuses (our own, allow-listed) are not
 // adopted. It returns an error if a backend cannot be brought in line.
 func (m *Manager) Reconcile(now time.Time) ([]record.Decision, error) {
-	stored, _, _ := m.store.Load() // load reports its error below
 	out, err := m.load(now, false)
 	if err != nil {
 		return out, err
 	}
 	adopt := m.adopt
-	if adopt == "" && len(stored) == 0 {
+	if adopt == "" && m.loaded == 0 {
 		adopt = "the state holds no bans"
 	}
-	ds, err := m.takeOver(now, adopt)
+	// Bans that ended while block was down are lifted by Sync below, and
+	// are neither unknown nor to adopt.
+	ended := map[netip.Addr]bool{}
+	for _, d := range out {
+		if a, err := netip.ParseAddr(d.Ban.IP); err == nil {
+			ended[a] = true
+		}
+	}
+	ds, err := m.takeOver(now, adopt, ended)
 	out = append(out, ds...)
 	if err != nil {
 		return out, err
@@ -773,7 +806,7 @@ func (m *Manager) Reconcile(now time.Time) ([]record.Decision, error) {
 // takeOver looks at the bans the backends hold that the books do not
 // know: with a reason to adopt, they become bans of ours; otherwise they
 // are counted (Sync removes them). Either is reported in one line.
-func (m *Manager) takeOver(now time.Time, adopt string) ([]record.Decision, error) {
+func (m *Manager) takeOver(now time.Time, adopt string, ended map[netip.Addr]bool) ([]record.Decision, error) {
 	type found struct {
 		ttl time.Duration
 		by  []string
@@ -785,7 +818,7 @@ func (m *Manager) takeOver(now time.Time, adopt string) ([]record.Decision, erro
 			return nil, fmt.Errorf("%s: %w", be.Name(), err)
 		}
 		for _, e := range held {
-			if m.bans[e.Addr] != nil {
+			if m.bans[e.Addr] != nil || ended[e.Addr] {
 				continue
 			}
 			f := unknown[e.Addr]
@@ -909,6 +942,7 @@ func (m *Manager) load(now time.Time, lift bool) ([]record.Decision, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
+	m.loaded = len(bans)
 	m.bans = map[netip.Addr]*Ban{}
 	m.offenses = offenses
 	if m.offenses == nil {

@@ -6,11 +6,13 @@
 package banstate
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -153,9 +155,14 @@ func open(path string, wait time.Duration) (*Store, []ban.Ban, map[netip.Addr]ba
 		return nil, nil, nil, &DamageError{Err: err}
 	}
 	// Read every page once now, so damage shows here and not later.
+	// Entries that do not decode count as damage too: Load would fail at
+	// every start.
 	bans, offenses, err := s.load()
-	if err != nil && IsDamage(err) {
+	if err != nil {
 		closeAll()
+		if !IsDamage(err) {
+			err = &DamageError{Err: err}
+		}
 		return nil, bans, offenses, err
 	}
 	return s, nil, nil, nil
@@ -236,7 +243,7 @@ func decode(k, v []byte) (ban.Ban, error) {
 		return ban.Ban{}, fmt.Errorf("ban %q: %w", k, err)
 	}
 	return ban.Ban{Addr: a, Until: until, Timeout: time.Duration(r.TimeoutS) * time.Second,
-		Offense: r.Offense, Backends: r.Backends, AlertID: r.AlertID, RuleID: r.RuleID}, nil
+		Offense: r.Offense, Backends: r.Backends, AlertID: r.AlertID, RuleID: r.RuleID, Reason: r.Reason}, nil
 }
 
 // decodeOffense reads "COUNT" or "COUNT ENDED".
@@ -267,7 +274,7 @@ func encodeOffense(o ban.Offense) []byte {
 func encode(b ban.Ban) ([]byte, error) {
 	return record.Marshal(record.Ban{Action: "add", IP: b.Addr.String(), Until: b.Until.Format(time.RFC3339Nano),
 		TimeoutS: int64(b.Timeout / time.Second), Offense: b.Offense, Backends: b.Backends,
-		AlertID: b.AlertID, RuleID: b.RuleID})
+		AlertID: b.AlertID, RuleID: b.RuleID, Reason: b.Reason})
 }
 
 // Save implements ban.Store.
@@ -276,14 +283,29 @@ func (s *Store) Save(put []ban.Ban, del []netip.Addr, offenses map[netip.Addr]ba
 }
 
 func (s *Store) save(put []ban.Ban, del []netip.Addr, offenses map[netip.Addr]ban.Offense) error {
+	// Keys in order: bbolt splits and rebalances far less (a save of
+	// 20,000 bans and counts in random order took 1.35 s, in order 0.42 s:
+	// BenchmarkSave20k).
+	type kv struct{ k, v []byte }
+	bans := make([]kv, 0, len(put))
+	for _, b := range put {
+		v, err := encode(b)
+		if err != nil {
+			return err
+		}
+		bans = append(bans, kv{[]byte(b.Addr.String()), v})
+	}
+	offs := make([]kv, 0, len(offenses))
+	for a, o := range offenses {
+		offs = append(offs, kv{[]byte(a.String()), encodeOffense(o)})
+	}
+	for _, l := range [][]kv{bans, offs} {
+		slices.SortFunc(l, func(x, y kv) int { return bytes.Compare(x.k, y.k) })
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		bb, ob := tx.Bucket(bansBucket), tx.Bucket(offensesBucket)
-		for _, b := range put {
-			v, err := encode(b)
-			if err != nil {
-				return err
-			}
-			if err := bb.Put([]byte(b.Addr.String()), v); err != nil {
+		for _, e := range bans {
+			if err := bb.Put(e.k, e.v); err != nil {
 				return err
 			}
 		}
@@ -292,8 +314,8 @@ func (s *Store) save(put []ban.Ban, del []netip.Addr, offenses map[netip.Addr]ba
 				return err
 			}
 		}
-		for a, o := range offenses {
-			if err := ob.Put([]byte(a.String()), encodeOffense(o)); err != nil {
+		for _, e := range offs {
+			if err := ob.Put(e.k, e.v); err != nil {
 				return err
 			}
 		}

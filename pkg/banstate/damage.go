@@ -110,24 +110,169 @@ func precheck(path string) error {
 		second = int64(m0.pageSize)
 	}
 	m1, err1 := readMeta(f, second)
-	var errs []error
-	for _, c := range []struct {
-		m   meta
-		err error
-	}{{m0, err0}, {m1, err1}} {
-		if c.err == nil {
-			c.err = c.m.fits(size)
+	// bbolt uses the valid meta page with the higher transaction id.
+	var use meta
+	switch {
+	case err0 == nil && (err1 != nil || m0.txid >= m1.txid):
+		use = m0
+	case err1 == nil:
+		use = m1
+	default:
+		if errors.Is(err0, io.EOF) || errors.Is(err1, io.EOF) {
+			return &DamageError{Err: errors.New("file cut short")}
 		}
-		if c.err == nil {
-			return nil
+		return &DamageError{Err: err0}
+	}
+	if err := use.fits(size); err != nil {
+		return &DamageError{Err: err}
+	}
+	if err := (&walker{f: f, m: use, seen: map[uint64]bool{}}).check(); err != nil {
+		return &DamageError{Err: err}
+	}
+	return nil
+}
+
+// walker checks the page tree bbolt will walk, reading the file (no
+// memory map): every page inside the file, of the kind expected, used
+// once (a cycle would make bbolt recurse until the stack overflows, which
+// no recover catches), and every element inside its page.
+type walker struct {
+	f    *os.File
+	m    meta
+	seen map[uint64]bool
+}
+
+const (
+	branchFlag   = 0x01
+	leafFlag     = 0x02
+	freelistFlag = 0x10
+	bucketFlag   = 0x01
+	elemSize     = 16
+)
+
+// page reads page id with its overflow pages.
+func (w *walker) page(id uint64) ([]byte, error) {
+	if id < 2 || id >= w.m.high {
+		return nil, fmt.Errorf("page %d outside the file", id)
+	}
+	if w.seen[id] {
+		return nil, fmt.Errorf("page %d used twice", id)
+	}
+	w.seen[id] = true
+	ps := uint64(w.m.pageSize)
+	head := make([]byte, pageHeader)
+	if _, err := w.f.ReadAt(head, int64(id*ps)); err != nil {
+		return nil, fmt.Errorf("page %d: %w", id, err)
+	}
+	le := binary.LittleEndian
+	if le.Uint64(head) != id {
+		return nil, fmt.Errorf("page %d identifies as %d", id, le.Uint64(head))
+	}
+	over := uint64(le.Uint32(head[12:]))
+	if id+over >= w.m.high {
+		return nil, fmt.Errorf("page %d runs past the file", id)
+	}
+	for i := id + 1; i <= id+over; i++ {
+		w.seen[i] = true
+	}
+	b := make([]byte, (over+1)*ps)
+	if _, err := w.f.ReadAt(b, int64(id*ps)); err != nil {
+		return nil, fmt.Errorf("page %d: %w", id, err)
+	}
+	return b, nil
+}
+
+func (w *walker) check() error {
+	if w.m.freelist != noFreelist {
+		b, err := w.page(w.m.freelist)
+		if err != nil {
+			return fmt.Errorf("freelist: %w", err)
 		}
-		if !errors.Is(c.err, io.EOF) {
-			errs = append(errs, c.err)
-		} else {
-			errs = append(errs, errors.New("file cut short"))
+		le := binary.LittleEndian
+		if le.Uint16(b[8:]) != freelistFlag {
+			return errors.New("freelist: not a freelist page")
+		}
+		count, idx := uint64(le.Uint16(b[10:])), uint64(0)
+		if count == 0xFFFF {
+			if len(b) < pageHeader+8 {
+				return errors.New("freelist: cut short")
+			}
+			count, idx = le.Uint64(b[pageHeader:]), 1
+		}
+		if (idx+count)*8 > uint64(len(b)-pageHeader) {
+			return errors.New("freelist: runs past its page")
+		}
+		for i := idx; i < idx+count; i++ {
+			if id := le.Uint64(b[pageHeader+8*i:]); id < 2 || id >= w.m.high {
+				return fmt.Errorf("freelist: page %d outside the file", id)
+			}
 		}
 	}
-	return &DamageError{Err: errors.Join(errs...)}
+	return w.tree(w.m.root, nil, 0)
+}
+
+// tree checks the node at page id (or, if inline is set, the inline page)
+// and everything below it.
+func (w *walker) tree(id uint64, inline []byte, depth int) error {
+	if depth > 64 {
+		return errors.New("tree too deep")
+	}
+	b := inline
+	if b == nil {
+		var err error
+		if b, err = w.page(id); err != nil {
+			return err
+		}
+	}
+	if len(b) < pageHeader {
+		return errors.New("inline bucket cut short")
+	}
+	le := binary.LittleEndian
+	flags, count := le.Uint16(b[8:]), int(le.Uint16(b[10:]))
+	if pageHeader+count*elemSize > len(b) {
+		return fmt.Errorf("page %d: %d elements do not fit", id, count)
+	}
+	for i := range count {
+		e := b[pageHeader+i*elemSize:]
+		off := pageHeader + i*elemSize
+		switch flags {
+		case branchFlag:
+			pos, ksize := int(le.Uint32(e)), int(le.Uint32(e[4:]))
+			if off+pos+ksize > len(b) || pos < 0 {
+				return fmt.Errorf("page %d: key past the page", id)
+			}
+			if err := w.tree(le.Uint64(e[8:]), nil, depth+1); err != nil {
+				return err
+			}
+		case leafFlag:
+			eflags, pos, ksize, vsize := le.Uint32(e), int(le.Uint32(e[4:])), int(le.Uint32(e[8:])), int(le.Uint32(e[12:]))
+			if pos < 0 || off+pos+ksize+vsize > len(b) {
+				return fmt.Errorf("page %d: element past the page", id)
+			}
+			if eflags&bucketFlag == 0 {
+				continue
+			}
+			v := b[off+pos+ksize : off+pos+ksize+vsize]
+			if len(v) < 16 {
+				return fmt.Errorf("page %d: bucket value cut short", id)
+			}
+			var err error
+			if root := le.Uint64(v); root == 0 {
+				err = w.tree(0, v[16:], depth+1)
+			} else {
+				err = w.tree(root, nil, depth+1)
+			}
+			if err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("page %d: not a branch or leaf page", id)
+		}
+	}
+	if count == 0 && flags != leafFlag && flags != branchFlag {
+		return fmt.Errorf("page %d: not a branch or leaf page", id)
+	}
+	return nil
 }
 
 func (m meta) fits(size int64) error {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/quietwatch/quietwatch/pkg/ban"
 )
 
@@ -120,5 +122,34 @@ func TestDamagedButLocked(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(path + ".damaged-*"); len(m) != 0 {
 		t.Errorf("moved aside: %v", m)
+	}
+}
+
+// A file bbolt reads fine whose entries do not decode (written by hand, or
+// by a broken version) is damage too: what decodes is kept, the file moved
+// aside, and the new store loads without error.
+func TestUndecodableEntries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "block.db")
+	s, err := Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := ban.Ban{Addr: netip.MustParseAddr("192.0.2.1"), Until: time.Now().Add(time.Hour), Timeout: time.Hour, Offense: 1}
+	if err := s.Save([]ban.Ban{good}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.db.Update(func(tx *bolt.Tx) error {
+		tx.Bucket(bansBucket).Put([]byte("192.0.2.2"), []byte("{not json"))
+		return tx.Bucket(offensesBucket).Put([]byte("x"), []byte("y"))
+	})
+	s.Close()
+	s, err = Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	bans, _, err := s.Load()
+	if err != nil || len(bans) != 1 || bans[0].Addr != good.Addr || !strings.Contains(s.Damage, "1 bans and 0 offense counts recovered") {
+		t.Fatalf("%v %v %q", bans, err, s.Damage)
 	}
 }

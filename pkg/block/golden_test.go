@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
@@ -32,10 +33,25 @@ func testEnv() *env {
 		ownAddrs: func() ([]netip.Addr, error) {
 			return []netip.Addr{netip.MustParseAddr("198.51.100.44"), netip.MustParseAddr("2001:db8::44"), netip.MustParseAddr("127.0.0.1")}, nil
 		},
-		backend:   firewall.New,
+		backend:   testBackend,
 		program:   "/usr/local/bin/block",
 		stateWait: 10 * time.Millisecond,
 	}
+}
+
+// testBackend is firewall.New, except that iptables and ipset are refused:
+// in-process tests run in the test machine's own network namespace, whose
+// firewall they must never touch (a subcommand with no settings in its
+// state falls back to --backend's default, iptables). Tests that need them
+// run the binary in a namespace (realfw_linux_test.go).
+func testBackend(name string, cfg firewall.Config) (firewall.Backend, error) {
+	if name == "iptables" || name == "ipset" {
+		if err := firewall.CheckChain(cfg.Chain); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: refused in an in-process test (the host's own firewall)", name)
+	}
+	return firewall.New(name, cfg)
 }
 
 // runBlock runs block with args on stdin in a synctest bubble and returns

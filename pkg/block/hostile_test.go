@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/quietwatch/quietwatch/pkg/command"
+	"github.com/quietwatch/quietwatch/pkg/firewall"
 )
 
 // A rule level written as any integral number, or as a string holding
@@ -38,7 +39,7 @@ func TestLevelForms(t *testing.T) {
 // A zoned address is refused as invalid-ip, as its bracketed form is.
 func TestZonedSource(t *testing.T) {
 	in := alertLine("fe80::1%eth0", 10, "a") + alertLine("[fe80::1]", 10, "b") + alertLine("2001:db8::9%1", 10, "c")
-	code, out, errOut := runBlock(t, testEnv(), strings.NewReader(in), "--backend", "dry-run", "--state=", "--timeout", "1s")
+	code, out, errOut := runBlock(t, testEnv(), strings.NewReader(in), "--backend", "dry-run", "--state=", "--timeout", "1s", "--log-skips")
 	if code != 0 || errOut != "" || strings.Count(out, `"reason":"invalid-ip"`) != 3 || strings.Contains(out, `"add"`) {
 		t.Fatalf("exit %d, stdout %s, stderr %q", code, out, errOut)
 	}
@@ -71,6 +72,41 @@ func TestHUPLiftsOwnAddressBan(t *testing.T) {
 			t.Errorf("after SIGHUP:\n%s\nwant a line starting %s", got, want)
 		}
 		inW.Close()
+		<-done
+	})
+}
+
+// The running stage checks its backends every verifyEvery while bans are
+// live and puts back what another tool removed, in one line on stderr.
+func TestPeriodicCheck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := firewall.NewFake("fake")
+		e := testEnv()
+		e.verifyEvery = 5 * time.Second
+		e.backend = func(string, firewall.Config) (firewall.Backend, error) { return fake, nil }
+		inR, inW := io.Pipe()
+		var out bytes.Buffer
+		errb := &lockedWriter{w: new(bytes.Buffer)}
+		done := make(chan int)
+		go func() {
+			done <- command.Run(context.Background(), newApp(e), []string{"block", "--backend", "dry-run", "--state=", "--timeout", "1h"}, inR, &out, errb)
+		}()
+		io.WriteString(inW, alertLine("192.0.2.1", 10, "a"))
+		synctest.Wait()
+		fake.Lose(mustAddr("192.0.2.1"))
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if !fake.Has(mustAddr("192.0.2.1")) {
+			t.Error("not restored by the periodic check")
+		}
+		errb.mu.Lock()
+		got := errb.w.(*bytes.Buffer).String()
+		errb.mu.Unlock()
+		if got != "block: fake: lost 1 bans: restored\n" {
+			t.Errorf("stderr %q", got)
+		}
+		inW.Close()
+		time.Sleep(2 * time.Hour)
 		<-done
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/quietwatch/quietwatch/pkg/ban"
 	"github.com/quietwatch/quietwatch/pkg/banstate"
@@ -54,7 +55,13 @@ func (cm *common) lockInstances(e *env, cfg firewall.Config) error {
 		return nil
 	}
 	for _, k := range instanceKeys(cfg) {
+		// Like the state file's lock, wait a little: a block told to stop
+		// (uninstall's pkill, then block flush) may not have exited yet.
 		release, err := e.lock(instancePrefix + k)
+		for deadline := time.Now().Add(e.stateWait); err != nil && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			release, err = e.lock(instancePrefix + k)
+		}
 		if err != nil {
 			cm.unlock()
 			what := "chain " + cfg.Chain
@@ -85,7 +92,7 @@ func (e *env) noteState(path string, s *banstate.Store) {
 		}
 		e.adopt = "the state file was damaged"
 	case s.New:
-		e.adopt = "the state file " + path + " is new"
+		e.adopt = "the state file " + path + " is new or empty"
 	}
 }
 

@@ -8,13 +8,16 @@ package block
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,6 +40,8 @@ type env struct {
 	// stateWait is how long to wait for another block to release the
 	// state file.
 	stateWait time.Duration
+	// socket is --socket's default.
+	socket string
 	// lock takes an instance lock (lockAbstract); nil: none (tests).
 	lock func(name string) (release func(), err error)
 	// verifyEvery is how often the running stage checks that the
@@ -59,7 +64,7 @@ func defaultEnv(args []string) *env {
 		prog = abs
 	}
 	return &env{now: time.Now, ownAddrs: interfaceAddrs, backend: firewall.New, program: prog, stateWait: time.Second,
-		lock: lockAbstract, verifyEvery: ban.VerifyEvery}
+		socket: "/run/quietwatch/block.sock", lock: lockAbstract, verifyEvery: ban.VerifyEvery}
 }
 
 // interfaceAddrs returns this host's (or network namespace's) addresses.
@@ -83,6 +88,9 @@ func interfaceAddrs() ([]netip.Addr, error) {
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := command.SignalContext(context.Background())
 	defer stop()
+	// The netlink library logs attributes it does not know (sets made by
+	// the ipset tool carry some) with the log package: not our diagnostics.
+	log.SetOutput(io.Discard)
 	e := defaultEnv(args)
 	e.hup = make(chan os.Signal, 1)
 	signal.Notify(e.hup, syscall.SIGHUP)
@@ -91,7 +99,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 const usageText = "block [flags] < alerts.jsonl\n" +
-	"   block [flags] list|unban IP|flush|reap [flags]"
+	"   block [flags] list [--json]|ban IP [--timeout D]|unban IP|flush|reap [flags]"
 
 const description = `block reads alerts (correlate's JSON Lines) on stdin and bans the source
 address of every alert with rule.level >= --min-level on each --backend for
@@ -99,7 +107,8 @@ address of every alert with rule.level >= --min-level on each --backend for
 banned again after its ban ended is a repeat offender and gets the next of
 --repeat-timeouts. The allow list, this host's own addresses, loopback,
 link-local, multicast and unspecified addresses are never banned. Each
-decision (add, extend, delete, skip) is one JSON line on stdout.
+decision (add, extend, delete) is one JSON line on stdout; with --log-skips
+each alert not acted on is one too (a skip, with its reason).
 
 At start block reconciles the firewall with --state: live bans are put
 back, expired ones and anything else in its chain or sets removed. At end
@@ -107,17 +116,23 @@ of input it waits until its last ban has ended, lifts it and exits;
 SIGTERM exits at once and leaves live bans in place for the next start.
 SIGHUP re-reads this host's addresses and --allow-file and reopens --ar-log.
 
+While it runs, block answers list, ban and unban on --socket (root only);
+run without a block, they work on --state themselves, with the backends,
+--ar-log, allow list and --timeout the last block run on it was started
+with (flags given to the subcommand win).
+
 Example:
    fastparse -f /var/log/suricata/fast.log | correlate -r local_rules.xml |
      block --backend ipset --allow 203.0.113.12 --repeat-timeouts 30m,1h,24h \
            --ar-log /var/log/quietwatch/active-responses.log
    cat alerts.jsonl | block --backend dry-run --state '' --timeout 2s
-   block list; block unban 192.0.2.241; block flush`
+   block list; block ban 192.0.2.241 --timeout 1h; block unban 192.0.2.241; block flush`
 
 // commonFlags are the flags of the app and of every subcommand, so they
 // may be written before or after the subcommand's name.
-func commonFlags() []cli.Flag {
+func commonFlags(e *env) []cli.Flag {
 	return []cli.Flag{
+		&cli.StringFlag{Name: "socket", Value: e.socket, Usage: "control socket `PATH` (root only) a running block serves for list, ban and unban; '' none"},
 		&cli.StringSliceFlag{Name: "backend", Value: cli.NewStringSlice("iptables"), Usage: "`NAME` of a backend: iptables, ipset, nftables, hosts-deny or dry-run (repeatable)"},
 		&cli.StringFlag{Name: "state", Value: "/var/lib/quietwatch/block.db", Usage: "state `FILE` (bbolt); '' keeps no state"},
 		&cli.StringFlag{Name: "chain", Value: "QUIETWATCH", Usage: "iptables `CHAIN` of our own (its ipset sets are <chain lower case>-v4 and -v6; the nftables table is inet <chain lower case>)"},
@@ -127,12 +142,14 @@ func commonFlags() []cli.Flag {
 }
 
 func newApp(e *env) *cli.App {
-	runFlags := append(commonFlags(),
+	runFlags := append(commonFlags(e),
 		&cli.IntFlag{Name: "min-level", Value: 9, Usage: "ban for alerts of rule level `N` and above"},
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "length of a first ban"},
 		&cli.StringFlag{Name: "repeat-timeouts", Usage: "ban lengths for the 2nd, 3rd, ... ban of an address, comma-separated (`LIST`, e.g. 30m,1h,24h; the last repeats)"},
 		&cli.StringSliceFlag{Name: "allow", Usage: "never ban `CIDR` (or a single address; repeatable)"},
 		&cli.StringFlag{Name: "allow-file", Usage: "never ban the addresses and CIDRs in `FILE` (one a line, # comments)"},
+		&cli.BoolFlag{Name: "log-skips", Usage: "also write a skip decision for each alert not acted on (below-level, allowlisted, ...)"},
+		&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},
 	)
 	return &cli.App{
 		Name:            "block",
@@ -144,16 +161,71 @@ func newApp(e *env) *cli.App {
 		Before:          func(c *cli.Context) error { e.stderr = c.App.ErrWriter; return nil },
 		Action:          func(c *cli.Context) error { return runStage(c, e) },
 		Commands: []*cli.Command{
-			{Name: "list", Usage: "print the live bans", Flags: append(commonFlags(), &cli.BoolFlag{Name: "json", Usage: "JSON Lines instead of a table"}),
-				Action: func(c *cli.Context) error { return runList(c, e) }},
-			{Name: "unban", Usage: "lift the ban of IP now and forget its offenses", ArgsUsage: "IP", Flags: commonFlags(),
-				Action: func(c *cli.Context) error { return runUnban(c, e) }},
-			{Name: "flush", Usage: "lift every ban and remove the chain, sets and hosts.deny lines", Flags: commonFlags(),
-				Action: func(c *cli.Context) error { return runFlush(c, e) }},
-			{Name: "reap", Usage: "reconcile the firewall with the state once (lift expired bans) and exit", Flags: commonFlags(),
-				Action: func(c *cli.Context) error { return runReap(c, e) }},
+			{Name: "list", Usage: "print the live bans", Flags: append(commonFlags(e), &cli.BoolFlag{Name: "json", Usage: "one JSON object per ban instead of a table"}),
+				Action: sub(e, runList)},
+			{Name: "ban", Usage: "ban IP now, by hand (the allow list and this host's addresses are still never banned)", ArgsUsage: "IP",
+				Flags:  append(commonFlags(e), &cli.DurationFlag{Name: "timeout", Usage: "length of the ban (default: the running block's --timeout)"}),
+				Action: sub(e, runBan)},
+			{Name: "unban", Usage: "lift the ban of IP now and forget its offenses", ArgsUsage: "IP", Flags: commonFlags(e),
+				Action: sub(e, runUnban)},
+			{Name: "flush", Usage: "lift every ban and remove the chain, sets and hosts.deny lines", Flags: commonFlags(e),
+				Action: sub(e, runFlush)},
+			{Name: "reap", Usage: "reconcile the firewall with the state once (lift expired bans) and exit", Flags: commonFlags(e),
+				Action: sub(e, runReap)},
 		},
 	}
+}
+
+// sub wraps a subcommand's action: flags written after its arguments
+// count too (block ban 192.0.2.241 --timeout 1h), which urfave/cli alone
+// would take as more arguments.
+func sub(e *env, run func(*cli.Context, *env) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		c, err := interspersed(c)
+		if err != nil {
+			return err
+		}
+		return run(c, e)
+	}
+}
+
+// interspersed returns c itself, or when flags follow an argument, a
+// context below c in which they are set and the arguments are the
+// positional ones only. Values are read through flagCtx, so the innermost
+// setting of a flag counts.
+func interspersed(c *cli.Context) (*cli.Context, error) {
+	args := c.Args().Slice()
+	flags := false
+	for _, a := range args[min(1, len(args)):] {
+		flags = flags || strings.HasPrefix(a, "-")
+	}
+	if !flags {
+		return c, nil
+	}
+	set := flag.NewFlagSet(c.Command.Name, flag.ContinueOnError)
+	set.SetOutput(io.Discard)
+	for _, f := range c.Command.Flags {
+		if err := f.Apply(set); err != nil {
+			return nil, err
+		}
+	}
+	var pos []string
+	for rest := args; len(rest) > 0; {
+		if err := set.Parse(rest); err != nil {
+			return nil, command.UsageErrorf("%s: %v", c.Command.Name, err)
+		}
+		rest = set.Args()
+		if len(rest) > 0 {
+			pos = append(pos, rest[0])
+			rest = rest[1:]
+		}
+	}
+	if err := set.Parse(append([]string{"--"}, pos...)); err != nil {
+		return nil, command.UsageErrorf("%s: %v", c.Command.Name, err)
+	}
+	x := cli.NewContext(c.App, set, c)
+	x.Command = c.Command
+	return x, nil
 }
 
 // flagCtx returns the innermost context in which name was set, so a flag
@@ -181,7 +253,16 @@ type common struct {
 }
 
 func setup(c *cli.Context, e *env) (*common, error) {
-	names := flagCtx(c, "backend").StringSlice("backend")
+	cm, err := openBackends(e, flagCtx(c, "backend").StringSlice("backend"), str(c, "chain"), str(c, "hosts-deny"))
+	if err != nil {
+		return nil, err
+	}
+	cm.state, cm.arLog = str(c, "state"), str(c, "ar-log")
+	return cm, nil
+}
+
+// openBackends returns the backends called names.
+func openBackends(e *env, names []string, chain, hostsDeny string) (*common, error) {
 	seen := map[string]bool{}
 	var uniq []string
 	for _, n := range names {
@@ -193,8 +274,8 @@ func setup(c *cli.Context, e *env) (*common, error) {
 	if len(uniq) == 0 {
 		return nil, command.UsageErrorf("--backend: none given")
 	}
-	cfg := firewall.Config{Chain: str(c, "chain"), HostsDeny: str(c, "hosts-deny"), Backends: uniq}
-	cm := &common{state: str(c, "state"), arLog: str(c, "ar-log")}
+	cfg := firewall.Config{Chain: chain, HostsDeny: hostsDeny, Backends: uniq}
+	cm := &common{}
 	// Backends apply in firewall.Names order: ipset before iptables, so
 	// the set exists before a rule refers to it.
 	for _, want := range firewall.Names {
@@ -235,7 +316,7 @@ func openState(path string, e *env) (ban.Store, func() error, error) {
 	}
 	s, err := banstate.Open(path, e.stateWait)
 	if errors.Is(err, banstate.ErrLocked) {
-		return nil, nil, exitcode.New(exitcode.TempFail, fmt.Errorf("%w (stop the running block first)", err))
+		return nil, nil, exitcode.New(exitcode.TempFail, fmt.Errorf("%w (list, ban and unban reach a running block through its --socket; stop it for flush and reap)", err))
 	}
 	if err != nil {
 		return nil, nil, err

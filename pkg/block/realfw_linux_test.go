@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -88,6 +89,10 @@ func (p *proc) stderr() string {
 func startBlock(t *testing.T, h hosttest.Host, args ...string) *proc {
 	t.Helper()
 	p := &proc{lines: make(chan string, 1000), done: make(chan struct{})}
+	if !slices.Contains(args, "--socket") {
+		// Never the default socket: tests and the service must not meet.
+		args = append(args, "--socket", filepath.Join(t.TempDir(), "block.sock"))
+	}
 	p.cmd = h.Command(context.Background(), blockBinary(t), args...)
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -297,6 +302,9 @@ func TestCrash(t *testing.T) {
 			if d.Ban.Reason != "expired" {
 				t.Errorf("restart: %+v", d.Ban)
 			}
+			// The planted ban is removed, and said so (the state holds bans:
+			// nothing is adopted).
+			p3.waitStderr(t, "block: removed 1 bans of ours that the state does not know (left by a block that stopped before saving them, or added by hand)\n")
 			rules := lab.Srv.Run(t, "iptables", "-S", "QUIETWATCH")
 			switch backend {
 			case "iptables":

@@ -15,6 +15,7 @@ import (
 
 	"github.com/quietwatch/quietwatch/pkg/ban"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
+	"github.com/quietwatch/quietwatch/pkg/metrics"
 	"github.com/quietwatch/quietwatch/pkg/record"
 )
 
@@ -124,6 +125,11 @@ type output struct {
 	program string
 	now     func() time.Time
 	stderr  io.Writer
+	// skips: write skip decisions too (--log-skips); by default they are
+	// not written (a port scan makes tens of thousands of below-level
+	// ones).
+	skips bool
+	m     *stageMetrics // nil: no metrics (the subcommands)
 }
 
 func (o *output) openAR() error {
@@ -149,8 +155,12 @@ func (o *output) close() {
 
 // write writes decisions; the caller flushes.
 func (o *output) write(ds []record.Decision) error {
+	o.m.count(ds, o.now())
 	var ar []byte
 	for i := range ds {
+		if ds[i].Ban.Action == "skip" && !o.skips {
+			continue
+		}
 		b, err := record.Marshal(&ds[i])
 		if err != nil {
 			return err
@@ -175,9 +185,14 @@ func (o *output) write(ds []record.Decision) error {
 
 func (o *output) flush() error { return o.w.Flush() }
 
+// diag writes err on stderr, one line for each line of it (errors.Join
+// joins with newlines); blank lines (a program's output ending in one) are
+// left out.
 func diag(w io.Writer, err error) {
 	for _, l := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(w, "block: %s\n", l)
+		if l = strings.TrimSpace(l); l != "" {
+			fmt.Fprintf(w, "block: %s\n", l)
+		}
 	}
 }
 
@@ -203,6 +218,7 @@ func runStage(c *cli.Context, e *env) error {
 		return err
 	}
 	defer closeStore()
+	remember(c, store, stderr)
 	m := ban.NewManager(p, cm.backends, store)
 	e.manage(m, cm.state)
 	own, err := e.ownAddrs()
@@ -210,11 +226,35 @@ func runStage(c *cli.Context, e *env) error {
 		return fmt.Errorf("own addresses: %w", err)
 	}
 	m.SetOwn(own)
-	out := &output{w: record.NewWriter(c.App.Writer), arPath: cm.arLog, program: e.program, now: e.now, stderr: stderr}
+	out := &output{w: record.NewWriter(c.App.Writer), arPath: cm.arLog, program: e.program, now: e.now, stderr: stderr, skips: c.Bool("log-skips")}
 	if err := out.openAR(); err != nil {
 		return exitcode.New(exitcode.Config, err)
 	}
 	defer out.close()
+	if path := c.String("metrics-file"); path != "" {
+		if err := metrics.Check(path); err != nil {
+			return exitcode.Errorf(exitcode.Config, "--metrics-file: %w", err)
+		}
+		var names []string
+		for _, b := range cm.backends {
+			names = append(names, b.Name())
+		}
+		out.m = newStageMetrics(m.Bans, names)
+		stop := metrics.Start(out.m.reg, path, func(err error) { fmt.Fprintf(stderr, "block: --metrics-file: %v\n", err) })
+		defer func() {
+			out.m.recount(e.now(), true) // (the loop has ended: no race with it)
+			if err := stop(); err != nil {
+				fmt.Fprintf(stderr, "block: --metrics-file: %v\n", err)
+			}
+		}()
+	}
+	// Served from here on: a subcommand that finds no socket finds the
+	// state unlocked. Calls wait for the loop below.
+	ctl, err := serve(socketPath(c.String("socket"), cm.state, c.IsSet("socket")), cm.state, stderr)
+	if err != nil {
+		return err
+	}
+	defer ctl.close()
 
 	ds, err := m.Reconcile(e.now())
 	if werr := out.write(ds); werr != nil {
@@ -289,6 +329,10 @@ func runStage(c *cli.Context, e *env) error {
 				diag(stderr, err)
 			}
 			if err := out.flush(); err != nil {
+				return err
+			}
+		case cl := <-ctl.requests():
+			if err := handle(cl, m, out, p.Timeout, e.now(), stderr); err != nil {
 				return err
 			}
 		case <-expiry:

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/quietwatch/quietwatch/pkg/record"
@@ -179,6 +180,7 @@ type pretest struct {
 	set    *rule.Set
 	rules  []*rule.Rule
 	needIP bool
+	late   *atomic.Bool // set: stop testing (the event is not evaluated); may be nil
 }
 
 func newPretest(e *Engine) *pretest {
@@ -204,7 +206,11 @@ func (pt *pretest) run(ev *event) {
 	} else {
 		ev.pre = ev.pre[:n]
 	}
+	ev.preSet = nil
 	for _, r := range pt.rules {
+		if pt.late != nil && pt.late.Load() {
+			return // stopping: not evaluated, so not worth finishing
+		}
 		ev.pre[r.Index] = r.Test(&ev.Event)
 	}
 	ev.preSet = pt.set

@@ -22,7 +22,7 @@ func wallClock() time.Time { return time.Date(2020, 5, 14, 22, 10, 17, 0, time.U
 
 // TestGolden runs testdata/correlate/*.txtar: the comment's "flags:" line
 // gives the arguments ($REPO is the repository root, $RULES the case's own
-// rules.xml section), input is fed whole, byte by byte and with CRLF line
+// rules.xml section), "exit:" the exit code (default 0), input is fed whole, byte by byte and with CRLF line
 // ends, and stdout must equal want.jsonl (and stderr the stderr section,
 // when there is one).
 func TestGolden(t *testing.T) {
@@ -42,9 +42,15 @@ func TestGolden(t *testing.T) {
 				sec[f.Name] = f.Data
 			}
 			var args []string
+			wantCode := 0
 			for _, l := range strings.Split(string(ar.Comment), "\n") {
 				if rest, ok := strings.CutPrefix(l, "flags:"); ok {
 					args = strings.Fields(rest)
+				}
+				if rest, ok := strings.CutPrefix(l, "exit:"); ok {
+					if wantCode, err = strconv.Atoi(strings.TrimSpace(rest)); err != nil {
+						t.Fatalf("bad exit line %q", l)
+					}
 				}
 			}
 			dir := t.TempDir()
@@ -89,8 +95,8 @@ func TestGolden(t *testing.T) {
 				}
 				return
 			}
-			if code != 0 {
-				t.Errorf("exit %d", code)
+			if code != wantCode {
+				t.Errorf("exit %d, want %d", code, wantCode)
 			}
 			check := func(how, out, errOut string) {
 				t.Helper()

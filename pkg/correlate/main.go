@@ -25,6 +25,7 @@ import (
 
 	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
+	"github.com/quietwatch/quietwatch/pkg/metrics"
 	"github.com/quietwatch/quietwatch/pkg/record"
 	"github.com/quietwatch/quietwatch/pkg/rule"
 	"github.com/quietwatch/quietwatch/pkg/seen"
@@ -81,6 +82,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.IntFlag{Name: "min-level", Value: 1, Usage: "write alerts of this `LEVEL` and above (OSSEC's log_alert_level)"},
 			&cli.BoolFlag{Name: "explain", Usage: "for each event, write the rules tried and why each matched or not on stderr"},
 			&cli.StringFlag{Name: "hostname", Usage: "add \"hostname\":`NAME` to every alert (unless the event has one)"},
+			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},
 		},
 		Action: func(c *cli.Context) error { return action(ctx, c, stdin, stdout, stderr, h) },
 	}
@@ -148,7 +150,7 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 		inputs = c.Args().Slice()
 	}
 	p := &pipeline{eng: eng, cfg: cfg, out: &output{w: stdout, buf: make([]byte, 0, outSize+4096)}, diag: bufio.NewWriter(stderr), hup: h.hup}
-	p.pre.Store(newPretest(eng))
+	p.pre.Store(p.newPretest(eng))
 	// SIGHUP reloads the rules; with a mistake in them, the old rules stay.
 	p.reload = func() {
 		set, ok := loadRules(rules, builtin, p.diag)
@@ -157,11 +159,23 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 			return
 		}
 		p.eng = newEngine(set, window.NewStore(maxKeys), fts)
-		p.pre.Store(newPretest(p.eng))
+		p.pre.Store(p.newPretest(p.eng))
 		p.diagf("rules reloaded (%d rules); composite counts start afresh", len(set.Rules))
 	}
 	if ftsPath != "" {
 		p.save = func() error { return fts.Save(ftsPath) }
+	}
+	p.m = newStageMetrics()
+	if path := c.String("metrics-file"); path != "" {
+		if err := metrics.Check(path); err != nil {
+			return exitcode.Errorf(exitcode.Config, "--metrics-file: %w", err)
+		}
+		stop := metrics.Start(p.m.reg, path, func(err error) { fmt.Fprintf(stderr, "correlate: --metrics-file: %v\n", err) })
+		defer func() {
+			if err := stop(); err != nil {
+				fmt.Fprintf(stderr, "correlate: --metrics-file: %v\n", err)
+			}
+		}()
 	}
 	err := p.run(ctx, inputs, stdin)
 	if ftsPath != "" {
@@ -227,6 +241,24 @@ type pipeline struct {
 	ahead int64 // events stamped later than this are not believed
 	// pre is what the reading goroutine tests ahead (set with eng)
 	pre atomic.Pointer[pretest]
+	// late is set stopGrace after SIGTERM: the lines read but not yet
+	// evaluated are dropped (counted in dropped), so slow rules cannot
+	// hold the stop back.
+	late    atomic.Bool
+	dropped int
+
+	m *stageMetrics
+}
+
+// stopGrace is how long after SIGTERM the lines already read are still
+// evaluated. Normally they all are within milliseconds; only rules whose
+// patterns take long on every line get near it.
+const stopGrace = time.Second
+
+func (p *pipeline) newPretest(e *Engine) *pretest {
+	pt := newPretest(e)
+	pt.late = &p.late
+	return pt
 }
 
 const (
@@ -313,9 +345,12 @@ loop:
 		case <-done:
 			// SIGTERM/SIGINT: the reader takes no new input, the lines
 			// already read (batches in the channel, the rest of the read
-			// buffer) are evaluated and written; then stop. The reader may
-			// stay blocked on a quiet pipe, which ends with the process.
+			// buffer) are evaluated and written, for up to stopGrace;
+			// then stop. The reader may stay blocked on a quiet pipe,
+			// which ends with the process.
 			done, tick, hup, blocking = nil, nil, nil, rs.blocking
+			grace := time.AfterFunc(stopGrace, func() { p.late.Store(true) })
+			defer grace.Stop()
 			if idle() {
 				break loop
 			}
@@ -324,6 +359,9 @@ loop:
 				break loop
 			}
 		}
+	}
+	if p.dropped > 0 {
+		p.diagf("stopped %v after SIGTERM with %d lines read but not evaluated (rules too slow for them)", stopGrace, p.dropped)
 	}
 	ferr := p.out.Flush()
 	p.diag.Flush()
@@ -560,6 +598,10 @@ func (p *pipeline) diagf(format string, args ...any) {
 
 func (p *pipeline) process(b *batch) error {
 	for i := range b.n {
+		if p.late.Load() {
+			p.dropped += b.n - i
+			return nil
+		}
 		if err := p.record(b.name, &b.items[i]); err != nil {
 			return err
 		}
@@ -571,14 +613,20 @@ func (p *pipeline) record(name string, it *item) error {
 	if it.blank {
 		return nil
 	}
+	p.m.events.Inc()
 	if it.diag != "" {
+		p.m.refuse(it.diag)
 		p.diagf("%s:%d: %s", name, it.lineNo, it.diag)
 		return nil
 	}
 	f, ev := &it.fields, &it.ev
 	now := p.now(it.t, it.tOK)
-	if ev.preSet != p.eng.set { // read before a reload
-		newPretest(p.eng).run(ev)
+	if ev.preSet != p.eng.set { // read before a reload, or a pretest cut short
+		p.newPretest(p.eng).run(ev)
+		if ev.preSet != p.eng.set {
+			p.dropped++ // cut short: stopping
+			return nil
+		}
 	}
 	explainf := func(format string, args ...any) {
 		if p.cfg.explain {
@@ -622,6 +670,7 @@ func (p *pipeline) record(name string, it *item) error {
 		return nil
 	}
 	o.buf = append(o.buf, '\n')
+	p.m.alert(rs.r.ID, rs.r.Level)
 	if p.cfg.explain { // (the arguments would be boxed even when not)
 		explainf("alert: rule %d level %d", rs.r.ID, rs.r.Level)
 	}

@@ -35,7 +35,7 @@ type Parser struct {
 	Location string           // the events' location field
 
 	arena  []byte
-	ints   [4]int
+	ints   [5]int // src_port, dest_port, icmp_type, icmp_code, severity
 	alert  record.EventAlert
 	zone   zoneCache
 	starts []int
@@ -180,7 +180,7 @@ func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 	}
 	gid, sid, rev, n := scanSig(b[i:])
 	if n == 0 {
-		return errAt(i, "no [gid:sid:rev] after [**]")
+		return errAt(i, "%s", sigProblem(b[i:]))
 	}
 	i += n
 	if i < len(b) && b[i] == ' ' {
@@ -210,13 +210,24 @@ func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 		head = body[:end] // Snort 2 alert on a packet without IP header
 	}
 	h := trimRight(head)
-	severity := 0
-	if k := lastGroup(h, prioMark); k >= 0 {
-		v, ok := atoi(h[k+len(prioMark) : len(h)-1])
-		if !ok {
-			return errAt(bodyCol+k, "bad priority %q", h[k:])
+	// Snort 3 writes extras after the priority ([AppID: HTTP], ...): skip
+	// them, as long as each is a plain group (no bracket inside: a
+	// classification may hold brackets, an extra does not).
+	for n := 0; n < 8 && len(h) > 0 && h[len(h)-1] == ']' && !bytes.HasSuffix(h, stars); n++ {
+		k := bytes.LastIndexByte(h, '[')
+		if k <= 0 || h[k-1] != ' ' || bytes.HasPrefix(h[k:], prioMark) || bytes.HasPrefix(h[k:], classMark) ||
+			bytes.IndexByte(h[k+1:len(h)-1], ']') >= 0 {
+			break
 		}
-		severity = v
+		h = trimRight(h[:k])
+	}
+	var severity *int
+	if k := lastGroup(h, prioMark); k >= 0 {
+		// An odd priority (not a number) loses the severity, not the alert.
+		if v, ok := atoi(h[k+len(prioMark) : len(h)-1]); ok {
+			p.ints[4] = v
+			severity = &p.ints[4]
+		}
 		h = trimRight(h[:k])
 	}
 	category := []byte(nil)
@@ -290,12 +301,13 @@ func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 	if !known {
 		if num, ok := protoNumber(protoText); ok {
 			v, _ := atoi(num)
-			if v > 255 {
-				return errAt(bodyCol, "bad protocol number %q", protoText)
+			if v > 255 { // no such protocol: odd, kept as written
+				proto = str(protoText)
+			} else {
+				p0 := len(a)
+				a = append(a, byte('0'+v/100), byte('0'+v/10%10), byte('0'+v%10))
+				proto = str(a[p0:])
 			}
-			p0 := len(a)
-			a = append(a, byte('0'+v/100), byte('0'+v/10%10), byte('0'+v%10))
-			proto = str(a[p0:])
 		} else {
 			if len(protoText) == 0 || bytes.ContainsAny(protoText, " []{") {
 				return errAt(bodyCol, "bad protocol %q", protoText)
@@ -328,8 +340,10 @@ func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 		return errAt(bodyCol+len(body)-len(tuple), "bad destination address %q", dst)
 	}
 	sn, dn := se.n, de.n
-	if (sn < 0) != (dn < 0) {
-		return errAt(bodyCol+len(body)-len(tuple), "a port on one side only")
+	if sn < 0 || dn < 0 {
+		// A number on one side only, or one that is not a port (IPv4's
+		// :99999): odd, so no numbers, but the alert is kept.
+		sn, dn = -1, -1
 	}
 	if proto == "ICMP" && se.isIP6 {
 		proto = "IPv6-ICMP" // Snort 3 writes {ICMP} for ICMPv6 too
@@ -351,7 +365,12 @@ func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 		ev.SrcPort, ev.DestPort = &p.ints[0], &p.ints[1]
 	case icmpProto(proto):
 		if sn > 255 || dn > 255 {
-			return errAt(bodyCol+len(body)-len(tuple), "ICMP type or code over 255")
+			// Suricata before 5.0.1 printed the packet's two 16-bit port
+			// fields, which for ICMP hold this packet's type and code
+			// (type in the low byte on the little-endian hosts it runs
+			// on: type + 256*code) on the left, the expected reply's on
+			// the right. A number over 255 can only be that layout.
+			sn, dn = sn&0xff, sn>>8
 		}
 		p.ints[2], p.ints[3] = sn, dn
 		ev.ICMPType, ev.ICMPCode = &p.ints[2], &p.ints[3]
@@ -377,7 +396,7 @@ func lastGroup(h, mark []byte) int {
 type endpoint struct {
 	text  []byte     // the address as written, when that is canonical IPv4
 	addr  netip.Addr // else the parsed address
-	n     int        // the number after it (port, ICMP type or code), or -1
+	n     int        // the number after it (port, ICMP type or code), -1 if none, -2 if odd
 	isIP6 bool
 }
 
@@ -401,7 +420,7 @@ func parseEndpoint(b []byte, withNumber bool) (endpoint, bool) {
 			k := bytes.IndexByte(b, ':')
 			v, ok := atoi(b[k+1:])
 			if !ok || v > 65535 {
-				return e, false
+				v = -2 // not a port: odd, the address is still good
 			}
 			ip, e.n = b[:k], v
 		}
@@ -486,6 +505,28 @@ func scanSig(b []byte) (gid, sid, rev, n int) {
 		return 0, 0, 0, 0
 	}
 	return gid, sid, rev, k + 1
+}
+
+// sigProblem says why scanSig found no [gid:sid:rev] at the start of b.
+func sigProblem(b []byte) string {
+	k := bytes.IndexByte(b, ']')
+	if len(b) == 0 || b[0] != '[' || k < 0 || k > 40 {
+		return "no [gid:sid:rev] after [**]"
+	}
+	parts := bytes.Split(b[1:k], []byte(":"))
+	if len(parts) != 3 {
+		return fmt.Sprintf("no [gid:sid:rev] after [**] (%q has %d numbers, not 3)", b[:k+1], len(parts))
+	}
+	for j, name := range [...]string{"gid", "sid", "rev"} {
+		v := parts[j]
+		if len(v) == 0 || bytes.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+			return fmt.Sprintf("%s %q in %q is not a number", name, v, b[:k+1])
+		}
+		if _, ok := atoi(v); !ok {
+			return fmt.Sprintf("%s %s in %q is out of range (0 to %d)", name, v, b[:k+1], uint32(1<<32-1))
+		}
+	}
+	return "no [gid:sid:rev] after [**]"
 }
 
 // atoi parses a non-negative decimal of at most 10 digits that fits 32 bits.
@@ -577,6 +618,10 @@ func Clone(ev *record.Event) *record.Event {
 		al.FastAction = strings.Clone(al.FastAction)
 		al.Signature = strings.Clone(al.Signature)
 		al.Category = strings.Clone(al.Category)
+		if al.Severity != nil {
+			v := *al.Severity
+			al.Severity = &v
+		}
 		c.Alert = &al
 	}
 	return &c

@@ -171,6 +171,37 @@ func TestParse(t *testing.T) {
 		name, line, want string
 		zone             *time.Location
 	}{
+		// Odd fields lose themselves, never the alert.
+		{
+			name: "odd priority",
+			line: "02/20/2020-18:00:37.962000  [**] [1:2:3] m [**] [Priority: x] {TCP} 1.2.3.4:1 -> 1.2.3.5:2",
+			want: `"alert":{"action":"allowed","gid":1,"signature_id":2,"rev":3,"signature":"m"},`,
+		},
+		{
+			name: "old suricata icmp",
+			line: "02/20/2020-18:00:37.962000  [**] [1:2:3] m [**] [Priority: 1] {ICMP} 1.2.3.4:300 -> 1.2.3.5:2",
+			want: `"proto":"ICMP","icmp_type":44,"icmp_code":1,`,
+		},
+		{
+			name: "port out of range",
+			line: "02/20/2020-18:00:37.962000  [**] [1:2:3] m [**] [Priority: 1] {TCP} 1.2.3.4:99999 -> 1.2.3.5:2",
+			want: `"src_ip":"1.2.3.4","dest_ip":"1.2.3.5","proto":"TCP","alert"`,
+		},
+		{
+			name: "a port on one side only",
+			line: "02/20/2020-18:00:37.962000  [**] [1:2:3] m [**] [Priority: 1] {TCP} 1.2.3.4:1 -> 1.2.3.5",
+			want: `"src_ip":"1.2.3.4","dest_ip":"1.2.3.5","proto":"TCP","alert"`,
+		},
+		{
+			name: "no such protocol number",
+			line: "02/20/2020-18:00:37.962000  [**] [1:2:3] m [**] [Priority: 1] {PROTO:999} 1.2.3.4 -> 1.2.3.5",
+			want: `"proto":"PROTO:999",`,
+		},
+		{
+			name: "snort3 extras after the priority",
+			line: `11/14-17:31:36.069820 [**] [1:48402:1] "m" [**] [Classification: c [x]] [Priority: 0] [AppID: HTTP] [Foo: bar] {TCP} 10.11.14.101:49210 -> 50.78.167.65:7080`,
+			want: `"signature":"m","category":"c [x]","severity":0}`,
+		},
 		{
 			name: "suricata tcp",
 			line: "05/14/2020-22:10:17.391373  [**] [1:2024364:3] ET SCAN Possible Nmap User-Agent Observed [**] [Classification: Web Application Attack] [Priority: 1] {TCP} 192.0.2.241:35004 -> 198.51.100.44:80",
@@ -309,15 +340,13 @@ func TestParseErrors(t *testing.T) {
 		{"02/20/2020-18:00:37.962000[**] [1:2:3] m", "no space after the timestamp"},
 		{"02/20/2020-18:00:37.962000  [1:2:3] m", "no [**] after the timestamp"},
 		{"02/20/2020-18:00:37.962000  [**] 1:2:3 m", "no [gid:sid:rev]"},
+		{"02/20/2020-18:00:37.962000  [**] [1:99999999999:1] m [**] [Priority: 1] {TCP} 1.2.3.4:1 -> 1.2.3.5:2", `sid 99999999999 in "[1:99999999999:1]" is out of range (0 to 4294967295)`},
+		{"02/20/2020-18:00:37.962000  [**] [1:2:x3] m [**] [Priority: 1] {TCP} 1.2.3.4:1 -> 1.2.3.5:2", `rev "x3" in "[1:2:x3]" is not a number`},
+		{"02/20/2020-18:00:37.962000  [**] [1:2] m [**] [Priority: 1] {TCP} 1.2.3.4:1 -> 1.2.3.5:2", `"[1:2]" has 2 numbers, not 3`},
 		{"02/20/2020-18:00:37.962000  [**] [1:2:3] a message cut sho", "no [**] after the message"},
 		{"02/20/2020-18:00:37.962000  [**] [1:2:3] m [**] [Priority: 1] {TC", "no } after the protocol"},
 		{"02/20/2020-18:00:37.962000  [**] [1:2:3] m [**] [Priority: 1] {TCP} 1.2.3.4:1 -> 1.2.3", "bad destination address"},
 		{"02/20/2020-18:00:37.962000  [**] [1:2:3] m [**] [Priority: 1] {TCP} 1.2.3.4:1 => 1.2.3.5:2", "no -> between"},
-		{"02/20/2020-18:00:37.962000  [**] [1:2:3] m [**] [Priority: 1] {TCP} 1.2.3.4:99999 -> 1.2.3.5:2", "bad source address"},
-		{"02/20/2020-18:00:37.962000  [**] [1:2:3] m [**] [Priority: x] {TCP} 1.2.3.4:1 -> 1.2.3.5:2", "bad priority"},
-		{"02/20/2020-18:00:37.962000  [**] [1:2:3] m [**] [Priority: 1] {ICMP} 1.2.3.4:300 -> 1.2.3.5:2", "ICMP type or code"},
-		{"02/20/2020-18:00:37.962000  [**] [1:2:3] m [**] [Priority: 1] {TCP} 1.2.3.4:1 -> 1.2.3.5", "a port on one side only"},
-		{"02/20/2020-18:00:37.962000  [**] [1:2:3] m [**] [Priority: 1] {PROTO:999} 1.2.3.4 -> 1.2.3.5", "bad protocol number"},
 	}
 	p := &Parser{Zone: time.UTC}
 	for _, tt := range tests {

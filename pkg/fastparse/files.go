@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime"
 
@@ -26,7 +27,7 @@ func (s *stage) files(ctx context.Context, names []string, stdin io.Reader) erro
 			err = s.read(ctx, stdin, "stdin")
 		} else {
 			var f *os.File
-			if f, err = os.Open(name); err != nil {
+			if f, err = openInput(name); err != nil {
 				return err
 			}
 			err = s.read(ctx, f, name)
@@ -37,6 +38,21 @@ func (s *stage) files(ctx context.Context, names []string, stdin io.Reader) erro
 		}
 	}
 	return nil
+}
+
+// openInput opens a FILE argument. A folder is refused at once, in one
+// clear line (read(2) would say "is a directory" at the first read, after
+// the name twice).
+func openInput(name string) (*os.File, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("%s: is a directory, not a log file", name)
+	}
+	return f, nil
 }
 
 // A batch is a run of input lines parsed by one worker. Lines are cut by
@@ -161,7 +177,7 @@ func (s *stage) cut(ctx context.Context, rd *record.Reader, name string, work, o
 			if ctx.Err() != nil {
 				return nil // SIGTERM, or the writer stopped: it says why
 			}
-			return fmt.Errorf("read %s: %w", name, err)
+			return readError(name, err)
 		}
 		if len(b.lines) >= batchLines || len(b.text) >= batchBytes || rd.Buffered() == 0 {
 			send()
@@ -189,4 +205,14 @@ func (w *worker) batch(b *batch, name string) {
 		}
 	}
 	b.out, b.errs, b.skip = w.out, w.errs, w.skipped
+}
+
+// readError says that reading name failed, naming it once: an
+// *fs.PathError already names the file.
+func readError(name string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return err
+	}
+	return fmt.Errorf("read %s: %w", name, err)
 }

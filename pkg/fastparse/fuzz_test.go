@@ -17,7 +17,7 @@ func FuzzLine(f *testing.F) {
 	f.Add([]byte("11/13-18:00:37.96211/13-18:01:55.044396  [**] [1:527:8] BAD [**] [Priority: 2] {UDP} 0.0.0.0:68 -> 255.255.255.255:67"))
 	f.Add([]byte("\x00\x00 \t"))
 	f.Fuzz(func(t *testing.T, line []byte) {
-		w := &worker{p: fastlog.Parser{Zone: time.UTC, Year: 2024, Location: "fuzz \"loc\""}, maxLine: 1 << 20}
+		w := &worker{p: fastlog.Parser{Zone: time.UTC, Year: 2024, Location: "fuzz \"loc\""}, maxLine: 1 << 20, m: newStageMetrics()}
 		w.plainLocation = record.Plain(w.p.Location)
 		w.line(line, "fuzz", 1, false)
 		for _, rec := range bytes.Split(bytes.TrimSuffix(w.out, []byte("\n")), []byte("\n")) {

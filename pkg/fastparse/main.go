@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,6 +26,7 @@ import (
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/fastlog"
 	"github.com/quietwatch/quietwatch/pkg/follow"
+	"github.com/quietwatch/quietwatch/pkg/metrics"
 	"github.com/quietwatch/quietwatch/pkg/record"
 )
 
@@ -67,11 +70,13 @@ replaced by U+FFFD (reported, the event kept).
 With -f, fastparse follows FILE like tail -F: complete lines only, across
 rename rotation, copytruncate, deletion and re-creation. --position keeps
 (device, inode, offset) in a file, so a restart resumes exactly where the
-last run stopped. SIGTERM or SIGINT: flush, save the position, exit 0.
+last run stopped. SIGTERM or SIGINT: flush, save the position, exit 0 (a file deleted or
+rotated away with lines in it not read yet is read to its end first).
 SIGHUP: look at the file now.
 
-Exit status: 0 ok, 1 failure (unreadable file), 2 usage, 65 bad line with
---strict.
+Exit status: 0 ok, 1 failure (unreadable file, a folder; -f on a FIFO or
+device), 2 usage, 65 bad line with --strict, 78 the --position folder is
+missing or not writable.
 
 Examples:
    fastparse -f /var/log/suricata/fast.log --position /var/lib/quietwatch/fastparse.pos |
@@ -98,6 +103,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.BoolFlag{Name: "from-start", Usage: "with -f and no saved position: read FILE from its start, not its end"},
 			&cli.DurationFlag{Name: "poll", Value: defaultPoll, Usage: "with -f: how often to look for new lines (`DURATION`)"},
 			&cli.IntFlag{Name: "max-line", Value: fastLineMax, Usage: "longest line accepted, in `BYTES`; longer ones are reported and skipped"},
+			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},
 		},
 		Action: func(c *cli.Context) error {
 			s, err := newStage(c, stderr)
@@ -115,6 +121,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // ever near it.
 const fastLineMax = 1 << 20
 
+// The range of --max-line: a line must hold a record's fixed parts, and
+// the reader's buffer grows to the limit, so it must stay far from the
+// int's end (1<<63-1 made every size computation overflow and every line
+// "too long").
+const (
+	minLine      = 64
+	maxLineLimit = 1 << 30
+)
+
 // stage is one run of fastparse.
 type stage struct {
 	stdout   io.Writer // events of whole files, a batch per write
@@ -125,6 +140,7 @@ type stage struct {
 	strict   bool
 	maxLine  int
 	skipped  int
+	m        *stageMetrics
 }
 
 func newStage(c *cli.Context, stderr io.Writer) (*stage, error) {
@@ -136,8 +152,8 @@ func newStage(c *cli.Context, stderr io.Writer) (*stage, error) {
 	if c.IsSet("year") && (year < 1 || year > 9999) {
 		return nil, command.UsageErrorf("--year %d: not a year", year)
 	}
-	if c.Int("max-line") < 64 {
-		return nil, command.UsageErrorf("--max-line %d: too small", c.Int("max-line"))
+	if n := c.Int("max-line"); n < minLine || n > maxLineLimit {
+		return nil, command.UsageErrorf("--max-line %d: out of range: %d to %d bytes", n, minLine, maxLineLimit)
 	}
 	if c.Duration("poll") <= 0 {
 		return nil, command.UsageErrorf("--poll %v: must be positive", c.Duration("poll"))
@@ -157,6 +173,7 @@ func newStage(c *cli.Context, stderr io.Writer) (*stage, error) {
 		location: c.String("location"),
 		strict:   c.Bool("strict"),
 		maxLine:  c.Int("max-line"),
+		m:        newStageMetrics(),
 	}, nil
 }
 
@@ -188,6 +205,17 @@ func parseZone(s string) (*time.Location, error) {
 }
 
 func (s *stage) run(ctx context.Context, c *cli.Context, stdin io.Reader, wake <-chan struct{}) error {
+	if path := c.String("metrics-file"); path != "" {
+		if err := metrics.Check(path); err != nil {
+			return exitcode.Errorf(exitcode.Config, "--metrics-file: %w", err)
+		}
+		stop := metrics.Start(s.m.reg, path, func(err error) { fmt.Fprintf(s.stderr, "fastparse: --metrics-file: %v\n", err) })
+		defer func() {
+			if err := stop(); err != nil {
+				fmt.Fprintf(s.stderr, "fastparse: --metrics-file: %v\n", err)
+			}
+		}()
+	}
 	var err error
 	if name := c.String("follow"); name != "" {
 		err = s.follow(ctx, name, c.String("position"), c.Bool("from-start"), c.Duration("poll"), wake)
@@ -215,7 +243,7 @@ func plural(n int, one, many string) string {
 
 // newWorker returns a worker for the input called name.
 func (s *stage) newWorker(name string) *worker {
-	w := &worker{p: s.parser, strict: s.strict, maxLine: s.maxLine}
+	w := &worker{p: s.parser, strict: s.strict, maxLine: s.maxLine, m: s.m}
 	w.p.Location = name
 	if s.location != "" {
 		w.p.Location = s.location
@@ -247,6 +275,14 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 	fl := &follow.Follower{Path: name, MaxLine: s.maxLine, Notify: func(m string) {
 		fmt.Fprintf(s.stderr, "fastparse: %s\n", m)
 	}}
+	if err := checkFollowed(name); err != nil {
+		return err
+	}
+	if posFile != "" {
+		if err := checkPositionDir(posFile); err != nil {
+			return err
+		}
+	}
 	var saved *follow.Position
 	if posFile != "" {
 		p, ok, err := follow.LoadPosition(posFile)
@@ -282,6 +318,45 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 		last, lastSave = &pos, time.Now()
 		return nil
 	}
+	// handle parses one line and writes what came of it; fatal: --strict
+	// met a bad line.
+	handle := func(l follow.Line) (fatal bool, err error) {
+		if l.TooLong > 0 {
+			fatal = w.tooLong(l.Name, l.Num)
+		} else {
+			fatal = w.line(l.Text, l.Name, l.Num, l.Torn)
+		}
+		err = s.emit(w.out, w.errs, w.skipped)
+		w.out, w.errs, w.skipped = w.out[:0], w.errs[:0], 0
+		return fatal, err
+	}
+	// stop ends a run on SIGTERM. A file that is no longer FILE (deleted,
+	// or rotated away: a restart might not find it again) is read to its
+	// end first, and the position saved is then the next file's start:
+	// else the lines not read yet in it could be lost.
+	stop := func() error {
+		if fl.Drain() {
+			for {
+				l, err := fl.Next()
+				if errors.Is(err, follow.ErrNoData) {
+					break
+				}
+				if err != nil {
+					save()
+					return readError(name, err)
+				}
+				fatal, err := handle(l)
+				if err != nil {
+					return err
+				}
+				if fatal {
+					save()
+					return exitcode.Reported(exitcode.DataErr)
+				}
+			}
+		}
+		return save()
+	}
 	done := ctx.Done()
 	for n := 1; ; n++ {
 		l, err := fl.Next()
@@ -290,7 +365,7 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 				return err
 			}
 			if fl.Wait(ctx, poll, wake) != nil {
-				return nil // SIGTERM: everything written is flushed and saved
+				return stop() // SIGTERM: everything written is flushed and saved
 			}
 			continue
 		}
@@ -298,16 +373,9 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 			if serr := save(); serr != nil {
 				return serr
 			}
-			return fmt.Errorf("follow %s: %w", name, err)
+			return readError(name, err)
 		}
-		var fatal bool
-		if l.TooLong > 0 {
-			fatal = w.tooLong(l.Name, l.Num)
-		} else {
-			fatal = w.line(l.Text, l.Name, l.Num, l.Torn)
-		}
-		err = s.emit(w.out, w.errs, w.skipped)
-		w.out, w.errs, w.skipped = w.out[:0], w.errs[:0], 0
+		fatal, err := handle(l)
 		if err != nil {
 			return err
 		}
@@ -317,7 +385,7 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 		}
 		select {
 		case <-done:
-			return save()
+			return stop()
 		default:
 		}
 		// While catching up there is no pause to save in: save every
@@ -328,4 +396,43 @@ func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool
 			}
 		}
 	}
+}
+
+// checkFollowed refuses, before anything is read, a -f FILE that cannot be
+// followed by offset: a folder, or a FIFO, socket or device (no seeking:
+// the old "illegal seek" came after the first read had taken data out of
+// the FIFO). A FIFO is read as a stream as a FILE argument or on stdin.
+// A FILE that does not exist yet is waited for.
+func checkFollowed(name string) error {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return nil // missing: waited for; unreadable: Open says so
+	}
+	switch m := fi.Mode(); {
+	case m.IsDir():
+		return fmt.Errorf("-f %s: is a directory, not a log file", name)
+	case m&fs.ModeNamedPipe != 0:
+		return fmt.Errorf("-f %s: is a FIFO, which cannot be followed by position; read it as a stream instead: fastparse %s (or on standard input)", name, name)
+	case !m.IsRegular():
+		return fmt.Errorf("-f %s: not a regular file (%v), cannot be followed by position", name, m.Type())
+	}
+	return nil
+}
+
+// checkPositionDir makes sure, at start, that the position file can be
+// written: its folder exists and a file can be created in it. Otherwise
+// the first save, possibly hours later, would be the first to say so.
+func checkPositionDir(posFile string) error {
+	dir := filepath.Dir(posFile)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(posFile)+".check.*")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return exitcode.Errorf(exitcode.Config, "--position %s: cannot write in folder %s: %v", posFile, dir, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
 }

@@ -26,12 +26,14 @@ type worker struct {
 	errs    []byte // diagnostics, one line each
 	skipped int    // lines skipped
 	msgs    []string
+	m       *stageMetrics
 }
 
 // line parses one input line and appends its event(s) to out. Everything
 // wrong with the line goes into one diagnostic. It reports whether
 // --strict must stop here.
 func (w *worker) line(text []byte, name string, num int64, torn bool) (fatal bool) {
+	w.m.read.Inc()
 	w.msgs = w.msgs[:0]
 	lost, blank := false, false
 	// A plain line (printable ASCII, no quote or backslash: nearly every
@@ -73,10 +75,12 @@ func (w *worker) line(text []byte, name string, num int64, torn bool) (fatal boo
 		case err == nil && plain:
 			w.out = w.ev.AppendJSONPlain(w.out)
 			w.out = append(w.out, '\n')
+			w.m.events.Inc()
 			continue
 		case err == nil:
 			w.out = w.ev.AppendJSON(w.out)
 			w.out = append(w.out, '\n')
+			w.m.events.Inc()
 			continue
 		case errors.Is(err, fastlog.ErrBlank):
 			blank = true
@@ -101,12 +105,19 @@ func (w *worker) line(text []byte, name string, num int64, torn bool) (fatal boo
 	w.diag(name, num, strings.Join(w.msgs, "; "))
 	if lost || blank {
 		w.skipped++
+		if lost {
+			w.m.lost.Inc()
+		} else {
+			w.m.blank.Inc()
+		}
 	}
 	return lost && w.strict // a blank line loses no alert: never fatal
 }
 
 // tooLong reports a line longer than --max-line.
 func (w *worker) tooLong(name string, num int64) (fatal bool) {
+	w.m.read.Inc()
+	w.m.long.Inc()
 	w.skipped++
 	w.diag(name, num, fmt.Sprintf("line longer than --max-line (%d bytes): skipped", w.maxLine))
 	return w.strict

@@ -63,3 +63,30 @@ func TestHostsDenySymlink(t *testing.T) {
 		t.Fatal("no error for a link loop")
 	}
 }
+
+// Repair puts back lines an editor or another tool removed from the file;
+// Held reports them with no timeout.
+func TestHostsDenyRepair(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hosts.deny")
+	h := NewHostsDeny(path)
+	live := []Entry{{Addr: netip.MustParseAddr("192.0.2.1")}, {Addr: netip.MustParseAddr("2001:db8::1")}}
+	if err := h.Sync(live); err != nil {
+		t.Fatal(err)
+	}
+	if notes, err := h.Repair(live); err != nil || len(notes) != 0 {
+		t.Fatalf("nothing missing: %q %v", notes, err)
+	}
+	os.WriteFile(path, []byte("sshd: 10.0.0.1\n"), 0o644)
+	notes, err := h.Repair(live)
+	if err != nil || len(notes) != 1 || notes[0] != "hosts-deny: "+path+" lost 2 lines: restored" {
+		t.Fatalf("%q %v", notes, err)
+	}
+	got, _ := os.ReadFile(path)
+	if !strings.HasPrefix(string(got), "sshd: 10.0.0.1\n") || !strings.Contains(string(got), "ALL: [2001:db8::1]\n") {
+		t.Fatalf("file:\n%s", got)
+	}
+	held, err := h.Held()
+	if err != nil || len(held) != 2 || held[0].TTL != 0 {
+		t.Fatalf("held %v %v", held, err)
+	}
+}

@@ -94,8 +94,19 @@ func (f *family) removeChain(chain string) error {
 		return nil // no jump can refer to a missing chain
 	}
 	for _, p := range parents {
-		if err := f.ipt.DeleteIfExists(table, p, "-j", chain); err != nil {
-			return fmt.Errorf("%s: %w", f.name(), err)
+		// Every copy: another tool (or a repair racing one) may have
+		// added a second jump, and one left keeps the chain in use.
+		for range 100 {
+			ok, err := f.ipt.Exists(table, p, "-j", chain)
+			if err != nil {
+				return fmt.Errorf("%s: %w", f.name(), err)
+			}
+			if !ok {
+				break
+			}
+			if err := f.ipt.Delete(table, p, "-j", chain); err != nil {
+				return fmt.Errorf("%s: %w", f.name(), err)
+			}
 		}
 	}
 	if err := f.ipt.ClearAndDeleteChain(table, chain); err != nil {

@@ -57,6 +57,7 @@ type Follower struct {
 	quietOff   int64    // readOff when the new file was seen
 	switchNext bool     // the torn end of the old file was returned: switch now
 	goneTold   bool
+	draining   bool // stopping: read f to its end, switch, then no more
 }
 
 func (fl *Follower) notify(format string, args ...any) {
@@ -175,6 +176,10 @@ func (fl *Follower) openPath() error {
 		if fl.f != nil {
 			fl.f.Close()
 			fl.f = nil
+			// f was read to its end: what comes next is Path from its
+			// start, whenever it appears.
+			fl.pos = Position{}
+			fl.r, fl.w, fl.skip, fl.skipTail = 0, 0, 0, nil
 		}
 		return nil
 	}
@@ -214,6 +219,35 @@ func (fl *Follower) consumedTail() []byte {
 	return fl.buf[fl.r-k : fl.r]
 }
 
+// Drain prepares a stop. If the file being read is no longer the one at
+// Path (deleted, or renamed by a rotation, or a copytruncate copy), a
+// restart might not find it again (a deleted file has no name; logrotate
+// compresses a renamed one, and a copy, soon), and the lines in it not
+// read yet would be lost. Then Drain returns true, and Next returns the
+// rest of that file (its partial last line as torn), switches to the file
+// now at Path without reading it, and returns ErrNoData: the Position is
+// then that new file's start (or nothing, if there is none yet). Lines the
+// writer adds to the old file after that are not read: the writer stops
+// writing to a rotated file within moments (it reopens its log on
+// logrotate's signal). Otherwise Drain returns false and changes nothing.
+func (fl *Follower) Drain() bool {
+	if fl.f == nil || fl.atPath() {
+		return false
+	}
+	fl.draining = true
+	return true
+}
+
+// atPath reports whether the file being read is the one at Path.
+func (fl *Follower) atPath() bool {
+	fi, err := os.Stat(fl.Path)
+	if err != nil {
+		return false
+	}
+	dev, ino := fileID(fi)
+	return dev == fl.pos.Dev && ino == fl.pos.Ino
+}
+
 // Close closes the file being read.
 func (fl *Follower) Close() error {
 	if fl.next != nil {
@@ -249,6 +283,10 @@ func (fl *Follower) Next() (Line, error) {
 		if fl.switchNext {
 			if err := fl.switchFile(); err != nil {
 				return Line{}, err
+			}
+			if fl.draining {
+				fl.draining = false
+				return Line{}, ErrNoData
 			}
 			continue
 		}
@@ -290,7 +328,7 @@ func (fl *Follower) Next() (Line, error) {
 			continue
 		}
 		// At the end of f.
-		if fl.copyMode {
+		if fl.copyMode || fl.draining {
 			if l, ok := fl.finish(); ok {
 				return l, nil
 			}

@@ -238,10 +238,15 @@ func TestResume(t *testing.T) {
 		}
 	})
 	t.Run("gone", func(t *testing.T) {
+		// The new file is made before the old one goes, so it cannot get
+		// the old one's inode number (which would make it look truncated).
+		appendTo(t, path+".new", "8\n")
 		os.Remove(path)
 		os.Remove(path + ".1")
 		os.Remove(path + ".2")
-		appendTo(t, path, "8\n")
+		if err := os.Rename(path+".new", path); err != nil {
+			t.Fatal(err)
+		}
 		fl, notes := newFollower(t, path, &pos, false)
 		want(t, pump(t, fl), "8")
 		if len(*notes) != 1 || !strings.Contains((*notes)[0], "gone") {
@@ -282,5 +287,103 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, data, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// drainNext reads until ErrNoData, without waiting.
+func drainNext(t *testing.T, fl *Follower) []string {
+	t.Helper()
+	var out []string
+	for {
+		l, err := fl.Next()
+		if errors.Is(err, ErrNoData) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(l.Text)
+		if l.Torn {
+			s = "<torn>" + s
+		}
+		out = append(out, s)
+	}
+}
+
+// TestDrainDeleted: stopping while the file being read was deleted (and a
+// new one created) with lines in it not read yet: Drain reads them, then
+// the position is the new file's start, so a restart reads all of it and
+// nothing is lost. (The saved position pointed to the deleted file, and a
+// restart read only the new one.)
+func TestDrainDeleted(t *testing.T) {
+	for _, newFile := range []bool{true, false} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "fast.log")
+		appendTo(t, path, "a\nb\n")
+		fl, _ := newFollower(t, path, nil, true)
+		want(t, drainNext(t, fl), "a", "b")
+		appendTo(t, path, "c\nd\nhalf")
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if newFile {
+			appendTo(t, path, "new1\n")
+		}
+		if !fl.Drain() {
+			t.Fatal("Drain: false for a deleted file")
+		}
+		want(t, drainNext(t, fl), "c", "d", "<torn>half")
+		pos := fl.Position()
+		fl.Close()
+		if newFile {
+			appendTo(t, path, "new2\n")
+		} else {
+			appendTo(t, path, "new1\nnew2\n")
+		}
+		fl2, _ := newFollower(t, path, &pos, false)
+		want(t, drainNext(t, fl2), "new1", "new2")
+	}
+}
+
+// TestDrainRenamed: a file renamed by a rotation (logrotate may compress
+// it before a restart could find it by its inode) or moved out of the
+// folder is drained too; the file still at Path is not: stopping stays
+// immediate, and the position finds it again.
+func TestDrainRenamed(t *testing.T) {
+	for _, away := range []bool{false, true} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "fast.log")
+		appendTo(t, path, "a\n")
+		fl, _ := newFollower(t, path, nil, true)
+		want(t, drainNext(t, fl), "a")
+		appendTo(t, path, "b\n")
+		if fl.Drain() {
+			t.Error("Drain: true for the file at Path")
+		}
+		renamed := path + ".1"
+		if away {
+			renamed = filepath.Join(t.TempDir(), "elsewhere")
+		}
+		if err := os.Rename(path, renamed); err != nil {
+			t.Fatal(err)
+		}
+		appendTo(t, path, "new\n")
+		if !fl.Drain() {
+			t.Fatal("Drain: false for a renamed file")
+		}
+		want(t, drainNext(t, fl), "b")
+		pos := fl.Position()
+		fl.Close()
+		if pos.Offset != 0 {
+			t.Errorf("position %v, want the new file's start", pos)
+		}
+		if err := os.Remove(renamed); err != nil { // compressed by logrotate
+			t.Fatal(err)
+		}
+		fl2, notes := newFollower(t, path, &pos, false)
+		want(t, drainNext(t, fl2), "new")
+		if len(*notes) > 0 {
+			t.Errorf("notes: %q", *notes)
+		}
 	}
 }

@@ -119,9 +119,16 @@ func writeHeader(b *bytes.Buffer, name, value string) {
 	b.WriteByte('\n')
 }
 
-// cleanHeader makes s safe as a header value: valid UTF-8, no control
-// characters (CR and LF included: they would start a new header), runs of
-// white space collapsed to one space.
+// HeaderText returns s as a header shows it: valid UTF-8 (invalid bytes
+// become U+FFFD), every control character (CR and LF included: they would
+// start a new header) and white space made a space, runs of them collapsed
+// to one, none at either end. A header is a one-line summary: escapes such
+// as the body's \r or \x1b would only clutter it. Message.Bytes applies it
+// to every header; callers use it to know the text a header will show
+// (notify's mail log records the subject as the mail shows it).
+func HeaderText(s string) string { return cleanHeader(s) }
+
+// cleanHeader is HeaderText.
 func cleanHeader(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
@@ -228,33 +235,45 @@ func Text(s string) string {
 	}
 	var b strings.Builder
 	b.Grow(len(s) + 16)
+	// Runs of text that stay as they are are copied whole: a log is
+	// mostly such a run.
+	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != 0x7f || c == '\n' || c == '\t' {
+				i++
+				continue
+			}
+			b.WriteString(s[start:i])
 			switch {
 			case c == '\r' && i+1 < len(s) && s[i+1] == '\n':
 				// CRLF: a line end written the other way
 			case c == '\r':
 				b.WriteString(`\r`)
-			case (c < 0x20 && c != '\n' && c != '\t') || c == 0x7f:
-				fmt.Fprintf(&b, `\x%02x`, c)
 			default:
-				b.WriteByte(c)
+				fmt.Fprintf(&b, `\x%02x`, c)
 			}
 			i++
+			start = i
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == utf8.RuneError && size == 1:
+			b.WriteString(s[start:i])
 			b.WriteString("\ufffd")
 		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
+			b.WriteString(s[start:i])
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
-			b.WriteString(s[i : i+size])
+			i += size
+			continue
 		}
 		i += size
+		start = i
 	}
+	b.WriteString(s[start:])
 	return b.String()
 }
 
@@ -299,5 +318,16 @@ func writeQP(b *bytes.Buffer, body string) {
 		w.Write([]byte(l)) //nolint:errcheck
 	}
 	w.Close() //nolint:errcheck
-	b.Write(bytes.ReplaceAll(q.Bytes(), []byte("\r\n"), []byte("\n")))
+	// CRLF to LF in place, copied run by run.
+	out := q.Bytes()
+	for len(out) > 0 {
+		i := bytes.Index(out, []byte("\r\n"))
+		if i < 0 {
+			b.Write(out)
+			break
+		}
+		b.Write(out[:i+1])
+		b.Bytes()[b.Len()-1] = '\n'
+		out = out[i+2:]
+	}
 }

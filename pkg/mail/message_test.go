@@ -2,12 +2,14 @@ package mail
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"mime/quotedprintable"
 	"net/mail"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -212,6 +214,50 @@ func FuzzMessage(f *testing.F) {
 		pm, _ := parse(t, raw)
 		if _, err := DecodeHeader(pm.Header.Get("Subject")); err != nil {
 			t.Errorf("subject does not decode: %v", err)
+		}
+	})
+}
+
+// textByRune is Text as it was written first, one rune at a time: the
+// reference for Text, which copies runs of clean text whole.
+func textByRune(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '\r' && i+1 < len(s) && s[i+1] == '\n':
+			case c == '\r':
+				b.WriteString(`\r`)
+			case (c < 0x20 && c != '\n' && c != '\t') || c == 0x7f:
+				fmt.Fprintf(&b, `\x%02x`, c)
+			default:
+				b.WriteByte(c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b.WriteString("\ufffd")
+		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func FuzzText(f *testing.F) {
+	f.Add("plain ascii\n\ttab")
+	f.Add("a\r\nb\rc\x00d\x7f\xc2\x85e\u2028\xff\xfeé")
+	f.Add("\r")
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := Text(s), textByRune(s); got != want {
+			t.Errorf("Text(%q) = %q, want %q", s, got, want)
 		}
 	})
 }

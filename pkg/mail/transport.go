@@ -10,6 +10,7 @@ import (
 	"net/smtp"
 	"net/textproto"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,6 +27,16 @@ type Transport interface {
 // from the headers, and a line holding a single dot does not end the
 // input. No shell is involved. A program that outlives ctx is killed with
 // its whole process group.
+//
+// The program dies with the caller: if the caller is killed (kill -9)
+// while the program runs, the kernel kills the program (Linux's
+// PR_SET_PDEATHSIG; elsewhere the program lives on),
+// so it cannot go on and hand the message to the MTA after the caller has
+// lost track of it: a caller that resends unconfirmed messages after a
+// restart then sends it once. (A sendmail killed while it still reads the
+// message queues nothing: Postfix's postdrop drops a message whose input
+// ends early.) What remains is the moment between the MTA queueing the
+// message and the caller learning it: sendmail's exit.
 type Sendmail struct {
 	Path string
 }
@@ -37,12 +48,18 @@ func (s Sendmail) Send(ctx context.Context, _ string, _ []string, msg []byte) er
 	var out capped
 	cmd.Stdout = &out
 	cmd.Stderr = &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = sendmailAttr()
 	cmd.Cancel = func() error {
 		// The group: postdrop and friends must not live on.
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	cmd.WaitDelay = time.Second
+	// The parent-death signal comes when the thread that started the
+	// program ends, not the process: keep this goroutine on its thread
+	// (which never ends while it is locked and in use) until the program
+	// has exited.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	err := cmd.Run()
 	if err == nil {
 		return nil

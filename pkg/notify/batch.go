@@ -31,9 +31,15 @@ func (it *item) own() {
 // far as it decoded, with the raw line as its log.
 func (it *item) full() *record.Alert {
 	if it.alert == nil {
-		a := new(record.Alert)
-		if err := record.Unmarshal(it.raw, a); err != nil {
+		var l looseAlert
+		a := &l.Alert
+		if err := record.Unmarshal(it.raw, &l); err != nil {
 			a.FullLog = string(it.raw)
+		}
+		if l.LooseRule != nil {
+			a.Rule = &l.LooseRule.Rule
+			// The level as selection read it: 10.0, 1e1 and "10" are 10.
+			a.Rule.Level = it.level
 		}
 		if a.ID == "" {
 			a.ID = it.id
@@ -42,6 +48,24 @@ func (it *item) full() *record.Alert {
 	}
 	return it.alert
 }
+
+// looseAlert decodes an alert whose rule.level may be written any way
+// record.ParseLevel accepts (which the int of record.Rule would refuse):
+// its rule shadows the Alert's, and the level is not decoded at all.
+type looseAlert struct {
+	record.Alert
+	LooseRule *looseRule `json:"rule"`
+}
+
+type looseRule struct {
+	record.Rule
+	Level skipped `json:"level"`
+}
+
+// skipped is a JSON value that is not decoded.
+type skipped struct{}
+
+func (*skipped) UnmarshalJSON([]byte) error { return nil }
 
 // group is a run of alerts that go out (or are held) together. Only the
 // first ones, up to a byte budget, are kept in memory in full: they are

@@ -338,3 +338,69 @@ func TestSIGTERM(t *testing.T) {
 	}
 	checkOnce(t, got, want)
 }
+
+// TestKill9DuringSendmail: notify killed with SIGKILL while its sendmail
+// runs (it has read the whole message and not yet queued it). The old
+// notify left that sendmail running: it queued the message after the kill,
+// and the next run, finding the message still spooled, sent it again (the
+// same Message-ID twice). Now the kernel kills the sendmail with notify,
+// so the message is queued once, by the next run.
+func TestKill9DuringSendmail(t *testing.T) {
+	sm := newFakeSendmail(t)
+	sm.set(t, "ok")
+	d := sm.dir
+	for _, f := range []string{"alive", "go"} {
+		if err := syscall.Mkfifo(filepath.Join(d, f), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The slow sendmail reads the message, opens "alive" (held open while
+	// it lives), waits for a line on "go", then queues the message.
+	slow := filepath.Join(d, "slow-sendmail")
+	script := fmt.Sprintf("#!/bin/sh\ncat > %[1]s/msg.$$\nexec 3>%[1]s/alive\nread x < %[1]s/go\nmv %[1]s/msg.$$ %[1]s/out/$$.eml\n", d)
+	if err := os.WriteFile(slow, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spoolDir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "--to", "root", "--sendmail", slow, "--spool", spoolDir, "--group-window", "0")
+	cmd.Env = append(os.Environ(), "QWN_NOTIFY_MAIN=1")
+	cmd.Stdin = strings.NewReader(alertLine("k9", "k9", 10))
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill() //nolint:errcheck
+	// Opening "alive" returns once sendmail has the whole message.
+	alive, err := os.Open(filepath.Join(d, "alive"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alive.Close()
+	cmd.Process.Signal(syscall.SIGKILL) //nolint:errcheck
+	cmd.Wait()                          //nolint:errcheck
+
+	// Reading "alive" ends when the sendmail is gone.
+	gone := make(chan struct{})
+	go func() { io.Copy(io.Discard, alive); close(gone) }() //nolint:errcheck
+	select {
+	case <-gone:
+	case <-time.After(10 * time.Second):
+		t.Errorf("sendmail still running 10 s after notify was killed")
+		// Let it finish, as a real sendmail would: it queues the message.
+		goFIFO, err := os.OpenFile(filepath.Join(d, "go"), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		goFIFO.WriteString("go\n") //nolint:errcheck
+		goFIFO.Close()
+		<-gone
+	}
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"notify", "--to", "root", "--sendmail", sm.path, "--spool", spoolDir},
+		strings.NewReader(""), &out, &errOut, nil)
+	if code != 0 {
+		t.Fatalf("restart: exit %d: %s", code, errOut.String())
+	}
+	checkOnce(t, sm.delivered(t), []string{"k9"})
+}

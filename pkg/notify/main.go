@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/template"
 	"time"
@@ -22,7 +23,9 @@ import (
 	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/mail"
+	"github.com/quietwatch/quietwatch/pkg/metrics"
 	"github.com/quietwatch/quietwatch/pkg/spool"
+	"github.com/quietwatch/quietwatch/pkg/webhook"
 )
 
 // DefaultSpool is the spool directory when --spool is not given.
@@ -37,7 +40,9 @@ const usageText = `notify --to ADDRESS [options] < alerts.jsonl
    fastparse -f /var/log/suricata/fast.log | correlate -r local_rules.xml |
      tee >(notify --to root --max-per-hour 6) | block
 
-   correlate -r local_rules.xml < old-events.jsonl | notify --to root --dry-run > would-send.mbox`
+   correlate -r local_rules.xml < old-events.jsonl | notify --to root --dry-run > would-send.mbox
+
+   ... | notify --to root --webhook-file /etc/quietwatch/webhooks   (lines: FORMAT URL; see docs/notify.md)`
 
 // Main runs the stage and returns its exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -51,16 +56,17 @@ type hooks struct {
 	now       func() time.Time
 	newID     func(time.Time) string
 	transport mail.Transport
+	sleep     func(context.Context, time.Duration) bool
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, h *hooks) int {
 	host, _ := os.Hostname()
 	app := &cli.App{
 		Name:      "notify",
-		Usage:     "mail quietwatch alerts through sendmail or SMTP, grouped, rate-limited, spooled",
+		Usage:     "mail quietwatch alerts through sendmail or SMTP (and post them to webhooks), grouped, rate-limited, spooled",
 		UsageText: usageText,
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "to", Usage: "recipient `ADDRESS` (repeatable, required): user@host or a local name such as root"},
+			&cli.StringSliceFlag{Name: "to", Usage: "recipient `ADDRESS` (repeatable; required without a webhook): user@host or a local name such as root"},
 			&cli.StringFlag{Name: "from", Usage: "sender `ADDRESS` (default: quietwatch@HOSTNAME)"},
 			&cli.StringFlag{Name: "hostname", Value: host, Usage: "the host `NAME` in subjects and bodies"},
 			&cli.IntFlag{Name: "min-level", Value: 9, Usage: "mail alerts of this `LEVEL` and above (OSSEC's email_alert_level)"},
@@ -76,6 +82,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.DurationFlag{Name: "retry-min", Value: time.Second, Usage: "first wait after a failed handover; doubles each time"},
 			&cli.DurationFlag{Name: "retry-max", Value: 5 * time.Minute, Usage: "longest wait between retries"},
 			&cli.DurationFlag{Name: "exit-wait", Value: 30 * time.Second, Usage: "at end of input, wait at most `DURATION` for the MTA; what is left stays spooled (exit 75)"},
+			&cli.StringSliceFlag{Name: "webhook", Usage: "also post each message to `URL` (repeatable); ps shows it: a URL with a token goes in --webhook-file"},
+			&cli.StringFlag{Name: "webhook-file", Usage: "`FILE` of webhooks, one a line: URL or FORMAT URL (# comments); keep it 0600/0640"},
+			&cli.StringFlag{Name: "webhook-format", Value: "json", Usage: "the webhooks' `FORMAT`: json, slack, discord, teams, telegram or ntfy"},
+			&cli.StringFlag{Name: "webhook-template", Usage: "Go text/template `FILE` whose output is the JSON body of every webhook's request"},
+			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},
+			&cli.StringFlag{Name: "webhook-ca", Usage: "trust only the CA certificates in PEM `FILE` for webhooks (default: the system's)"},
 		},
 		Action: func(c *cli.Context) error { return action(c, stdin, stdout, stderr, h) },
 	}
@@ -99,8 +111,12 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks)
 		return command.UsageErrorf("unexpected argument %q: notify reads alerts from stdin", c.Args().First())
 	}
 	to := c.StringSlice("to")
-	if len(to) == 0 {
-		return command.UsageErrorf("--to is required")
+	hooks, err := webhooks(c, stderr)
+	if err != nil {
+		return err
+	}
+	if len(to) == 0 && len(hooks) == 0 {
+		return command.UsageErrorf("--to is required (or a webhook)")
 	}
 	for _, t := range to {
 		if err := mail.CheckAddress(t); err != nil {
@@ -134,6 +150,11 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks)
 			return command.UsageErrorf("--smtp: %v (want HOST:PORT)", err)
 		}
 	}
+	if path := c.String("metrics-file"); path != "" {
+		if err := metrics.Check(path); err != nil {
+			return exitcode.Errorf(exitcode.Config, "--metrics-file: %w", err)
+		}
+	}
 	clock := c.String("clock")
 	if clock != "wall" && clock != "event" {
 		return command.UsageErrorf("--clock: %q: want wall or event", clock)
@@ -161,10 +182,20 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks)
 		cfg.Template = t
 	}
 
+	if len(hooks) > 0 && !c.Bool("dry-run") {
+		cl, err := webhook.NewClient(c.String("webhook-ca"))
+		if err != nil {
+			return exitcode.Errorf(exitcode.Config, "--webhook-ca: %w", err)
+		}
+		cfg.Webhooks, cfg.WebhookClient = hooks, cl
+	}
+
 	var tr mail.Transport
 	var sp *spool.Spool
 	if !c.Bool("dry-run") {
 		switch {
+		case len(to) == 0:
+			// webhooks only
 		case h != nil && h.transport != nil:
 			tr = h.transport
 		case c.IsSet("smtp"):
@@ -176,7 +207,6 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks)
 			}
 			tr = mail.Sendmail{Path: path}
 		}
-		var err error
 		sp, err = spool.Open(c.String("spool"))
 		switch {
 		case errors.Is(err, spool.ErrLocked):
@@ -194,6 +224,9 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks)
 		}
 		if h.newID != nil {
 			n.newID = h.newID
+		}
+		if h.sleep != nil {
+			n.sleep = h.sleep
 		}
 	}
 	if h == nil {
@@ -221,11 +254,71 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks)
 			}
 		}()
 	}
-	err := n.run(c.Context, stdin)
+	if path := c.String("metrics-file"); path != "" {
+		stopMetrics := metrics.Start(n.m.reg, path, func(err error) { fmt.Fprintf(stderr, "notify: --metrics-file: %v\n", err) })
+		defer func() {
+			if err := stopMetrics(); err != nil {
+				fmt.Fprintf(stderr, "notify: --metrics-file: %v\n", err)
+			}
+		}()
+	}
+	err = n.run(c.Context, stdin)
 	if sp != nil {
 		if cerr := sp.Close(); err == nil && cerr != nil {
 			err = cerr
 		}
 	}
 	return err
+}
+
+// webhooks returns the webhooks of --webhook and --webhook-file, each with
+// its format.
+func webhooks(c *cli.Context, stderr io.Writer) ([]*webhook.Hook, error) {
+	format := c.String("webhook-format")
+	if !webhook.ValidFormat(format) {
+		return nil, command.UsageErrorf("--webhook-format: %q: want one of %s", format, strings.Join(webhook.Formats, ", "))
+	}
+	var tmpl *template.Template
+	if file := c.String("webhook-template"); file != "" {
+		if c.IsSet("webhook-format") {
+			return nil, command.UsageErrorf("--webhook-format and --webhook-template exclude each other")
+		}
+		text, err := os.ReadFile(file)
+		if err != nil {
+			return nil, exitcode.Errorf(exitcode.Config, "--webhook-template: %w", err)
+		}
+		if tmpl, err = webhook.ParseTemplate(file, string(text)); err != nil {
+			return nil, exitcode.Errorf(exitcode.Config, "--webhook-template: %w", err)
+		}
+		format = "template"
+	}
+	var hooks []*webhook.Hook
+	for i, raw := range c.StringSlice("webhook") {
+		u, err := webhook.ParseURL(raw)
+		if err != nil {
+			return nil, command.UsageErrorf("--webhook (number %d): %v", i+1, err)
+		}
+		hooks = append(hooks, &webhook.Hook{URL: u, Format: format})
+	}
+	if file := c.String("webhook-file"); file != "" {
+		if st, err := os.Stat(file); err == nil && st.Mode().Perm()&0o004 != 0 {
+			fmt.Fprintf(stderr, "notify: --webhook-file %s: readable by every user (mode %04o): its tokens are no secret (chmod o-r)\n", file, st.Mode().Perm())
+		}
+		fromFile, err := webhook.ReadFile(file, format)
+		if err != nil {
+			return nil, exitcode.Errorf(exitcode.Config, "--webhook-file: %w", err)
+		}
+		hooks = append(hooks, fromFile...)
+	}
+	seen := map[string]bool{}
+	for _, h := range hooks {
+		if tmpl != nil && h.Format == format {
+			h.Tmpl = tmpl
+		}
+		if seen[h.Name()] {
+			return nil, exitcode.Errorf(exitcode.Config, "%s: given twice", h.Label())
+		}
+		seen[h.Name()] = true
+	}
+	return hooks, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/quietwatch/quietwatch/pkg/mail"
 	"github.com/quietwatch/quietwatch/pkg/record"
 	"github.com/quietwatch/quietwatch/pkg/spool"
+	"github.com/quietwatch/quietwatch/pkg/webhook"
 )
 
 // Config is what a notifier needs besides its streams.
@@ -36,6 +37,12 @@ type Config struct {
 	ExitWait    time.Duration // at end of input, how long to wait for the MTA
 	SyncEvery   time.Duration // journal fsync period
 	EventClock  bool          // time is the alerts' own timestamps (replays)
+
+	Webhooks      []*webhook.Hook // besides (or instead of) mail
+	WebhookClient *webhook.Client
+	// MaxRetryAfter caps how long a webhook's Retry-After may hold its
+	// queue (0: an hour).
+	MaxRetryAfter time.Duration
 }
 
 // notifier is one run of the stage. The reader (run's goroutine) never
@@ -44,13 +51,16 @@ type Config struct {
 type notifier struct {
 	cfg    Config
 	render renderer
-	spool  *spool.Spool   // nil in a dry run
-	tr     mail.Transport // nil in a dry run
-	mbox   *mail.Mbox     // the dry run's output
-	log    *logWriter     // mail log records (nil in a dry run)
+	spool  *spool.Spool // nil in a dry run
+	chans  []*channel   // the transports: mail, webhooks (none in a dry run)
+	need   []string     // their names: a message is done when each is through with it
+	mbox   *mail.Mbox   // the dry run's output
+	log    *logWriter   // mail log records (nil in a dry run)
 	stderr io.Writer
 	now    func() time.Time
 	newID  func(time.Time) string
+	// sleep waits d or until ctx ends (false then): the senders' backoff.
+	sleep func(ctx context.Context, d time.Duration) bool
 
 	mu     sync.Mutex
 	b      batcher
@@ -65,7 +75,19 @@ type notifier struct {
 	wake    chan struct{}
 	evNow   atomic.Int64 // with EventClock: the latest alert time, Unix ns (0: none yet)
 
-	q sendQueue
+	m *stageMetrics
+}
+
+// channel is one transport with its own queue and sender, so that one
+// transport failing or hanging never holds up another.
+type channel struct {
+	name  string // the spool's done mark: "mail", "webhook-<digest>"
+	label string // how records and diagnostics name it ("" for mail: its records say nothing more)
+	host  string // a webhook's host[:port] (metrics)
+	send  func(ctx context.Context, e spool.Entry) error
+	// permanent reports whether err is a refusal that sending again cannot help.
+	permanent func(err error) bool
+	q         sendQueue
 }
 
 func newNotifier(cfg Config, sp *spool.Spool, tr mail.Transport, stdout, stderr io.Writer) *notifier {
@@ -73,9 +95,9 @@ func newNotifier(cfg Config, sp *spool.Spool, tr mail.Transport, stdout, stderr 
 		cfg:    cfg,
 		render: renderer{host: cfg.Host, from: cfg.From, to: cfg.To, maxMails: cfg.MaxPerHour, tmpl: cfg.Template},
 		spool:  sp,
-		tr:     tr,
 		stderr: stderr,
 		now:    time.Now,
+		sleep:  sleep,
 		b:      batcher{window: cfg.Window, max: cfg.MaxPerHour},
 		wake:   make(chan struct{}, 1),
 	}
@@ -83,13 +105,57 @@ func newNotifier(cfg Config, sp *spool.Spool, tr mail.Transport, stdout, stderr 
 	if cfg.EventClock {
 		n.now = n.eventNow
 	}
-	if tr == nil {
+	if sp == nil {
 		n.mbox = &mail.Mbox{W: stdout}
-	} else {
-		n.log = &logWriter{w: record.NewWriter(stdout)}
+		n.m = newStageMetrics(n)
+		return n
 	}
-	n.q.init()
+	defer func() { n.m = newStageMetrics(n) }()
+	n.log = &logWriter{w: record.NewWriter(stdout)}
+	if tr != nil {
+		n.addChannel(&channel{name: "mail",
+			send: func(ctx context.Context, e spool.Entry) error {
+				return tr.Send(ctx, e.Meta.From, e.Meta.To, e.Msg)
+			},
+			permanent: mail.IsPermanent})
+	}
+	for _, h := range cfg.Webhooks {
+		n.addChannel(&channel{name: h.Name(), label: h.Label(), host: h.URL.Host,
+			send: func(ctx context.Context, e spool.Entry) error {
+				return cfg.WebhookClient.Send(ctx, h, n.payload(e))
+			},
+			permanent: func(err error) bool {
+				var we *webhook.Error
+				return errors.As(err, &we) && we.Permanent
+			}})
+	}
 	return n
+}
+
+func (n *notifier) addChannel(c *channel) {
+	c.q.init()
+	n.chans = append(n.chans, c)
+	n.need = append(n.need, c.name)
+}
+
+// push queues a spooled message on each transport not yet through with it.
+func (n *notifier) push(e spool.Entry) {
+	for _, c := range n.chans {
+		if e.Meta.Done[c.name] == "" {
+			c.q.push(e)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // messageID returns "<unix nanoseconds>.<random>@host".
@@ -146,7 +212,7 @@ func (n *notifier) recover() error {
 		return err
 	}
 	for _, e := range pending {
-		n.q.push(e)
+		n.push(e)
 	}
 	err = n.spool.EachUnconsumed(func(l spool.Line) error {
 		var f record.MailFields
@@ -184,13 +250,16 @@ func (n *notifier) add(line []byte, lineNo int) error {
 	// Intake decodes only what selection needs; the whole alert is decoded
 	// when a message shows it.
 	f := &n.fields
+	n.m.read.Inc()
 	if err := record.ScanMailFields(line, f); err != nil {
+		n.m.refused.WithLabelValues("unparsable").Inc()
 		fmt.Fprintf(n.stderr, "notify: stdin:%d: %v, skipped\n", lineNo, err)
 		return nil
 	}
 	if !n.selected(f) {
 		return nil
 	}
+	n.m.selected.Inc()
 	if n.cfg.EventClock {
 		n.advance(f.Timestamp)
 	}
@@ -254,22 +323,35 @@ func (n *notifier) apply1(o outcome) error {
 			Alerts: ids, Omitted: o.g.more, Queued: n.b.heldCount()})
 		return nil
 	}
-	id := n.newID(now)
-	m, err := n.render.message(o, now, id)
+	parts, err := n.render.messages(o, now, n.newID)
 	if err != nil {
 		fmt.Fprintf(n.stderr, "notify: template: %v (the message uses the built-in layout)\n", err)
 	}
-	raw := m.Bytes()
-	upto := o.g.upto
-	if n.spool == nil {
-		return n.mbox.Write(n.cfg.From, now, raw)
+	for k, p := range parts {
+		if n.spool == nil {
+			if err := n.mbox.Write(n.cfg.From, now, p.raw); err != nil {
+				return err
+			}
+			continue
+		}
+		// Each part takes the journal entries up to its last alert, the
+		// last one all of the group's: a crash between two parts leaves
+		// the alerts of the later ones in the journal (the next run
+		// mails them), none in two messages.
+		meta := spool.Meta{Upto: o.g.upto, Created: now, From: n.cfg.From, To: n.cfg.To,
+			Subject: p.msg.Subject, MessageID: p.msg.MessageID, Alerts: alertIDs(p.items), Omitted: o.g.more, Digest: o.digest}
+		if len(parts) > 1 {
+			meta.Part, meta.Parts = k+1, len(parts)
+			if k < len(parts)-1 {
+				meta.Upto, meta.Omitted = p.items[len(p.items)-1].seq, 0
+			}
+		}
+		e, err := n.spool.Put(meta, p.raw)
+		if err != nil {
+			return err
+		}
+		n.push(e)
 	}
-	e, err := n.spool.Put(spool.Meta{Upto: upto, Created: now, From: n.cfg.From, To: n.cfg.To,
-		Subject: m.Subject, MessageID: id, Alerts: ids, Omitted: o.g.more, Digest: o.digest}, raw)
-	if err != nil {
-		return err
-	}
-	n.q.push(e)
 	return nil
 }
 
@@ -331,19 +413,26 @@ func (n *notifier) syncer(ctx context.Context) {
 var errStopped = errors.New("stopped")
 
 // permanentTries is how many permanent failures in a row (an SMTP 5xx, a
-// sendmail EX_NOUSER, ...) move a message to failed/. More than one, so
-// that a server answering 5xx by mistake for a moment (a reload, a
-// misconfiguration fixed within seconds) does not fail a message; a
-// temporary failure in between starts the count again.
+// sendmail EX_NOUSER, a webhook's 4xx, ...) make a transport give up a
+// message. More than one, so that a server answering 5xx (or 4xx) by
+// mistake for a moment (a reload, a misconfiguration fixed within
+// seconds) does not fail a message; a temporary failure in between starts
+// the count again.
 const permanentTries = 3
 
-// sender hands spooled messages to the MTA in order, retrying each with
-// exponential backoff until it is accepted, it is refused for good
-// (permanentTries permanent failures in a row: it is moved to failed/ and
-// the next one goes), or ctx ends (the message then stays in the spool).
-func (n *notifier) sender(ctx context.Context) {
+// maxRetryAfter is the default cap of a webhook's Retry-After.
+const maxRetryAfter = time.Hour
+
+// sender hands spooled messages to one transport in order, retrying each
+// with exponential backoff (or the server's Retry-After, if longer) until
+// it is accepted, it is refused for good (permanentTries permanent
+// failures in a row: the transport gives it up and the next one goes), or
+// ctx ends (the message then stays in the spool). The spool marks the
+// message done for this transport; it leaves the spool when every
+// transport is through with it (a refusal by one moves it to failed/).
+func (n *notifier) sender(ctx context.Context, c *channel) {
 	for {
-		e, ok := n.q.pop(ctx)
+		e, ok := c.q.pop(ctx)
 		if !ok {
 			return
 		}
@@ -351,70 +440,99 @@ func (n *notifier) sender(ctx context.Context) {
 		for attempt := 1; ; attempt++ {
 			sctx, cancel := context.WithTimeoutCause(ctx, n.cfg.SendTimeout,
 				fmt.Errorf("no answer within --send-timeout %s", n.cfg.SendTimeout))
-			err := n.tr.Send(sctx, e.Meta.From, e.Meta.To, e.Msg)
+			err := c.send(sctx, e)
 			cancel()
 			if err == nil {
-				if rerr := n.spool.Remove(e); rerr != nil {
-					fmt.Fprintf(n.stderr, "notify: %v (a restart would send it again)\n", rerr)
-				}
-				n.mu.Lock()
-				queued := n.b.heldCount()
-				n.mu.Unlock()
-				n.log.write(n.now(), info("sent", e, queued, attempt, ""))
-				n.q.done()
+				n.m.retrying.WithLabelValues(c.labels()...).Set(0)
+				n.m.sent.WithLabelValues(c.labels()...).Inc()
+				n.mark(c, e, "sent", attempt, nil)
+				c.q.done()
 				break
 			}
 			if ctx.Err() != nil {
 				return
 			}
-			if mail.IsPermanent(err) {
+			if c.permanent(err) {
 				permanent++
 			} else {
 				permanent = 0
 			}
+			if permanent >= permanentTries {
+				n.m.retrying.WithLabelValues(c.labels()...).Set(0)
+				n.m.failed.WithLabelValues(c.labels()...).Inc()
+				n.mark(c, e, "failed", attempt, err)
+				c.q.done()
+				break
+			}
 			n.mu.Lock()
 			queued := n.b.heldCount()
 			n.mu.Unlock()
-			if permanent >= permanentTries {
-				n.fail(e, queued, attempt, err)
-				n.q.done()
-				break
-			}
-			n.log.write(n.now(), info("retry", e, queued, attempt, err.Error()))
-			fmt.Fprintf(n.stderr, "notify: %s: %v (will retry)\n", e.Meta.MessageID, err)
+			n.m.retries.WithLabelValues(c.labels()...).Inc()
+			n.m.retrying.WithLabelValues(c.labels()...).Set(1)
+			rec := info("retry", e, queued, attempt, err.Error())
+			rec.Via = c.label
+			n.log.write(n.now(), rec)
+			fmt.Fprintf(n.stderr, "notify: %s%s: %v (will retry)\n", e.Meta.MessageID, via(c), err)
 			backoff := n.cfg.RetryMin << min(attempt-1, 30)
 			if backoff > n.cfg.RetryMax || backoff <= 0 {
 				backoff = n.cfg.RetryMax
 			}
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if we := (*webhook.Error)(nil); errors.As(err, &we) && we.RetryAfter > 0 {
+				limit := n.cfg.MaxRetryAfter
+				if limit <= 0 {
+					limit = maxRetryAfter
+				}
+				backoff = max(backoff, min(we.RetryAfter, limit))
+			}
+			if !n.sleep(ctx, backoff) {
 				return
-			case <-t.C:
 			}
 		}
 	}
 }
 
-// fail moves a message the MTA refused for good to the spool's failed/
-// (kept for the admin, never sent again) and says so.
-func (n *notifier) fail(e spool.Entry, queued, attempt int, err error) {
-	path, ferr := n.spool.Fail(e)
-	if ferr != nil && path == "" {
-		// Still in msg/: the next run tries it again.
-		fmt.Fprintf(n.stderr, "notify: %s: refused for good: %v; %v (it stays in the spool)\n", e.Meta.MessageID, err, ferr)
-	} else {
-		if ferr != nil {
-			fmt.Fprintf(n.stderr, "notify: %v\n", ferr)
-		}
-		fmt.Fprintf(n.stderr, "notify: %s: refused for good: %v (kept in %s, not sent again)\n", e.Meta.MessageID, err, path)
+func via(c *channel) string {
+	if c.label == "" {
+		return ""
 	}
+	return " (" + c.label + ")"
+}
+
+// mark records the outcome of a transport's handover in the spool and the
+// mail log.
+func (n *notifier) mark(c *channel, e spool.Entry, status string, attempt int, sendErr error) {
+	final, path, err := n.spool.Mark(e.Name, c.name, status, n.need)
 	n.mu.Lock()
-	n.failed++
+	queued := n.b.heldCount()
+	if status == "failed" {
+		n.failed++
+	}
 	n.mu.Unlock()
-	rec := info("failed", e, queued, attempt, err.Error())
-	rec.File = path
+	errText := ""
+	if sendErr != nil {
+		errText = sendErr.Error()
+	}
+	rec := info(status, e, queued, attempt, errText)
+	rec.Via = c.label
+	switch {
+	case err != nil && status == "sent":
+		fmt.Fprintf(n.stderr, "notify: %v (a restart would send it again%s)\n", err, via(c))
+	case err != nil && path == "":
+		fmt.Fprintf(n.stderr, "notify: %s%s: refused for good: %v; %v (it stays in the spool)\n", e.Meta.MessageID, via(c), sendErr, err)
+	case status == "failed":
+		if err != nil {
+			fmt.Fprintf(n.stderr, "notify: %v\n", err)
+		}
+		if final == "failed" {
+			fmt.Fprintf(n.stderr, "notify: %s%s: refused for good: %v (kept in %s, not sent again)\n", e.Meta.MessageID, via(c), sendErr, path)
+		} else {
+			fmt.Fprintf(n.stderr, "notify: %s%s: refused for good: %v (moved to the spool's failed/ once the other transports are through with it)\n", e.Meta.MessageID, via(c), sendErr)
+		}
+		rec.File = path
+	case final == "failed" && path != "":
+		// Another transport had refused it: this one was the last.
+		fmt.Fprintf(n.stderr, "notify: %s: refused for good by another transport (kept in %s)\n", e.Meta.MessageID, path)
+	}
 	n.log.write(n.now(), rec)
 }
 
@@ -424,7 +542,8 @@ func info(status string, e spool.Entry, queued, attempt int, errText string) rec
 		alerts = []string{}
 	}
 	return record.MailInfo{Status: status, To: e.Meta.To, Subject: e.Meta.Subject, Alerts: alerts,
-		Omitted: e.Meta.Omitted, Queued: queued, MessageID: e.Meta.MessageID, Digest: e.Meta.Digest, Attempt: attempt, Error: errText}
+		Omitted: e.Meta.Omitted, Queued: queued, MessageID: e.Meta.MessageID, Digest: e.Meta.Digest,
+		Part: e.Meta.Part, Parts: e.Meta.Parts, Attempt: attempt, Error: errText}
 }
 
 // run reads alerts from in until its end or ctx's, then waits (at most
@@ -435,9 +554,11 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 	}
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	if n.tr != nil {
-		wg.Add(2)
-		go func() { defer wg.Done(); n.sender(bg) }()
+	if n.spool != nil {
+		wg.Add(1 + len(n.chans))
+		for _, c := range n.chans {
+			go func() { defer wg.Done(); n.sender(bg, c) }()
+		}
 		go func() { defer wg.Done(); n.syncer(bg) }()
 	}
 	tickCtx, stopTick := context.WithCancel(bg)
@@ -473,7 +594,7 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 	n.mu.Lock()
 	now := n.now()
 	var outs []outcome
-	if n.tr == nil {
+	if n.spool == nil {
 		outs = n.b.drain(now) // the digest that would follow
 	} else {
 		outs = n.b.finish(now)
@@ -487,7 +608,7 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if n.tr == nil {
+	if n.spool == nil {
 		return nil
 	}
 	if held > 0 {
@@ -498,8 +619,19 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 	}
 	wait := time.NewTimer(n.cfg.ExitWait)
 	defer wait.Stop()
+	idle := make(chan struct{})
+	go func() {
+		for _, c := range n.chans {
+			select {
+			case <-c.q.idleCh():
+			case <-bg.Done():
+				return
+			}
+		}
+		close(idle)
+	}()
 	select {
-	case <-n.q.idleCh():
+	case <-idle:
 		return n.failedErr()
 	case <-ctx.Done():
 	case <-wait.C:
@@ -519,7 +651,26 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	return exitcode.Errorf(exitcode.TempFail, "%d message(s) not accepted by the MTA within --exit-wait %s: they stay in the spool for the next run", len(left), n.cfg.ExitWait)
+	return exitcode.Errorf(exitcode.TempFail, "%d message(s) not accepted by %s within --exit-wait %s: they stay in the spool for the next run", len(left), n.who(), n.cfg.ExitWait)
+}
+
+// who names the transports in messages: "the MTA", "a webhook" or both.
+func (n *notifier) who() string {
+	mail, hooks := false, false
+	for _, c := range n.chans {
+		if c.label == "" {
+			mail = true
+		} else {
+			hooks = true
+		}
+	}
+	switch {
+	case mail && hooks:
+		return "the MTA or a webhook"
+	case hooks:
+		return "a webhook"
+	}
+	return "the MTA"
 }
 
 // failedErr is run's result when everything else went well: exit 1 if a
@@ -530,7 +681,7 @@ func (n *notifier) failedErr() error {
 	if n.failed == 0 {
 		return nil
 	}
-	return exitcode.Errorf(exitcode.Failure, "%d message(s) refused for good by the MTA: kept in the spool's failed/ directory, not sent again", n.failed)
+	return exitcode.Errorf(exitcode.Failure, "%d message(s) refused for good by %s: kept in the spool's failed/ directory, not sent again", n.failed, n.who())
 }
 
 // read feeds the input's lines to add, flushing the journal whenever the
@@ -549,6 +700,8 @@ func (n *notifier) read(in io.Reader) error {
 				return err
 			}
 		case errors.As(err, &long):
+			n.m.read.Inc()
+			n.m.refused.WithLabelValues("too_long").Inc()
 			fmt.Fprintf(n.stderr, "notify: stdin:%d: %v\n", long.Line, err)
 		case errors.Is(err, io.EOF):
 			if n.spool != nil {

@@ -29,7 +29,8 @@ type Ban struct {
 	RuleID  string   `json:"rule_id,omitempty"`
 	// Reason says why a ban was skipped (allowlisted, below-level,
 	// no-source, invalid-ip, own-address, loopback, ...) or deleted
-	// (expired, unban, flush).
+	// (expired, unban, flush); "manual" on an add or extend says an admin
+	// placed it (block ban).
 	Reason string `json:"reason,omitempty"`
 }
 

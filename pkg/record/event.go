@@ -27,5 +27,5 @@ type EventAlert struct {
 	Rev         int    `json:"rev"`
 	Signature   string `json:"signature"`
 	Category    string `json:"category,omitempty"`
-	Severity    int    `json:"severity,omitempty"`
+	Severity    *int   `json:"severity,omitempty"` // nil: the line gave none (0 is a priority Snort 3 writes)
 }

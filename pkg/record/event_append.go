@@ -45,10 +45,7 @@ func (e *Event) appendJSON(dst []byte, plain bool) []byte {
 		dst = append(dst, `,"signature":`...)
 		dst = appendEVEString(dst, a.Signature, plain)
 		dst = appendStringField(dst, `,"category":`, a.Category, plain)
-		if a.Severity != 0 {
-			dst = append(dst, `,"severity":`...)
-			dst = strconv.AppendInt(dst, int64(a.Severity), 10)
-		}
+		dst = appendIntPtrField(dst, `,"severity":`, a.Severity)
 		dst = append(dst, '}')
 	}
 	dst = appendStringField(dst, `,"full_log":`, e.FullLog, plain)

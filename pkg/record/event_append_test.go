@@ -43,12 +43,13 @@ func TestAppendJSONCorpus(t *testing.T) {
 }
 
 func TestAppendJSONCases(t *testing.T) {
-	one, big := 1, 65535
+	one, big, minus, zero := 1, 65535, -1, 0
 	for _, ev := range []record.Event{
 		{},
 		{Timestamp: "t", SrcPort: &one, ICMPCode: &big, Alert: &record.EventAlert{}},
 		{Timestamp: "a\x7fb\u2028c<&>\x00\x1f\"\\/\r\n\t", FullLog: "ünï\U0001F600"},
-		{Alert: &record.EventAlert{Action: "blocked", FastAction: "Drop", GID: 1, SignatureID: 2, Rev: 3, Signature: "s", Category: "c", Severity: -1}},
+		{Alert: &record.EventAlert{Action: "blocked", FastAction: "Drop", GID: 1, SignatureID: 2, Rev: 3, Signature: "s", Category: "c", Severity: &minus}},
+		{Alert: &record.EventAlert{Action: "allowed", Severity: &zero}},
 	} {
 		want, err := record.Marshal(&ev)
 		if err != nil {

@@ -3,7 +3,6 @@ package record
 import (
 	"bytes"
 	"errors"
-	"strconv"
 )
 
 // MailLog is the record notify writes on stdout for each message it hands
@@ -40,9 +39,12 @@ type MailInfo struct {
 	Omitted   int      `json:"omitted,omitempty"` // alerts in the message beyond its size cap: counted, not listed
 	MessageID string   `json:"message_id,omitempty"`
 	Digest    bool     `json:"digest,omitempty"`
+	Part      int      `json:"part,omitempty"`  // the message is part Part of Parts of one notification too large for one message
+	Parts     int      `json:"parts,omitempty"` // (both absent when it is the notification's only message)
 	Attempt   int      `json:"attempt,omitempty"`
 	Error     string   `json:"error,omitempty"`
 	File      string   `json:"file,omitempty"` // with "failed": where the message is kept
+	Via       string   `json:"via,omitempty"`  // the transport, when not mail: "webhook https://host"
 }
 
 // AppendMailLog appends r as one JSON line (without the newline) to dst.
@@ -72,8 +74,14 @@ type MailFields struct {
 // structure it walks through (strings, nesting, separators) but is not a
 // validator: a line it accepts may still hold, say, a malformed number in
 // a field it skips (the full decode, later, reports that).
+//
+// rule.level may be any JSON number with an integral value (10, 10.0, 1e1)
+// or such a number in a string ("10": a jq step may have made it one);
+// anything else in a well-formed line gives a *LevelError, never the
+// malformed-JSON error.
 func ScanMailFields(line []byte, f *MailFields) error {
 	*f = MailFields{Mail: -1}
+	var levelErr error
 	s := mscan{b: line}
 	s.ws()
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
@@ -102,8 +110,8 @@ func ScanMailFields(line []byte, f *MailFields) error {
 			return s.object(1, func(key []byte) bool {
 				switch string(key) {
 				case "level":
-					n, ok := s.int()
-					f.Level = n
+					n, ok, lerr := s.level()
+					f.Level, levelErr = n, lerr
 					return ok
 				case "mail":
 					switch {
@@ -127,7 +135,155 @@ func ScanMailFields(line []byte, f *MailFields) error {
 	if !ok || s.i != len(s.b) {
 		return errMailJSON
 	}
-	return nil
+	return levelErr
+}
+
+// LevelError is ScanMailFields' error for a rule.level that is not an
+// integer, in a line that is otherwise well-formed.
+type LevelError struct {
+	Value  string // the value as written (cut if long)
+	Reason string // "is not an integer", "is out of range"
+}
+
+func (e *LevelError) Error() string { return "rule.level " + e.Reason + ": " + e.Value }
+
+// ParseLevel returns the integer a rule.level value stands for: raw is
+// one JSON value, a number with an integral value (10, 10.0, 1e1, -0) or
+// a string holding one ("10"). Anything else gives a *LevelError.
+func ParseLevel(raw []byte) (int, error) {
+	num := raw
+	if len(num) >= 2 && num[0] == '"' && num[len(num)-1] == '"' {
+		num = num[1 : len(num)-1]
+	}
+	n, res := integral(num)
+	switch res {
+	case intOK:
+		return n, nil
+	case intRange:
+		return 0, &LevelError{Value: shown(raw), Reason: "is out of range"}
+	}
+	return 0, &LevelError{Value: shown(raw), Reason: "is not an integer"}
+}
+
+// shown makes a value from input fit a one-line diagnostic.
+func shown(raw []byte) string {
+	const max = 40
+	cut := len(raw) > max
+	if cut {
+		raw = raw[:max]
+	}
+	b := make([]byte, 0, len(raw)+3)
+	for _, c := range raw {
+		if c < 0x20 || c >= 0x7f {
+			c = '?'
+		}
+		b = append(b, c)
+	}
+	if cut {
+		b = append(b, "..."...)
+	}
+	return string(b)
+}
+
+const (
+	intOK = iota
+	intNotInteger
+	intRange
+)
+
+// maxLevelDigits bounds the integers ParseLevel accepts (well inside int64).
+const maxLevelDigits = 18
+
+// integral parses b, a JSON number (RFC 8259 grammar, nothing around it),
+// and returns its value if it is an integer. The arithmetic is exact
+// (decimal digits and an exponent), so 10.0 and 1e1 are 10 while
+// 10.000000000000000001 is not an integer.
+func integral(b []byte) (int, int) {
+	i := 0
+	neg := false
+	if i < len(b) && b[i] == '-' {
+		neg = true
+		i++
+	}
+	start := i
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		return 0, intNotInteger
+	}
+	digits := append([]byte(nil), b[start:i]...)
+	exp := 0
+	if i < len(b) && b[i] == '.' {
+		i++
+		fs := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == fs {
+			return 0, intNotInteger
+		}
+		digits = append(digits, b[fs:i]...)
+		exp = -(i - fs)
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		eneg := false
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			eneg = b[i] == '-'
+			i++
+		}
+		es := i
+		e := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			if e < 1e6 { // far beyond any digits we keep: saturate
+				e = e*10 + int(b[i]-'0')
+			}
+			i++
+		}
+		if i == es {
+			return 0, intNotInteger
+		}
+		if eneg {
+			e = -e
+		}
+		exp += e
+	}
+	if i != len(b) {
+		return 0, intNotInteger
+	}
+	// value = digits × 10^exp
+	for len(digits) > 1 && digits[0] == '0' {
+		digits = digits[1:]
+	}
+	for len(digits) > 0 && digits[len(digits)-1] == '0' && exp < 0 {
+		digits = digits[:len(digits)-1]
+		exp++
+	}
+	if len(digits) == 0 || (len(digits) == 1 && digits[0] == '0') {
+		return 0, intOK // zero, whatever its exponent
+	}
+	if exp < 0 {
+		return 0, intNotInteger
+	}
+	if len(digits)+exp > maxLevelDigits {
+		return 0, intRange
+	}
+	n := 0
+	for _, c := range digits {
+		n = n*10 + int(c-'0')
+	}
+	for range exp {
+		n *= 10
+	}
+	if neg {
+		n = -n
+	}
+	return n, intOK
 }
 
 // errMailJSON is ScanMailFields' error for malformed text.
@@ -235,17 +391,27 @@ func (s *mscan) string() (string, bool) {
 	return v, true
 }
 
-// int reads an integer value.
-func (s *mscan) int() (int, bool) {
+// level reads rule.level: its value, whether the text was well-formed
+// there, and the error if the value is not an integer.
+func (s *mscan) level() (int, bool, error) {
 	start := s.i
-	if s.i < len(s.b) && s.b[s.i] == '-' {
-		s.i++
+	if s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		// The common case, a small plain integer: no allocation.
+		n := 0
+		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' && s.i-start < maxLevelDigits {
+			n = n*10 + int(s.b[s.i]-'0')
+			s.i++
+		}
+		if s.i < len(s.b) && !numByte(s.b[s.i]) && (s.b[start] != '0' || s.i-start == 1) {
+			return n, true, nil
+		}
+		s.i = start
 	}
-	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-		s.i++
+	if !s.skip(2) {
+		return 0, false, nil
 	}
-	n, err := strconv.Atoi(string(s.b[start:s.i]))
-	return n, err == nil
+	n, err := ParseLevel(s.b[start:s.i])
+	return n, true, err
 }
 
 func (s *mscan) lit(w string) bool {

@@ -3,6 +3,7 @@ package record
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,13 @@ func checkScan(t *testing.T, line string) {
 	// Valid lets some trailing bytes pass).
 	if !json.Valid([]byte(line)) || Unmarshal([]byte(line), &h) != nil || !strings.HasPrefix(strings.TrimSpace(line), "{") {
 		return // the scanner may accept more; never less, see below
+	}
+	// The decoder matches keys case-insensitively ("Level" fills Level);
+	// JSON and the scanner do not.
+	for _, k := range []string{`"id"`, `"timestamp"`, `"rule"`, `"level"`, `"mail"`} {
+		if strings.Count(strings.ToLower(line), k) != strings.Count(line, k) {
+			return
+		}
 	}
 	if err != nil {
 		t.Fatalf("%q: %v", line, err)
@@ -69,10 +77,61 @@ func TestScanMailFields(t *testing.T) {
 	} {
 		checkScan(t, l)
 	}
-	for _, bad := range []string{``, `[]`, `"x"`, `{`, `{"id":"x"`, `{"id":"x}`, `{"id":"x",}`, `{"rule":{"level":"9"}}`, `{"a":[1,}`, `{"a":1}x`} {
+	for _, bad := range []string{``, `[]`, `"x"`, `{`, `{"id":"x"`, `{"id":"x}`, `{"id":"x",}`, `{"rule":{"level":"9"}`, `{"rule":{"level":1.}}`, `{"a":[1,}`, `{"a":1}x`} {
 		var f MailFields
 		if err := ScanMailFields([]byte(bad), &f); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestScanMailFieldsLevel: rule.level written as any integral JSON number
+// (or such a number in a string) is that integer; any other value in a
+// well-formed line is a LevelError naming it, never "malformed JSON".
+func TestScanMailFieldsLevel(t *testing.T) {
+	for in, want := range map[string]int{
+		`10`: 10, `10.0`: 10, `1e1`: 10, `1E+1`: 10, `100e-1`: 10, `0.1e2`: 10, `"10"`: 10, `"1e1"`: 10,
+		`-0`: 0, `0.0`: 0, `0e-5`: 0, `-3`: -3, `-3.00`: -3, `16`: 16, `999999999999999999`: 999999999999999999,
+	} {
+		var f MailFields
+		line := `{"id":"a","rule":{"id":"1","level":` + in + `,"mail":null}}`
+		if err := ScanMailFields([]byte(line), &f); err != nil || !f.HasRule || f.Level != want || f.ID != "a" {
+			t.Errorf("level %s: %+v, %v; want %d", in, f, err, want)
+		}
+		if n, err := ParseLevel([]byte(in)); err != nil || n != want {
+			t.Errorf("ParseLevel(%s) = %d, %v; want %d", in, n, err, want)
+		}
+	}
+	for in, want := range map[string]string{
+		`10.5`:                              "rule.level is not an integer: 10.5",
+		`1e-1`:                              "rule.level is not an integer: 1e-1",
+		`10.000000000000000001`:             "rule.level is not an integer: 10.000000000000000001",
+		`"high"`:                            `rule.level is not an integer: "high"`,
+		`"10.5"`:                            `rule.level is not an integer: "10.5"`,
+		`" 10"`:                             `rule.level is not an integer: " 10"`,
+		`"\u0031"`:                          `rule.level is not an integer: "\u0031"`,
+		`null`:                              "rule.level is not an integer: null",
+		`true`:                              "rule.level is not an integer: true",
+		`[10]`:                              "rule.level is not an integer: [10]",
+		`{"n":10}`:                          `rule.level is not an integer: {"n":10}`,
+		`1e19`:                              "rule.level is out of range: 1e19",
+		`1e999999999999999999`:              "rule.level is out of range: 1e999999999999999999",
+		`12345678901234567890`:              "rule.level is out of range: 12345678901234567890",
+		`"` + strings.Repeat("9", 50) + `"`: `rule.level is out of range: "` + strings.Repeat("9", 39) + "...",
+	} {
+		var f MailFields
+		err := ScanMailFields([]byte(`{"rule":{"level":`+in+`},"id":"x"}`), &f)
+		var le *LevelError
+		if !errors.As(err, &le) || err.Error() != want {
+			t.Errorf("level %s: error %v, want %q", in, err, want)
+		}
+	}
+	// Malformed text stays malformed, whatever the level.
+	for _, bad := range []string{`{"rule":{"level":10.5}`, `{"rule":{"level":10.5}}}`, `{"rule":{"level":"x}}`} {
+		var f MailFields
+		var le *LevelError
+		if err := ScanMailFields([]byte(bad), &f); err == nil || errors.As(err, &le) {
+			t.Errorf("%s: %v, want malformed JSON", bad, err)
 		}
 	}
 }

@@ -96,6 +96,10 @@ func TestRegex(t *testing.T) {
 		{`x+`, "x+", true}, // '+' after a literal is literal
 		{`x+`, "xx", false},
 		{`\$\(`, "$(", true},
+		// Only the first MaxRegexText bytes are seen.
+		{`needle`, strings.Repeat("a", MaxRegexText-6) + "needle", true},
+		{`needle`, strings.Repeat("a", MaxRegexText-5) + "needle", false},
+		{`a$`, strings.Repeat("a", MaxRegexText+100) + "b", true},
 	}
 	for _, tt := range tests {
 		r, err := CompileRegex(tt.pat)
@@ -106,7 +110,7 @@ func TestRegex(t *testing.T) {
 			t.Errorf("regex %q on %q = %v, want %v", tt.pat, tt.text, got, tt.want)
 		}
 	}
-	for _, bad := range []string{`\q`, `(a`, `a)`, `a\`} {
+	for _, bad := range []string{`\q`, `(a`, `a)`, `a\`, strings.Repeat("a", MaxRegexLen+1)} {
 		if _, err := CompileRegex(bad); err == nil {
 			t.Errorf("CompileRegex(%q) accepted", bad)
 		}
@@ -216,6 +220,15 @@ f.xml:7:1: unknown element <rules> (want <group> or <var>)
   <rule id="1" level="3"><if_sid>2</if_sid></rule>
   <rule id="2" level="3"><if_sid>1</if_sid></rule>
 </group>`, `f.xml:2:3: rule 1 is its own ancestor (a cycle through if_sid, if_group or if_level)
+`},
+		{"self", `<group name="x">
+  <rule id="1" level="3"><if_sid>1</if_sid></rule>
+</group>`, `f.xml:2:26: rule 1 names itself in if_sid (a cycle: it could only match after itself)
+`},
+		{"expansion", `<var name="B">` + strings.Repeat("b", 20000) + `</var>
+<group name="x">
+  <rule id="1" level="3"><match>$B$B$B$B</match></rule>
+</group>`, `f.xml:3:26: expanding $B makes a text longer than 65536 bytes (each <var> is pasted whole)
 `},
 		{"values", `<group name="x">
   <rule id="0" level="3"/>

@@ -16,6 +16,11 @@
 //	                          kept, never resent by notify (the admin may resend it)
 //	tmp/                      files being written, renamed into place when complete
 //
+// A message goes out through one or more transports (mail, webhooks). Its
+// metadata's "done" records the transports through with it (Mark); it
+// leaves msg/ once every transport is: removed if each sent it, moved to
+// failed/ if one refused it for good.
+//
 // Messages consume journal entries in order (every message takes all the
 // entries up to its number), so one counter says what is still to mail.
 package spool
@@ -27,6 +32,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -58,6 +64,15 @@ type Meta struct {
 	Alerts    []string  `json:"alerts"`            // the ids of the alerts it shows
 	Omitted   int       `json:"omitted,omitempty"` // alerts it counts but does not show
 	Digest    bool      `json:"digest,omitempty"`
+	// Part and Parts: the message is part Part of Parts of one
+	// notification too large for one message (0, 0: it is not). The
+	// parts count as one message for the hourly limit.
+	Part  int `json:"part,omitempty"`
+	Parts int `json:"parts,omitempty"`
+	// Done says which transports are through with the message ("mail",
+	// "webhook-...": "sent" or "failed"), so that after a restart each
+	// transport sends only what it has not sent (see Mark).
+	Done map[string]string `json:"done,omitempty"`
 }
 
 // Entry is a message in the spool.
@@ -86,21 +101,45 @@ type Spool struct {
 	jfiles  []string
 	dirty   bool // written since the last fsync
 	closed  bool
+
+	marks sync.Mutex // serializes Mark's read-modify-write of a message
 }
 
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("spool closed")
 
 // Open opens (creating if needed) the spool in dir and locks it.
+//
+// A spool another user can write to is refused (an *UnsafeError): a
+// message planted there would be mailed by this process, with the
+// planter's recipients and sender. dir, its msg/, tmp/ and failed/ and
+// every file Open and the other methods read must belong to the user the
+// process runs as and be writable by no group or other user; dir's
+// ancestors must belong to root or to that user, and be writable by
+// others only with the sticky bit (as /tmp). Symbolic links inside the
+// spool are never followed. What Open creates is 0700 (folders) or 0600
+// (files), whatever the umask.
 func Open(dir string) (*Spool, error) {
-	for _, d := range []string{dir, filepath.Join(dir, "msg"), filepath.Join(dir, "tmp")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("spool: %w", err)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	if err := checkPath(dir); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"msg", "tmp", "failed"} {
+		p := filepath.Join(dir, d)
+		if d != "failed" {
+			if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+				return nil, fmt.Errorf("spool: %w", err)
+			}
+		}
+		if err := checkDir(p); err != nil && (d != "failed" || !errors.Is(err, os.ErrNotExist)) {
+			return nil, err
 		}
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := openFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+		return nil, err
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lock.Close()
@@ -122,11 +161,11 @@ func (s *Spool) load() error {
 	for _, e := range tmp { // leftovers of a crash mid-write: never renamed, never promised
 		os.Remove(filepath.Join(s.dir, "tmp", e.Name()))
 	}
-	data, err := os.ReadFile(filepath.Join(s.dir, "state"))
+	data, err := readFile(filepath.Join(s.dir, "state"))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
-		return fmt.Errorf("spool: %w", err)
+		return err
 	default:
 		if err := record.Unmarshal(data, &s.state); err != nil {
 			return fmt.Errorf("spool: %s: %w", filepath.Join(s.dir, "state"), err)
@@ -174,9 +213,9 @@ func journalBase(name string) (uint64, bool) {
 }
 
 func countLines(path string) (uint64, error) {
-	f, err := os.Open(path)
+	f, err := openFile(path, os.O_RDONLY, 0)
 	if err != nil {
-		return 0, fmt.Errorf("spool: %w", err)
+		return 0, err
 	}
 	defer f.Close()
 	var n uint64
@@ -225,9 +264,9 @@ func (s *Spool) EachUnconsumed(fn func(Line) error) error {
 	})
 	for _, name := range files {
 		base, _ := journalBase(name)
-		f, err := os.Open(filepath.Join(s.dir, name))
+		f, err := openFile(filepath.Join(s.dir, name), os.O_RDONLY, 0)
 		if err != nil {
-			return fmt.Errorf("spool: %w", err)
+			return err
 		}
 		r := record.NewReader(f, 0)
 		seq := base
@@ -266,7 +305,7 @@ func (s *Spool) Append(line []byte) (uint64, error) {
 	}
 	if s.journal == nil {
 		name := fmt.Sprintf("journal-%020d.jsonl", s.next)
-		f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o600)
+		f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 		if err != nil {
 			return 0, fmt.Errorf("spool: %w", err)
 		}
@@ -322,7 +361,8 @@ func (s *Spool) Sync() error {
 
 // Put stores a message durably and records that it holds the journal
 // entries up to meta.Upto, and that it was made at meta.Created (kept in
-// the state for an hour, for the hourly limit). The journal is synced
+// the state for an hour, for the hourly limit; for the first part only of
+// a message in parts). The journal is synced
 // first, so the message never holds entries that a crash could lose.
 func (s *Spool) Put(meta Meta, msg []byte) (Entry, error) {
 	if err := s.Sync(); err != nil {
@@ -341,7 +381,9 @@ func (s *Spool) Put(meta Meta, msg []byte) (Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.state.Consumed = max(s.state.Consumed, meta.Upto)
-	s.state.Sent = append(pruneSent(s.state.Sent, meta.Created), meta.Created)
+	if meta.Part <= 1 {
+		s.state.Sent = append(pruneSent(s.state.Sent, meta.Created), meta.Created)
+	}
 	if err := s.saveStateLocked(); err != nil {
 		return Entry{}, err
 	}
@@ -429,9 +471,9 @@ func (s *Spool) Pending() ([]Entry, error) {
 			continue
 		}
 		path := filepath.Join(s.dir, "msg", e.Name())
-		data, err := os.ReadFile(path)
+		data, err := readFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("spool: %w", err)
+			return nil, err
 		}
 		i := bytes.IndexByte(data, '\n')
 		var m Meta
@@ -444,6 +486,71 @@ func (s *Spool) Pending() ([]Entry, error) {
 		out = append(out, Entry{Name: e.Name(), Meta: m, Msg: data[i+1:]})
 	}
 	return out, nil
+}
+
+// Mark records that transport is through with the message named name
+// (status "sent" or "failed"). When every transport in need is through
+// with it, the message leaves msg/: it is removed if each sent it, moved
+// to failed/ (Fail) if one refused it; Mark then returns "sent" or
+// "failed" (and with "failed" the new path). Otherwise the message's
+// metadata is rewritten (atomically, durably) with the mark, and Mark
+// returns "". The mark is on disk before Mark returns, so a restart sends
+// the message again only through the transports that had not taken it.
+func (s *Spool) Mark(name, transport, status string, need []string) (final, path string, err error) {
+	s.marks.Lock()
+	defer s.marks.Unlock()
+	file := filepath.Join(s.dir, "msg", name)
+	data, err := readFile(file)
+	if err != nil {
+		return "", "", err
+	}
+	i := bytes.IndexByte(data, '\n')
+	if i < 0 {
+		return "", "", fmt.Errorf("spool: %s: no metadata line", file)
+	}
+	var m Meta
+	if err := record.Unmarshal(data[:i], &m); err != nil {
+		return "", "", fmt.Errorf("spool: %s: %w", file, err)
+	}
+	if m.Done == nil {
+		m.Done = map[string]string{}
+	}
+	m.Done[transport] = status
+	final = "sent"
+	for _, t := range need {
+		switch m.Done[t] {
+		case "":
+			final = ""
+		case "failed":
+			if final != "" {
+				final = "failed"
+			}
+		}
+	}
+	e := Entry{Name: name, Meta: m, Msg: data[i+1:]}
+	switch final {
+	case "sent":
+		return final, "", s.Remove(e)
+	case "failed":
+		// The metadata says which transport refused it.
+		if err := s.rewrite(e); err != nil {
+			return "", "", err
+		}
+		path, err := s.Fail(e)
+		return final, path, err
+	}
+	return "", "", s.rewrite(e)
+}
+
+// rewrite stores e over its message file.
+func (s *Spool) rewrite(e Entry) error {
+	head, err := record.Marshal(e.Meta)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	data := make([]byte, 0, len(head)+1+len(e.Msg))
+	data = append(append(append(data, head...), '\n'), e.Msg...)
+	return s.writeFile(filepath.Join("msg", e.Name), data)
 }
 
 // Remove deletes a message the MTA has accepted.
@@ -459,7 +566,7 @@ func (s *Spool) Remove(e Entry) error {
 // for the admin. It returns the message's new path.
 func (s *Spool) Fail(e Entry) (string, error) {
 	dir := filepath.Join(s.dir, "failed")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return "", fmt.Errorf("spool: %w", err)
 	}
 	dst := filepath.Join(dir, e.Name)
@@ -500,4 +607,152 @@ func (s *Spool) Close() error {
 	s.mu.Unlock()
 	s.lock.Close()
 	return err
+}
+
+// UnsafeError is the error for a spool, or a file or folder in it, that
+// another user could write to (or that is a symbolic link).
+type UnsafeError struct {
+	Path    string
+	Problem string // "writable by others (mode 0777)", ...
+}
+
+func (e *UnsafeError) Error() string {
+	return fmt.Sprintf("spool: %s: %s: refusing a spool another user could write to (notify would mail what they put there)", e.Path, e.Problem)
+}
+
+func unsafeErr(path, format string, args ...any) error {
+	return &UnsafeError{Path: path, Problem: fmt.Sprintf(format, args...)}
+}
+
+// userName returns "uid N (name)" for messages.
+func userName(uid uint32) string {
+	id := strconv.FormatUint(uint64(uid), 10)
+	if u, err := user.LookupId(id); err == nil {
+		return "uid " + id + " (" + u.Username + ")"
+	}
+	return "uid " + id
+}
+
+// checkOwned checks what st describes: a folder (dir) or a regular file,
+// not a symbolic link, owned by the user the process runs as, writable by
+// no group and no other user.
+func checkOwned(path string, st *syscall.Stat_t, dir bool) error {
+	uid := uint32(os.Geteuid())
+	switch typ := st.Mode & syscall.S_IFMT; {
+	case typ == syscall.S_IFLNK:
+		return unsafeErr(path, "is a symbolic link")
+	case dir && typ != syscall.S_IFDIR:
+		return unsafeErr(path, "is not a directory")
+	case !dir && typ != syscall.S_IFREG:
+		return unsafeErr(path, "is not a regular file")
+	case st.Uid != uid:
+		return unsafeErr(path, "owned by %s, not by %s that notify runs as (chown it)", userName(st.Uid), userName(uid))
+	case st.Mode&0o002 != 0:
+		return unsafeErr(path, "writable by others (mode %04o; chmod o-w)", st.Mode&0o7777)
+	case st.Mode&0o020 != 0:
+		return unsafeErr(path, "writable by its group (mode %04o; chmod g-w)", st.Mode&0o7777)
+	}
+	return nil
+}
+
+// checkDir checks a folder of the spool (never following a link).
+func checkDir(path string) error {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
+		return fmt.Errorf("spool: %w", &os.PathError{Op: "lstat", Path: path, Err: err})
+	}
+	return checkOwned(path, &st, true)
+}
+
+// openFile opens a file of the spool without following a link, and checks
+// it (checkOwned) on the open descriptor, so what is checked is what is
+// read.
+func openFile(path string, flag int, perm os.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, perm)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, unsafeErr(path, "is a symbolic link")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool: %s: %w", path, err)
+	}
+	if err := checkOwned(path, &st, false); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// readFile is os.ReadFile through openFile.
+func readFile(path string) ([]byte, error) {
+	f, err := openFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %s: %w", path, err)
+	}
+	return data, nil
+}
+
+// checkPath checks the spool folder and the way to it. The folder must be
+// the user's own (checkOwned). Every folder above it, on the path as given
+// and on the path its links lead to, must belong to root or to the user and
+// be writable by others only if sticky (as /tmp): whoever can rename the
+// spool's parent can swap the spool for one of theirs. A link on the way
+// must belong to root or to the user too.
+func checkPath(dir string) error {
+	uid := uint32(os.Geteuid())
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if err := checkDir(real); err != nil {
+		return err
+	}
+	check := func(p string, follow bool) error {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil {
+			return fmt.Errorf("spool: %w", &os.PathError{Op: "lstat", Path: p, Err: err})
+		}
+		if st.Uid != 0 && st.Uid != uid {
+			return unsafeErr(dir, "%s is owned by %s, neither root nor %s that notify runs as", p, userName(st.Uid), userName(uid))
+		}
+		if st.Mode&syscall.S_IFMT == syscall.S_IFLNK || !follow {
+			return nil
+		}
+		if st.Mode&0o022 != 0 && st.Mode&syscall.S_ISVTX == 0 {
+			return unsafeErr(dir, "%s is writable by others (mode %04o) and not sticky", p, st.Mode&0o7777)
+		}
+		return nil
+	}
+	// The path as given: its links (the folders are checked below, on the
+	// path the links lead to).
+	for p := abs; ; p = filepath.Dir(p) {
+		if err := check(p, false); err != nil {
+			return err
+		}
+		if p == filepath.Dir(p) {
+			break
+		}
+	}
+	for p := filepath.Dir(real); ; p = filepath.Dir(p) {
+		if err := check(p, true); err != nil {
+			return err
+		}
+		if p == filepath.Dir(p) {
+			break
+		}
+	}
+	return nil
 }

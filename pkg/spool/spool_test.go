@@ -257,3 +257,50 @@ func TestFail(t *testing.T) {
 		t.Errorf("first failed message overwritten: %q", data)
 	}
 }
+
+// TestMark: a message stays in msg/ until every transport is through with
+// it; the marks survive a restart; one refusal sends it to failed/.
+func TestMark(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	need := []string{"mail", "webhook-a"}
+	appendN(t, s, "a", "b")
+	e1, err := s.Put(Meta{Upto: 1, Created: t0, MessageID: "m1"}, []byte("one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, err := s.Put(Meta{Upto: 2, Created: t0, MessageID: "m2"}, []byte("two"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final, _, err := s.Mark(e1.Name, "webhook-a", "sent", need); err != nil || final != "" {
+		t.Fatalf("first mark: %q, %v", final, err)
+	}
+	s.Close()
+	s = open(t, dir)
+	defer s.Close()
+	p, err := s.Pending()
+	if err != nil || len(p) != 2 {
+		t.Fatalf("pending after restart: %v, %v", p, err)
+	}
+	if p[0].Meta.Done["webhook-a"] != "sent" || p[0].Meta.Done["mail"] != "" || string(p[0].Msg) != "one" {
+		t.Fatalf("marks after restart: %+v %q", p[0].Meta.Done, p[0].Msg)
+	}
+	if final, _, err := s.Mark(e1.Name, "mail", "sent", need); err != nil || final != "sent" {
+		t.Fatalf("second mark: %q, %v", final, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "msg", e1.Name)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("sent everywhere, still in msg/: %v", err)
+	}
+	if final, _, err := s.Mark(e2.Name, "mail", "failed", need); err != nil || final != "" {
+		t.Fatalf("failed mark: %q, %v", final, err)
+	}
+	final, path, err := s.Mark(e2.Name, "webhook-a", "sent", need)
+	if err != nil || final != "failed" || path != filepath.Join(dir, "failed", e2.Name) {
+		t.Fatalf("last mark: %q %q %v", final, path, err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil || !bytes.Contains(data, []byte(`"done":{"mail":"failed","webhook-a":"sent"}`)) || !bytes.HasSuffix(data, []byte("\ntwo")) {
+		t.Fatalf("failed/ copy: %q, %v", data, err)
+	}
+}

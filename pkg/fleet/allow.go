@@ -1,0 +1,66 @@
+package fleet
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+)
+
+// ParseAllow parses an allow-list entry as block does: a CIDR or a single
+// address.
+func ParseAllow(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, errors.New("not a CIDR")
+		}
+		a := p.Addr()
+		if a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, errors.New("not an address or CIDR")
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// ReadAllowFile reads block's allow-file format: one address or CIDR a
+// line; blank lines and text after # are ignored. It returns every
+// problem found, each as one message.
+func ReadAllowFile(path string) ([]netip.Prefix, []string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, []string{fmt.Sprintf("--allow-file: %v", err)}
+	}
+	defer f.Close()
+	var out []netip.Prefix
+	var errs []string
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		n++
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		p, err := ParseAllow(line)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s:%d: %q: %v", path, n, line, err))
+			continue
+		}
+		out = append(out, p)
+	}
+	if err := sc.Err(); err != nil {
+		errs = append(errs, fmt.Sprintf("%s: %v", path, err))
+	}
+	return out, errs
+}
