@@ -3,6 +3,7 @@
 package block
 
 import (
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -111,4 +112,57 @@ func TestRealNFTables(t *testing.T) {
 		t.Errorf("other table changed:\n%s\nwas:\n%s", got, otherTable)
 	}
 	wantClean(t, srv)
+}
+
+// TestNFTablesAdoptAndRepair: block is killed with 2,000 live bans in
+// the kernel and starts again on a new state: it adopts them, each for
+// the time its element's kernel timeout had left, and lifts none. Then
+// another tool flushes our set and our input chain: block puts both back
+// at its next check, one line each.
+func TestNFTablesAdoptAndRepair(t *testing.T) {
+	requireReal(t)
+	hosttest.Require(t, "nft")
+	lab := hosttest.NewLab(t, "qwa")
+	lab.Srv.Serve(t, 8080)
+	srv := lab.Srv
+	web := netip.AddrPortFrom(srv.IPv6, 8080)
+	dir := t.TempDir()
+	const n = 2000
+	p1 := startBlock(t, srv, "--backend", "nftables", "--state", filepath.Join(dir, "old.db"), "--timeout", "1h")
+	var in strings.Builder
+	for i := range n {
+		in.WriteString(alertLine(fmt.Sprintf("2001:db8::1:%x", i), 10, "1"))
+	}
+	p1.send(t, in.String())
+	p1.waitFor(t, "add", fmt.Sprintf("2001:db8::1:%x", n-1))
+	p1.cmd.Process.Signal(syscall.SIGKILL)
+	p1.wait(t)
+
+	p := startBlock(t, srv, "--backend", "nftables", "--state", filepath.Join(dir, "new.db"), "--timeout", "30m")
+	p.waitStderr(t, fmt.Sprintf("block: adopted %d bans found in the firewall, as ", n))
+	p.waitStderr(t, "(each for the time its kernel timeout had left)\n")
+	if got := count(srv.Run(t, "nft", "-j", "list", "set", "inet", "quietwatch", "local-v6"), `"val": "2001:db8::1:`); got != n {
+		t.Fatalf("the kernel holds %d bans after the restart, want %d", got, n)
+	}
+	p.send(t, alertLine(lab.Atk.IPv6.String(), 10, "2"))
+	p.waitFor(t, "add", lab.Atk.IPv6.String())
+	if lab.Atk.CanConnect(web) {
+		t.Fatal("attacker connects while banned")
+	}
+
+	srv.Run(t, "nft", "flush set inet quietwatch local-v6")
+	p.waitStderr(t, fmt.Sprintf("block: nftables: table inet quietwatch: set local-v6 lost %d members: restored\n", n+1))
+	if lab.Atk.CanConnect(web) {
+		t.Error("attacker connects after the set was repaired")
+	}
+	srv.Run(t, "nft", "flush chain inet quietwatch input")
+	p.waitStderr(t, "block: nftables: table inet quietwatch: chain input lost 4 rules: restored\n")
+	if lab.Atk.CanConnect(web) {
+		t.Error("attacker connects after the chain was repaired")
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.stderr())
+	}
+	flush(t, srv, "nftables", filepath.Join(dir, "new.db"))
 }
