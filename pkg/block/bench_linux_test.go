@@ -88,7 +88,7 @@ func BenchmarkApply10k(b *testing.B) {
 	for i := range 10000 {
 		input = append(input, benchAlert(i)...)
 	}
-	for _, backend := range []string{"ipset", "iptables", "hosts-deny", "dry-run"} {
+	for _, backend := range []string{"ipset", "iptables", "nftables", "hosts-deny", "dry-run"} {
 		b.Run(backend, func(b *testing.B) {
 			dir := b.TempDir()
 			state, hd := filepath.Join(dir, "state.db"), filepath.Join(dir, "hosts.deny")
@@ -115,7 +115,7 @@ func BenchmarkApply10k(b *testing.B) {
 // (fsync), so this is an upper bound of "alert read to rule in place".
 func BenchmarkLatency(b *testing.B) {
 	benchNetns(b)
-	for _, backend := range []string{"ipset", "iptables"} {
+	for _, backend := range []string{"ipset", "iptables", "nftables"} {
 		b.Run(backend, func(b *testing.B) {
 			dir := b.TempDir()
 			state := filepath.Join(dir, "state.db")

@@ -30,7 +30,7 @@ func instanceKeys(cfg firewall.Config) []string {
 	chain, hd := false, false
 	for _, n := range cfg.Backends {
 		switch n {
-		case "iptables", "ipset":
+		case "iptables", "ipset", "nftables": // nftables: table inet <chain lower case>
 			if !chain {
 				keys = append(keys, cfg.Chain)
 			}

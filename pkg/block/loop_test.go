@@ -165,7 +165,7 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--allow-file", filepath.Join(dir, "nope")}, exitcode.Config, "no such file"},
 		{[]string{"--timeout", "0s"}, exitcode.Config, "--timeout 0s: want a positive duration"},
 		{[]string{"--repeat-timeouts", "30m,soon"}, exitcode.Config, `"soon" is not a positive duration`},
-		{[]string{"--backend", "nftables"}, exitcode.Config, `--backend "nftables": unknown`},
+		{[]string{"--backend", "pf"}, exitcode.Config, `--backend "pf": unknown`},
 		{[]string{"--backend", "iptables", "--chain", "INPUT"}, exitcode.Config, `chain "INPUT": a built-in chain`},
 		{[]string{"--nope"}, exitcode.Usage, "flag provided but not defined"},
 		{[]string{"stray"}, exitcode.Usage, `unknown command "stray"`},

@@ -133,9 +133,9 @@ Example:
 func commonFlags(e *env) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "socket", Value: e.socket, Usage: "control socket `PATH` (root only) a running block serves for list, ban and unban; '' none"},
-		&cli.StringSliceFlag{Name: "backend", Value: cli.NewStringSlice("iptables"), Usage: "`NAME` of a backend: iptables, ipset, hosts-deny or dry-run (repeatable)"},
+		&cli.StringSliceFlag{Name: "backend", Value: cli.NewStringSlice("iptables"), Usage: "`NAME` of a backend: iptables, ipset, nftables, hosts-deny or dry-run (repeatable)"},
 		&cli.StringFlag{Name: "state", Value: "/var/lib/quietwatch/block.db", Usage: "state `FILE` (bbolt); '' keeps no state"},
-		&cli.StringFlag{Name: "chain", Value: "QUIETWATCH", Usage: "iptables `CHAIN` of our own (its ipset sets are <chain lower case>-v4 and -v6)"},
+		&cli.StringFlag{Name: "chain", Value: "QUIETWATCH", Usage: "iptables `CHAIN` of our own (its ipset sets are <chain lower case>-v4 and -v6; the nftables table is inet <chain lower case>)"},
 		&cli.StringFlag{Name: "hosts-deny", Value: "/etc/hosts.deny", Usage: "hosts.deny `FILE` of the hosts-deny backend"},
 		&cli.StringFlag{Name: "ar-log", Usage: "append OSSEC-style active-responses.log lines to `FILE`"},
 	}
@@ -295,7 +295,7 @@ func openBackends(e *env, names []string, chain, hostsDeny string) (*common, err
 	}
 	for _, n := range uniq {
 		if seen[n] {
-			return nil, exitcode.Errorf(exitcode.Config, "--backend %q: unknown (want iptables, ipset, hosts-deny or dry-run)", n)
+			return nil, exitcode.Errorf(exitcode.Config, "--backend %q: unknown (want iptables, ipset, nftables, hosts-deny or dry-run)", n)
 		}
 	}
 	if err := cm.lockInstances(e, cfg); err != nil {

@@ -57,11 +57,12 @@ type Backend interface {
 }
 
 // Names lists the backends New knows, in the order block applies them.
-var Names = []string{"ipset", "iptables", "hosts-deny", "dry-run"}
+var Names = []string{"ipset", "iptables", "nftables", "hosts-deny", "dry-run"}
 
 // Config is what New needs to build a backend.
 type Config struct {
-	// Chain is the iptables chain of our own (iptables and ipset).
+	// Chain is the iptables chain of our own (iptables and ipset); the
+	// nftables backend names its table after it, in lower case.
 	Chain string
 	// HostsDeny is the hosts.deny file (hosts-deny).
 	HostsDeny string
@@ -91,6 +92,12 @@ func New(name string, cfg Config) (Backend, error) {
 			return newIPTables(cfg)
 		}
 		return newIPSet(cfg)
+	case "nftables":
+		// Our table is named after the chain (lower case).
+		if err := CheckChain(cfg.Chain); err != nil {
+			return nil, err
+		}
+		return newNFTables(cfg)
 	case "hosts-deny":
 		if cfg.HostsDeny == "" {
 			return nil, errors.New("hosts-deny: no file given")

@@ -13,3 +13,7 @@ func newIPTables(Config) (Backend, error) {
 func newIPSet(Config) (Backend, error) {
 	return nil, &UnavailableError{Backend: "ipset", Err: errLinuxOnly}
 }
+
+func newNFTables(Config) (Backend, error) {
+	return nil, &UnavailableError{Backend: "nftables", Err: errLinuxOnly}
+}
