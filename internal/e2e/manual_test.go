@@ -21,14 +21,48 @@ import (
 // bans, remove the /etc/hosts.deny it created, and stay behind for a later
 // --purge.
 func TestInstalledManual(t *testing.T) {
-	hosttest.Require(t, "iptables", "ip6tables", "curl", "setpriv")
+	hosttest.Require(t, "iptables", "ip6tables", "nft", "curl", "setpriv")
 	mbox := requirePostfix(t)
 	lab := hosttest.NewLab(t, "qwu")
 	atk, srv := lab.Atk, lab.Srv
+	srv.Serve(t, 8080)
 	forwardSMTP(t, srv.NS)
 	root := newStagingRoot(t)
 	if out, err := root.command("", filepath.Join(repo, "scripts", "install"), "--no-start", "--no-build", binDir).CombinedOutput(); err != nil {
 		t.Fatalf("scripts/install: %v\n%s", err, out)
+	}
+	// The installer chose the backend from the host's firewall
+	// (scripts/detect-backend): here iptables is the nf_tables flavour, so
+	// nftables; the rest of the test runs on whatever it chose.
+	env, err := os.ReadFile(root.path("/etc/quietwatch/quietwatch.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := ""
+	for _, line := range strings.Split(string(env), "\n") {
+		if v, ok := strings.CutPrefix(line, "QW_BLOCK_BACKENDS="); ok {
+			backend = strings.Trim(v, `"`)
+		}
+	}
+	iptV, _ := exec.Command("iptables", "-V").Output()
+	if strings.Contains(string(iptV), "nf_tables") && backend != "nftables" {
+		t.Errorf("the installer chose QW_BLOCK_BACKENDS=%q on a host whose iptables is %s; want nftables", backend, strings.TrimSpace(string(iptV)))
+	}
+	// ours reports whether what the backend creates exists on srv; holds
+	// whether it bans ip.
+	ours := func() bool {
+		if backend == "nftables" {
+			return srv.Command(t.Context(), "nft", "list", "table", "inet", "quietwatch").Run() == nil
+		}
+		return srv.Command(t.Context(), "iptables", "-S", "QUIETWATCH").Run() == nil
+	}
+	holds := func(ip netip.Addr) bool {
+		if backend == "nftables" {
+			out, _ := srv.Command(t.Context(), "nft", "list", "set", "inet", "quietwatch", "local-v4").Output()
+			return strings.Contains(string(out), ip.String())
+		}
+		out, _ := srv.Command(t.Context(), "iptables", "-S", "QUIETWATCH").Output()
+		return strings.Contains(string(out), ip.String()+"/")
 	}
 	tag := fmt.Sprintf("qwu-%d", time.Now().UnixNano()%1e9)
 	editSettings(t, root.path("/etc/quietwatch/quietwatch.env"), map[string]string{
@@ -68,17 +102,17 @@ func TestInstalledManual(t *testing.T) {
 		}
 	}
 	if !waitFor(20*time.Second, func() bool {
-		return exited() || srv.Command(t.Context(), "iptables", "-S", "QUIETWATCH").Run() == nil
+		return exited() || ours()
 	}) || exited() {
 		t.Fatalf("quietwatch-run is not up\n%s", journal.String())
 	}
 	appendLine(t, fastlog, fastLine(time.Now(), 2024364, "ET SCAN Possible Nmap User-Agent Observed", "Web Application Attack", 1,
 		netip.AddrPortFrom(atk.IPv4, 40001), netip.AddrPortFrom(srv.IPv4, 8080)))
-	if !waitFor(10*time.Second, func() bool {
-		out, _ := srv.Command(t.Context(), "iptables", "-S", "QUIETWATCH").Output()
-		return strings.Contains(string(out), atk.IPv4.String()+"/")
-	}) {
+	if !waitFor(10*time.Second, func() bool { return holds(atk.IPv4) }) {
 		t.Fatalf("no ban\n%s", journal.String())
+	}
+	if atk.CanConnect(netip.AddrPortFrom(srv.IPv4, 8080)) {
+		t.Errorf("banned attacker still connects (%s backend)", backend)
 	}
 	if !waitFor(15*time.Second, func() bool { return len(mbox.messages(tag)) > 0 }) {
 		t.Fatalf("no mail: the stages cannot reach the run folder?\n%s", journal.String())
@@ -92,8 +126,11 @@ func TestInstalledManual(t *testing.T) {
 	if !exited() {
 		t.Error("uninstall left quietwatch-run running")
 	}
-	if srv.Command(t.Context(), "iptables", "-S", "QUIETWATCH").Run() == nil {
-		t.Error("uninstall left the QUIETWATCH chain")
+	if ours() {
+		t.Errorf("uninstall left %s's chain or table", backend)
+	}
+	if !atk.CanConnect(netip.AddrPortFrom(srv.IPv4, 8080)) {
+		t.Error("after uninstall the attacker still cannot connect")
 	}
 	for _, gone := range []string{"/usr/local/bin/block", "/etc/hosts.deny", "/usr/local/lib/quietwatch/quietwatch-run"} {
 		if _, err := os.Stat(root.path(gone)); err == nil {
