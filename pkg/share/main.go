@@ -135,6 +135,7 @@ func newApp(e *env) *cli.App {
 		&cli.IntFlag{Name: "replicas", Usage: "replicas of the stream when share creates it (0: 3 in a cluster, else 1)"},
 		&cli.IntFlag{Name: "buffer", Value: 10000, Usage: "bans waiting to be published while NATS is away (the oldest go first)"},
 		&cli.DurationFlag{Name: "republish", Usage: "publish the same address again at most every `D` (default: --ttl/10, at least 1s)"},
+		&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},
 	)
 	return &cli.App{
 		Name:            "share",

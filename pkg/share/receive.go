@@ -24,6 +24,7 @@ type receiver struct {
 	diag    *diags
 	buf     []byte
 	written int
+	m       *stageMetrics
 }
 
 func newReceiver(origin string, g *fleet.Guard, maxSeen int, now func() time.Time, out *output, d *diags) *receiver {
@@ -38,6 +39,7 @@ func (r *receiver) handle(subj, ttl, exp string, data []byte, stored time.Time) 
 	now := r.now()
 	p, err := fleet.Decode(subj, ttl, data)
 	if err != nil {
+		r.m.refuse("bad-message")
 		r.diag.limited("bad-message", "bad ban message on %q: %v", subj, err)
 		return
 	}
@@ -64,6 +66,7 @@ func (r *receiver) handle(subj, ttl, exp string, data []byte, stored time.Time) 
 	// reconnect does not weigh it again (nor count it again).
 	r.remember(id, expires, now)
 	if reason != "" {
+		r.m.refuse(string(reason))
 		r.diag.limited("refused "+p.Origin+" "+reason, "peer %s: ban of %s refused: %s", p.Origin, fleet.PrefixString(p.Prefix), reason)
 		return
 	}
@@ -74,6 +77,7 @@ func (r *receiver) handle(subj, ttl, exp string, data []byte, stored time.Time) 
 	}
 	r.buf = line
 	r.written++
+	r.m.peer()
 	r.out.peer(line)
 }
 
@@ -97,4 +101,11 @@ func (r *receiver) setAllow(allow []netip.Prefix, own []netip.Addr) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.guard.SetAllow(allow, own)
+}
+
+// setMetrics makes r count into m.
+func (r *receiver) setMetrics(m *stageMetrics) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.m = m
 }

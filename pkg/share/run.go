@@ -21,6 +21,7 @@ import (
 	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/fleet"
+	"github.com/quietwatch/quietwatch/pkg/metrics"
 	"github.com/quietwatch/quietwatch/pkg/record"
 )
 
@@ -247,7 +248,26 @@ func runFilter(c *cli.Context, e *env) error {
 	defer pubCancel()
 	go pub.run(pubCtx, e.drain)
 
-	sh := &sharer{origin: s.origin, level: c.Int("level"), ttl: ttl, every: every, now: e.now, pub: pub, recent: map[netip.Prefix]time.Time{}}
+	var sm *stageMetrics
+	if path := c.String("metrics-file"); path != "" {
+		if err := metrics.Check(path); err != nil {
+			return exitcode.Errorf(exitcode.Config, "--metrics-file: %w", err)
+		}
+		sm = newStageMetrics(func() float64 { return float64(pub.dropped.Load()) }, func() float64 {
+			if s.l.nc.IsConnected() {
+				return 1
+			}
+			return 0
+		})
+		rc.setMetrics(sm)
+		stop := metrics.Start(sm.reg, path, func(err error) { d.printf("--metrics-file: %v", err) })
+		defer func() {
+			if err := stop(); err != nil {
+				d.printf("--metrics-file: %v", err)
+			}
+		}()
+	}
+	sh := &sharer{m: sm, origin: s.origin, level: c.Int("level"), ttl: ttl, every: every, now: e.now, pub: pub, recent: map[netip.Prefix]time.Time{}}
 	sh.allow.Store(&pol.Allow)
 	readDone := make(chan error, 1)
 	go func() { readDone <- readLoop(c.App.Reader, out, sh, d) }()
@@ -297,6 +317,7 @@ wait:
 
 // sharer decides which local records are published.
 type sharer struct {
+	m      *stageMetrics
 	origin string
 	level  int
 	ttl    time.Duration
@@ -337,6 +358,7 @@ func (s *sharer) consider(line []byte) {
 		}
 	}
 	s.recent[l.Prefix] = now
+	s.m.offered()
 	body := append([]byte(nil), line...)
 	s.pub.offer(outgoing{subject: fleet.BanSubject(s.origin, l.Prefix), body: body, id: fleet.MsgID(s.origin, body), expires: now.Add(s.ttl)})
 }
@@ -363,6 +385,7 @@ func readLoop(r io.Reader, out *output, sh *sharer, d *diags) error {
 		if err := out.local(line, lr.Buffered() == 0); err != nil {
 			return err
 		}
+		sh.m.record()
 		sh.consider(line)
 	}
 }
