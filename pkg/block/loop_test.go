@@ -15,6 +15,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/quietwatch/quietwatch/pkg/allowlist"
 	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/firewall"
@@ -307,7 +308,7 @@ func FuzzParseAllow(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		p, err := parseAllow(s)
+		p, err := allowlist.Parse(s)
 		if err != nil {
 			return
 		}

@@ -1,18 +1,17 @@
 package block
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/quietwatch/quietwatch/pkg/allowlist"
 	"github.com/quietwatch/quietwatch/pkg/ban"
 	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
@@ -43,7 +42,7 @@ func policy(c *cli.Context) (ban.Policy, []string) {
 		}
 	}
 	for _, a := range c.StringSlice("allow") {
-		pr, err := parseAllow(a)
+		pr, err := allowlist.Parse(a)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("--allow %q: %v", a, err))
 			continue
@@ -51,65 +50,11 @@ func policy(c *cli.Context) (ban.Policy, []string) {
 		p.Allow = append(p.Allow, pr)
 	}
 	if f := c.String("allow-file"); f != "" {
-		ps, ferrs := readAllowFile(f)
+		ps, ferrs := allowlist.ReadFile(f)
 		p.Allow = append(p.Allow, ps...)
 		errs = append(errs, ferrs...)
 	}
 	return p, errs
-}
-
-// parseAllow parses an allow-list entry: a CIDR or a single address.
-func parseAllow(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, errors.New("not a CIDR")
-		}
-		a := p.Addr()
-		if a.Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		return netip.Prefix{}, errors.New("not an address or CIDR")
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
-
-// readAllowFile reads one address or CIDR a line; blank lines and text
-// after # are ignored.
-func readAllowFile(path string) ([]netip.Prefix, []string) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, []string{fmt.Sprintf("--allow-file: %v", err)}
-	}
-	defer f.Close()
-	var out []netip.Prefix
-	var errs []string
-	sc := bufio.NewScanner(f)
-	n := 0
-	for sc.Scan() {
-		n++
-		line, _, _ := strings.Cut(sc.Text(), "#")
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		p, err := parseAllow(line)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s:%d: %q: %v", path, n, line, err))
-			continue
-		}
-		out = append(out, p)
-	}
-	if err := sc.Err(); err != nil {
-		errs = append(errs, fmt.Sprintf("%s: %v", path, err))
-	}
-	return out, errs
 }
 
 // item is one line read from stdin, or the read error that ended input.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/quietwatch/quietwatch/pkg/allowlist"
 	"github.com/quietwatch/quietwatch/pkg/ban"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/record"
@@ -137,7 +138,7 @@ func banPolicy(s settings) (ban.Policy, error) {
 	}
 	var errs []string
 	for _, a := range s.Allow {
-		pr, err := parseAllow(a)
+		pr, err := allowlist.Parse(a)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("--allow %q: %v", a, err))
 			continue
@@ -145,7 +146,7 @@ func banPolicy(s settings) (ban.Policy, error) {
 		p.Allow = append(p.Allow, pr)
 	}
 	if s.AllowFile != "" {
-		ps, ferrs := readAllowFile(s.AllowFile)
+		ps, ferrs := allowlist.ReadFile(s.AllowFile)
 		p.Allow = append(p.Allow, ps...)
 		errs = append(errs, ferrs...)
 	}

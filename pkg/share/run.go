@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/urfave/cli/v2"
 
+	"github.com/quietwatch/quietwatch/pkg/allowlist"
 	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/fleet"
@@ -149,7 +150,7 @@ func policy(c *cli.Context, e *env) (fleet.Policy, []string) {
 	p := fleet.DefaultPolicy()
 	var errs []string
 	for _, a := range c.StringSlice("allow") {
-		pr, err := fleet.ParseAllow(a)
+		pr, err := allowlist.Parse(a)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("--allow %q: %v", a, err))
 			continue
@@ -157,7 +158,7 @@ func policy(c *cli.Context, e *env) (fleet.Policy, []string) {
 		p.Allow = append(p.Allow, pr)
 	}
 	if f := c.String("allow-file"); f != "" {
-		ps, ferrs := fleet.ReadAllowFile(f)
+		ps, ferrs := allowlist.ReadFile(f)
 		p.Allow = append(p.Allow, ps...)
 		errs = append(errs, ferrs...)
 	}

@@ -1,4 +1,7 @@
-package fleet
+// Package allowlist reads the addresses and networks that are never
+// banned: --allow entries and --allow-file files, the same for block and
+// share.
+package allowlist
 
 import (
 	"bufio"
@@ -9,9 +12,9 @@ import (
 	"strings"
 )
 
-// ParseAllow parses an allow-list entry as block does: a CIDR or a single
-// address.
-func ParseAllow(s string) (netip.Prefix, error) {
+// Parse parses an allow-list entry: a CIDR or a single address (an
+// IPv4-mapped one folded to IPv4; a zone refused).
+func Parse(s string) (netip.Prefix, error) {
 	s = strings.TrimSpace(s)
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
@@ -32,10 +35,10 @@ func ParseAllow(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// ReadAllowFile reads block's allow-file format: one address or CIDR a
+// ReadFile reads the allow-file format: one address or CIDR a
 // line; blank lines and text after # are ignored. It returns every
 // problem found, each as one message.
-func ReadAllowFile(path string) ([]netip.Prefix, []string) {
+func ReadFile(path string) ([]netip.Prefix, []string) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, []string{fmt.Sprintf("--allow-file: %v", err)}
@@ -52,7 +55,7 @@ func ReadAllowFile(path string) ([]netip.Prefix, []string) {
 		if line == "" {
 			continue
 		}
-		p, err := ParseAllow(line)
+		p, err := Parse(line)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s:%d: %q: %v", path, n, line, err))
 			continue
