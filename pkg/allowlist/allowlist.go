@@ -1,12 +1,13 @@
 // Package allowlist reads the addresses and networks that are never
-// banned: --allow entries and --allow-file files, the same for block and
-// share.
+// banned, the same for block and share: --allow entries, --allow-file
+// files, and this host's own addresses.
 package allowlist
 
 import (
 	"bufio"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -66,4 +67,22 @@ func ReadFile(path string) ([]netip.Prefix, []string) {
 		errs = append(errs, fmt.Sprintf("%s: %v", path, err))
 	}
 	return out, errs
+}
+
+// OwnAddrs returns this host's (or network namespace's) addresses,
+// IPv4-mapped ones folded to IPv4.
+func OwnAddrs() ([]netip.Addr, error) {
+	as, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, a := range as {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out, nil
 }

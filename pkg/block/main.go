@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/quietwatch/quietwatch/pkg/allowlist"
 	"github.com/quietwatch/quietwatch/pkg/ban"
 	"github.com/quietwatch/quietwatch/pkg/banstate"
 	"github.com/quietwatch/quietwatch/pkg/command"
@@ -63,25 +63,8 @@ func defaultEnv(args []string) *env {
 	} else if abs, err := filepath.Abs(prog); err == nil && filepath.IsAbs(prog) {
 		prog = abs
 	}
-	return &env{now: time.Now, ownAddrs: interfaceAddrs, backend: firewall.New, program: prog, stateWait: time.Second,
+	return &env{now: time.Now, ownAddrs: allowlist.OwnAddrs, backend: firewall.New, program: prog, stateWait: time.Second,
 		socket: "/run/quietwatch/block.sock", lock: lockAbstract, verifyEvery: ban.VerifyEvery}
-}
-
-// interfaceAddrs returns this host's (or network namespace's) addresses.
-func interfaceAddrs() ([]netip.Addr, error) {
-	as, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil, err
-	}
-	var out []netip.Addr
-	for _, a := range as {
-		if n, ok := a.(*net.IPNet); ok {
-			if ip, ok := netip.AddrFromSlice(n.IP); ok {
-				out = append(out, ip.Unmap())
-			}
-		}
-	}
-	return out, nil
 }
 
 // Main runs the stage and returns its exit code.

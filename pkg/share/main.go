@@ -10,7 +10,6 @@ package share
 import (
 	"context"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -20,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/urfave/cli/v2"
 
+	"github.com/quietwatch/quietwatch/pkg/allowlist"
 	"github.com/quietwatch/quietwatch/pkg/command"
 )
 
@@ -40,23 +40,7 @@ type env struct {
 }
 
 func defaultEnv() *env {
-	return &env{now: time.Now, ownAddrs: interfaceAddrs, hostname: os.Hostname, drain: 5 * time.Second}
-}
-
-func interfaceAddrs() ([]netip.Addr, error) {
-	as, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil, err
-	}
-	var out []netip.Addr
-	for _, a := range as {
-		if n, ok := a.(*net.IPNet); ok {
-			if ip, ok := netip.AddrFromSlice(n.IP); ok {
-				out = append(out, ip.Unmap())
-			}
-		}
-	}
-	return out, nil
+	return &env{now: time.Now, ownAddrs: allowlist.OwnAddrs, hostname: os.Hostname, drain: 5 * time.Second}
 }
 
 // Main runs the stage and returns its exit code.
