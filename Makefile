@@ -31,11 +31,12 @@ bench: build
 demo: build
 	scripts/demo
 
-# The quick local end-to-end run: the whole pipeline with a fast.log
-# replayer instead of Suricata (root: network namespaces, iptables, Postfix).
+# The quick local end-to-end runs: the whole pipeline with a fast.log
+# replayer instead of Suricata, as the unit runs it and as installed (root:
+# network namespaces, iptables, Postfix).
 e2e:
 	scripts/test-deps
-	$(GO) test -count=1 -v -run 'TestReplay' ./internal/e2e
+	$(GO) test -count=1 -v -run 'TestReplay|TestInstalled' ./internal/e2e
 
 # Runs each parser's fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
