@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 }
 
 // TestScript runs testdata/script/*.txtar. $REPO is the repository root
-// (for testdata/rules and samples), $SHARED the shared/ folder beside it.
+// (for testdata/rules and samples).
 func TestScript(t *testing.T) {
 	repo, err := filepath.Abs("../..")
 	if err != nil {
@@ -42,7 +42,6 @@ func TestScript(t *testing.T) {
 		UpdateScripts:       *update,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("REPO", repo)
-			env.Setenv("SHARED", filepath.Join(repo, "..", "shared"))
 			env.Setenv("TZ", "UTC")
 			return nil
 		},

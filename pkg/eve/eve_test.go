@@ -22,7 +22,7 @@ type pair struct {
 	EVE  json.RawMessage `json:"eve"`
 }
 
-const pairsFile = "../../../shared/corpus/fastlog/eve-fast-pairs.jsonl"
+const pairsFile = "../../testdata/corpus/fastlog/eve-fast-pairs.jsonl"
 
 func loadPairs(t testing.TB) []pair {
 	f, err := os.Open(pairsFile)

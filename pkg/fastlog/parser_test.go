@@ -18,7 +18,7 @@ import (
 
 // corpusDir is the shared corpus of real fast.log lines (../shared from the
 // repository root).
-var corpusDir = filepath.Join("..", "..", "..", "shared", "corpus", "fastlog")
+var corpusDir = filepath.Join("..", "..", "testdata", "corpus", "fastlog")
 
 func readCorpus(t testing.TB, name string) []string {
 	t.Helper()

@@ -284,7 +284,7 @@ func TestFollowWake(t *testing.T) {
 // blank line of the shared corpus, through the whole stage: the torn line
 // is reported with its line number and the record glued after it kept.
 func TestRealEdgeLines(t *testing.T) {
-	name := filepath.Join("..", "..", "..", "shared", "corpus", "fastlog", "real-lines-edge.txt")
+	name := filepath.Join("..", "..", "testdata", "corpus", "fastlog", "real-lines-edge.txt")
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), []string{"fastparse", "--tz", "UTC", "--year", "2024", name}, nil, &stdout, &stderr, nil); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())

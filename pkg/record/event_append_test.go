@@ -14,7 +14,7 @@ import (
 )
 
 func corpusLines(t testing.TB) []string {
-	data, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "corpus", "fastlog", "real-lines.txt"))
+	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "corpus", "fastlog", "real-lines.txt"))
 	if err != nil {
 		t.Fatalf("shared corpus: %v", err)
 	}
