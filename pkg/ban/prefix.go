@@ -2,6 +2,8 @@ package ban
 
 import (
 	"net/netip"
+
+	"github.com/quietwatch/quietwatch/pkg/firewall"
 )
 
 // IPv6 prefix bans: an IPv6 attacker owns at least its /64 and rotates
@@ -18,9 +20,7 @@ const (
 )
 
 // Single returns addr as a one-address prefix (/32 or /128).
-func Single(addr netip.Addr) netip.Prefix {
-	return netip.PrefixFrom(addr, addr.BitLen())
-}
+func Single(addr netip.Addr) netip.Prefix { return firewall.Single(addr) }
 
 // PrefixFor returns the network an alert's source addr is banned as:
 // IPv4 as itself; IPv6 as the alert's srcPrefix (correlate's src_prefix)
@@ -44,22 +44,23 @@ func PrefixFor(addr netip.Addr, srcPrefix string, bits int) netip.Prefix {
 	return p
 }
 
-// vetoed returns whether the network p, wider than one address, contains
-// an address that must never be banned: an own address or one inside an
-// allow-list network (an allow-list network that overlaps p counts too).
-func (m *Manager) vetoed(p netip.Prefix) bool {
+// vetoed returns why the network p, wider than one address, must not be
+// banned whole: it holds an own address ("own-address") or an address of
+// the allow list ("allowlisted": an allow-list network that overlaps p);
+// "" if neither.
+func (m *Manager) vetoed(p netip.Prefix) string {
 	if p.IsSingleIP() {
-		return false
+		return ""
 	}
 	for a := range m.own {
 		if p.Contains(a) {
-			return true
+			return "own-address"
 		}
 	}
 	for _, n := range m.policy.Allow {
 		if n.Overlaps(p) {
-			return true
+			return "allowlisted"
 		}
 	}
-	return false
+	return ""
 }

@@ -34,16 +34,16 @@ func TestPrefixFor(t *testing.T) {
 func TestVetoed(t *testing.T) {
 	m := NewManager(Policy{Allow: []netip.Prefix{netip.MustParsePrefix("2001:db8:0:1::10/128")}}, nil, nil)
 	m.SetOwn([]netip.Addr{netip.MustParseAddr("2001:db8:0:2::1")})
-	for p, want := range map[string]bool{
-		"2001:db8::/64":       false,
-		"2001:db8:0:1::/64":   true,  // the allow list's address
-		"2001:db8:0:2::/64":   true,  // our own address
-		"2001:db8::/48":       true,  // both
-		"2001:db8:0:1::5/128": false, // a single address is judged on its own
-		"198.51.100.7/32":     false,
+	for p, want := range map[string]string{
+		"2001:db8::/64":       "",
+		"2001:db8:0:1::/64":   "allowlisted", // the allow list's address
+		"2001:db8:0:2::/64":   "own-address", // our own address
+		"2001:db8::/48":       "own-address", // both
+		"2001:db8:0:1::5/128": "",            // a single address is judged on its own
+		"198.51.100.7/32":     "",
 	} {
 		if got := m.vetoed(netip.MustParsePrefix(p)); got != want {
-			t.Errorf("vetoed(%s) = %v, want %v", p, got, want)
+			t.Errorf("vetoed(%s) = %q, want %q", p, got, want)
 		}
 	}
 }
