@@ -20,7 +20,7 @@ import (
 
 // Ban is one live ban.
 type Ban struct {
-	Addr     netip.Addr
+	Net      netip.Prefix // the network banned: one address (/32, /128) or an IPv6 attacker's /64 or so
 	Until    time.Time
 	Timeout  time.Duration // the timeout Until was computed with
 	Offense  int           // 1 for a first ban, 2 for the next one, ...
@@ -44,12 +44,12 @@ type Offense struct {
 // Store keeps bans and offense counts across restarts.
 type Store interface {
 	// Load returns the bans and the offense counts.
-	Load() ([]Ban, map[netip.Addr]Offense, error)
+	Load() ([]Ban, map[netip.Prefix]Offense, error)
 	// Save writes bans (replacing those with the same address), deletes
 	// the bans of del and sets offense counts, in one transaction.
-	Save(put []Ban, del []netip.Addr, offenses map[netip.Addr]Offense) error
+	Save(put []Ban, del []netip.Prefix, offenses map[netip.Prefix]Offense) error
 	// Forget deletes the offense counts of addrs.
-	Forget(addrs []netip.Addr) error
+	Forget(addrs []netip.Prefix) error
 }
 
 // Policy says what to ban and for how long.
@@ -63,6 +63,9 @@ type Policy struct {
 	Repeat []time.Duration
 	// Allow are networks that are never banned.
 	Allow []netip.Prefix
+	// IPv6Prefix is the length of the network an IPv6 source is banned
+	// as (block --ipv6-prefix, 48 to 128); 0: 128, each address alone.
+	IPv6Prefix int
 }
 
 // ForgetAfter returns how long after the end of an address's last ban its
@@ -93,8 +96,8 @@ type Manager struct {
 	backends []firewall.Backend
 	names    []string
 	store    Store
-	bans     map[netip.Addr]*Ban
-	offenses map[netip.Addr]Offense
+	bans     map[netip.Prefix]*Ban
+	offenses map[netip.Prefix]Offense
 	// nextForget is when the first offense count is due to be forgotten
 	// (zero: none is).
 	nextForget time.Time
@@ -170,7 +173,7 @@ const (
 // store and bring the backends in line with it.
 func NewManager(p Policy, backends []firewall.Backend, store Store) *Manager {
 	m := &Manager{policy: p, backends: backends, store: store, own: map[netip.Addr]bool{},
-		bans: map[netip.Addr]*Ban{}, offenses: map[netip.Addr]Offense{}, unhealthy: map[string]bool{}}
+		bans: map[netip.Prefix]*Ban{}, offenses: map[netip.Prefix]Offense{}, unhealthy: map[string]bool{}}
 	for _, b := range backends {
 		m.names = append(m.names, b.Name())
 	}
@@ -197,12 +200,12 @@ func (m *Manager) Bans() []Ban {
 	for _, b := range m.bans {
 		out = append(out, *b)
 	}
-	slices.SortFunc(out, func(x, y Ban) int { return x.Addr.Compare(y.Addr) })
+	slices.SortFunc(out, func(x, y Ban) int { return firewall.ComparePrefix(x.Net, y.Net) })
 	return out
 }
 
-// Offense returns how many times addr has been banned.
-func (m *Manager) Offense(addr netip.Addr) int { return m.offenses[addr].Count }
+// Offense returns how many times the network p has been banned.
+func (m *Manager) Offense(p netip.Prefix) int { return m.offenses[p].Count }
 
 // ParseAddr parses an address from input: a plain IPv4 or IPv6 address
 // (no zone, no prefix, no port), IPv4-mapped IPv6 folded to IPv4.
@@ -215,6 +218,16 @@ func ParseAddr(s string) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return a.Unmap(), true
+}
+
+// refusalNet returns why the network p must not be banned, or "": for a
+// single address, refusal's reason; for a wider network, that of its first
+// address, or "own-address" or "allowlisted" if it holds such an address.
+func (m *Manager) refusalNet(p netip.Prefix) string {
+	if r := m.refusal(p.Addr()); r != "" || p.IsSingleIP() {
+		return r
+	}
+	return m.vetoed(p)
 }
 
 // refusal returns why addr must not be banned, or "".
@@ -241,24 +254,31 @@ func (m *Manager) refusal(a netip.Addr) string {
 	return ""
 }
 
-// judge returns the address to ban for alert, or the reason not to.
-func (m *Manager) judge(a *record.Alert) (netip.Addr, string) {
+// judge returns the network to ban for alert, or the reason not to (skip).
+// An IPv6 source is banned as its network (PrefixFor); when that network
+// holds an own or allow-listed address, only the source's own /128 is, and
+// veto says why ("prefix-own-address", "prefix-allowlisted").
+func (m *Manager) judge(a *record.Alert) (p netip.Prefix, skip, veto string) {
 	switch {
 	case a.Rule == nil:
-		return netip.Addr{}, "no-rule"
+		return netip.Prefix{}, "no-rule", ""
 	case a.Rule.Level < m.policy.MinLevel:
-		return netip.Addr{}, "below-level"
+		return netip.Prefix{}, "below-level", ""
 	case a.SrcIP == "":
-		return netip.Addr{}, "no-source"
+		return netip.Prefix{}, "no-source", ""
 	}
 	addr, ok := ParseAddr(a.SrcIP)
 	if !ok {
-		return netip.Addr{}, "invalid-ip"
+		return netip.Prefix{}, "invalid-ip", ""
 	}
 	if r := m.refusal(addr); r != "" {
-		return addr, r
+		return Single(addr), r, ""
 	}
-	return addr, ""
+	p = PrefixFor(addr, a.SrcPrefix, m.policy.IPv6Prefix)
+	if v := m.vetoed(p); v != "" {
+		return Single(addr), "", "prefix-" + v
+	}
+	return p, "", ""
 }
 
 // Stamp formats t as decision timestamps are written.
@@ -266,14 +286,14 @@ func Stamp(t time.Time) string { return t.Format(record.DecisionTimeLayout) }
 
 func (m *Manager) decision(now time.Time, action string, b *Ban, reason string) record.Decision {
 	return record.Decision{Timestamp: Stamp(now), Ban: record.Ban{
-		Action: action, IP: b.Addr.String(), Until: Stamp(b.Until),
+		Action: action, IP: firewall.PrefixText(b.Net), Until: Stamp(b.Until),
 		TimeoutS: int64(b.Timeout / time.Second), Offense: b.Offense,
 		Backends: b.Backends, Pending: b.Pending, AlertID: b.AlertID, RuleID: b.RuleID, Reason: reason,
 	}}
 }
 
 func entry(now time.Time, b *Ban) firewall.Entry {
-	return firewall.Entry{Addr: b.Addr, TTL: b.Until.Sub(now)}
+	return firewall.Entry{Net: b.Net, TTL: b.Until.Sub(now)}
 }
 
 // Handle decides on a batch of alerts at now: one decision per alert (add,
@@ -285,16 +305,16 @@ func entry(now time.Time, b *Ban) firewall.Entry {
 // next alert for the address (instead of an extend) and from Reap.
 func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decision, error) {
 	out := make([]record.Decision, 0, len(alerts))
-	var adds, extends []netip.Addr
-	changed := map[netip.Addr]bool{}
-	offenses := map[netip.Addr]Offense{}
+	var adds, extends []netip.Prefix
+	changed := map[netip.Prefix]bool{}
+	offenses := map[netip.Prefix]Offense{}
 	type act struct {
 		i    int // decision index
-		addr netip.Addr
+		addr netip.Prefix
 	}
 	var acted []act // decisions whose backends are filled in last
 	for _, al := range alerts {
-		addr, reason := m.judge(al)
+		addr, reason, veto := m.judge(al)
 		if reason != "" {
 			d := record.Decision{Timestamp: Stamp(now), Ban: record.Ban{Action: "skip", IP: clean(al.SrcIP), AlertID: clean(al.ID), Reason: reason}}
 			if al.Rule != nil {
@@ -311,19 +331,19 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 			}
 			changed[addr] = true
 			acted = append(acted, act{len(out), addr})
-			out = append(out, m.decision(now, "extend", b, ""))
+			out = append(out, m.decision(now, "extend", b, veto))
 			continue
 		}
 		off := m.offenses[addr].Count + 1
 		m.offenses[addr] = Offense{Count: off}
 		offenses[addr] = Offense{Count: off}
 		t := m.policy.TimeoutFor(off)
-		b := &Ban{Addr: addr, Until: now.Add(t), Timeout: t, Offense: off, AlertID: clean(al.ID), RuleID: clean(al.Rule.ID)}
+		b := &Ban{Net: addr, Until: now.Add(t), Timeout: t, Offense: off, AlertID: clean(al.ID), RuleID: clean(al.Rule.ID)}
 		m.bans[addr] = b
 		changed[addr] = true
 		adds = append(adds, addr)
 		acted = append(acted, act{len(out), addr})
-		out = append(out, m.decision(now, "add", b, ""))
+		out = append(out, m.decision(now, "add", b, veto))
 	}
 	// TTLs are final only now: an address added and then extended in the
 	// same batch is added once, with its last Until. extends holds only
@@ -354,7 +374,7 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 			// add may be in a chain nothing jumps to.
 			took := err == nil && !m.unhealthy[name]
 			for _, e := range add {
-				m.mark(m.bans[e.Addr], name, took)
+				m.mark(m.bans[e.Net], name, took)
 			}
 			if !took {
 				m.scheduleRetry(now)
@@ -425,7 +445,7 @@ func (m *Manager) mark(b *Ban, name string, took bool) {
 func (m *Manager) verify(now time.Time) error {
 	start := time.Now()
 	var errs []error
-	demoted := map[netip.Addr]bool{}
+	demoted := map[netip.Prefix]bool{}
 	for _, be := range m.backends {
 		name := be.Name()
 		var ents []firewall.Entry
@@ -450,7 +470,7 @@ func (m *Manager) verify(now time.Time) error {
 		errs = append(errs, fmt.Errorf("%s: check: %w", name, err))
 		m.unhealthy[name] = true
 		for _, e := range ents {
-			b := m.bans[e.Addr]
+			b := m.bans[e.Net]
 			var backends []string
 			for _, n := range b.Backends {
 				if n != name {
@@ -459,7 +479,7 @@ func (m *Manager) verify(now time.Time) error {
 			}
 			b.Backends = backends
 			b.Pending = append(slices.Clip(b.Pending), name)
-			demoted[e.Addr] = true
+			demoted[e.Net] = true
 		}
 	}
 	if len(demoted) > 0 {
@@ -508,7 +528,7 @@ func (m *Manager) retry(now time.Time) error {
 	}
 	m.retryAt = time.Time{}
 	var errs []error
-	changed := map[netip.Addr]bool{}
+	changed := map[netip.Prefix]bool{}
 	failed := false
 	for _, be := range m.backends {
 		name := be.Name()
@@ -546,8 +566,8 @@ func (m *Manager) retry(now time.Time) error {
 			continue
 		}
 		for _, e := range add {
-			m.mark(m.bans[e.Addr], name, true)
-			changed[e.Addr] = true
+			m.mark(m.bans[e.Net], name, true)
+			changed[e.Net] = true
 		}
 	}
 	if failed {
@@ -598,7 +618,7 @@ func (m *Manager) Reap(now time.Time) ([]record.Decision, error) {
 	if m.verifyEvery > 0 && len(m.bans) > 0 && !now.Before(m.verifyAt) {
 		rerr = errors.Join(rerr, m.verify(now))
 	}
-	var gone []netip.Addr
+	var gone []netip.Prefix
 	for a, b := range m.bans {
 		if !b.Until.After(now) {
 			gone = append(gone, a)
@@ -614,7 +634,7 @@ func (m *Manager) NextForget() (time.Time, bool) { return m.nextForget, !m.nextF
 
 // ended records that the ban of a ended at t; its offense count is
 // forgotten ForgetAfter later.
-func (m *Manager) ended(a netip.Addr, t time.Time, count int) Offense {
+func (m *Manager) ended(a netip.Prefix, t time.Time, count int) Offense {
 	o := m.offenses[a]
 	o.Count = max(o.Count, count)
 	o.Ended = t
@@ -632,7 +652,7 @@ func (m *Manager) sweep(now time.Time) error {
 		return nil
 	}
 	after := m.policy.ForgetAfter()
-	var forget []netip.Addr
+	var forget []netip.Prefix
 	m.nextForget = time.Time{}
 	for a, o := range m.offenses {
 		if o.Ended.IsZero() || m.bans[a] != nil {
@@ -657,22 +677,32 @@ func (m *Manager) sweep(now time.Time) error {
 }
 
 // Unban lifts the ban of addr at once and forgets its offense count (an
-// admin vouched for it). It reports whether addr was banned.
-func (m *Manager) Unban(now time.Time, addr netip.Addr) ([]record.Decision, bool, error) {
+// admin vouched for it). It reports whether addr was banned. A single
+// address that is not banned on its own lifts the network ban holding it
+// (2001:db8::7 lifts 2001:db8::/64).
+func (m *Manager) Unban(now time.Time, addr netip.Prefix) ([]record.Decision, bool, error) {
 	_, was := m.bans[addr]
+	if !was && addr.IsSingleIP() {
+		for p := range m.bans {
+			if p.Contains(addr.Addr()) {
+				addr, was = p, true
+				break
+			}
+		}
+	}
 	var errs []error
 	if !was {
 		// Not in our books; lift it from the backends anyway.
 		for _, be := range m.backends {
-			if err := be.Delete([]netip.Addr{addr}); err != nil {
+			if err := be.Delete([]netip.Prefix{addr}); err != nil {
 				errs = append(errs, fmt.Errorf("%s: delete: %w", be.Name(), err))
 			}
 		}
 	}
-	ds, err := m.remove(now, []netip.Addr{addr}, "unban")
+	ds, err := m.remove(now, []netip.Prefix{addr}, "unban")
 	errs = append(errs, err)
 	delete(m.offenses, addr)
-	if err := m.store.Forget([]netip.Addr{addr}); err != nil {
+	if err := m.store.Forget([]netip.Prefix{addr}); err != nil {
 		errs = append(errs, fmt.Errorf("state: %w", err))
 	}
 	return ds, was, errors.Join(errs...)
@@ -681,7 +711,7 @@ func (m *Manager) Unban(now time.Time, addr netip.Addr) ([]record.Decision, bool
 // Flush lifts every ban and removes everything the backends created
 // (chain, sets, hosts.deny lines). Offense counts are kept.
 func (m *Manager) Flush(now time.Time) ([]record.Decision, error) {
-	var all []netip.Addr
+	var all []netip.Prefix
 	for a := range m.bans {
 		all = append(all, a)
 	}
@@ -697,19 +727,19 @@ func (m *Manager) Flush(now time.Time) ([]record.Decision, error) {
 
 // remove deletes the bans of addrs (those that are live) from the
 // backends, the books and the store.
-func (m *Manager) remove(now time.Time, addrs []netip.Addr, reason string) ([]record.Decision, error) {
-	var gone []netip.Addr
+func (m *Manager) remove(now time.Time, addrs []netip.Prefix, reason string) ([]record.Decision, error) {
+	var gone []netip.Prefix
 	var out []record.Decision
-	slices.SortFunc(addrs, func(x, y netip.Addr) int {
+	slices.SortFunc(addrs, func(x, y netip.Prefix) int {
 		bx, by := m.bans[x], m.bans[y]
 		if bx != nil && by != nil {
 			if c := bx.Until.Compare(by.Until); c != 0 {
 				return c
 			}
 		}
-		return x.Compare(y)
+		return firewall.ComparePrefix(x, y)
 	})
-	offenses := map[netip.Addr]Offense{}
+	offenses := map[netip.Prefix]Offense{}
 	for _, a := range addrs {
 		b := m.bans[a]
 		if b == nil {
@@ -764,9 +794,9 @@ func (m *Manager) Reconcile(now time.Time) ([]record.Decision, error) {
 	}
 	// Bans that ended while block was down are lifted by Sync below, and
 	// are neither unknown nor to adopt.
-	ended := map[netip.Addr]bool{}
+	ended := map[netip.Prefix]bool{}
 	for _, d := range out {
-		if a, err := netip.ParseAddr(d.Ban.IP); err == nil {
+		if a, ok := firewall.ParsePrefix(d.Ban.IP); ok {
 			ended[a] = true
 		}
 	}
@@ -806,25 +836,25 @@ func (m *Manager) Reconcile(now time.Time) ([]record.Decision, error) {
 // takeOver looks at the bans the backends hold that the books do not
 // know: with a reason to adopt, they become bans of ours; otherwise they
 // are counted (Sync removes them). Either is reported in one line.
-func (m *Manager) takeOver(now time.Time, adopt string, ended map[netip.Addr]bool) ([]record.Decision, error) {
+func (m *Manager) takeOver(now time.Time, adopt string, ended map[netip.Prefix]bool) ([]record.Decision, error) {
 	type found struct {
 		ttl time.Duration
 		by  []string
 	}
-	unknown := map[netip.Addr]*found{}
+	unknown := map[netip.Prefix]*found{}
 	for _, be := range m.backends {
 		held, err := be.Held()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", be.Name(), err)
 		}
 		for _, e := range held {
-			if m.bans[e.Addr] != nil || ended[e.Addr] {
+			if m.bans[e.Net] != nil || ended[e.Net] {
 				continue
 			}
-			f := unknown[e.Addr]
+			f := unknown[e.Net]
 			if f == nil {
 				f = &found{}
-				unknown[e.Addr] = f
+				unknown[e.Net] = f
 			}
 			f.ttl = max(f.ttl, e.TTL)
 			f.by = append(f.by, be.Name())
@@ -837,22 +867,22 @@ func (m *Manager) takeOver(now time.Time, adopt string, ended map[netip.Addr]boo
 		m.say("removed %d bans of ours that the state does not know (left by a block that stopped before saving them, or added by hand)", len(unknown))
 		return nil, nil
 	}
-	addrs := make([]netip.Addr, 0, len(unknown))
+	addrs := make([]netip.Prefix, 0, len(unknown))
 	for a := range unknown {
 		addrs = append(addrs, a)
 	}
-	slices.SortFunc(addrs, func(x, y netip.Addr) int { return x.Compare(y) })
+	slices.SortFunc(addrs, firewall.ComparePrefix)
 	full := m.policy.TimeoutFor(1)
 	if full <= 0 {
 		full = DefaultAdoptTimeout
 	}
 	var out []record.Decision
 	var put []Ban
-	offenses := map[netip.Addr]Offense{}
+	offenses := map[netip.Prefix]Offense{}
 	refused, timed := 0, 0
 	for _, a := range addrs {
 		f := unknown[a]
-		if !a.IsValid() || a.Zone() != "" || m.refusal(a) != "" {
+		if !a.IsValid() || a.Addr().Zone() != "" || m.refusalNet(a) != "" {
 			refused++
 			continue
 		}
@@ -865,7 +895,7 @@ func (m *Manager) takeOver(now time.Time, adopt string, ended map[netip.Addr]boo
 		count := max(m.offenses[a].Count, 1)
 		m.offenses[a] = Offense{Count: count}
 		offenses[a] = m.offenses[a]
-		b := &Ban{Addr: a, Until: now.Add(t), Timeout: t, Offense: count, Backends: m.names}
+		b := &Ban{Net: a, Until: now.Add(t), Timeout: t, Offense: count, Backends: m.names}
 		m.bans[a] = b
 		put = append(put, *b)
 		out = append(out, m.decision(now, "add", b, "adopted"))
@@ -895,9 +925,9 @@ func (m *Manager) takeOver(now time.Time, adopt string, ended map[netip.Addr]boo
 // became this host's own, or was allow-listed, at a reload): one delete
 // decision each, with the reason a new ban would be skipped for.
 func (m *Manager) LiftRefused(now time.Time) ([]record.Decision, error) {
-	byReason := map[string][]netip.Addr{}
+	byReason := map[string][]netip.Prefix{}
 	for a := range m.bans {
-		if r := m.refusal(a); r != "" {
+		if r := m.refusalNet(a); r != "" {
 			byReason[r] = append(byReason[r], a)
 		}
 	}
@@ -922,9 +952,9 @@ func (m *Manager) Peek() error {
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	m.bans = map[netip.Addr]*Ban{}
+	m.bans = map[netip.Prefix]*Ban{}
 	for i := range bans {
-		m.bans[bans[i].Addr] = &bans[i]
+		m.bans[bans[i].Net] = &bans[i]
 	}
 	m.offenses = offenses
 	return nil
@@ -943,23 +973,23 @@ func (m *Manager) load(now time.Time, lift bool) ([]record.Decision, error) {
 		return nil, fmt.Errorf("state: %w", err)
 	}
 	m.loaded = len(bans)
-	m.bans = map[netip.Addr]*Ban{}
+	m.bans = map[netip.Prefix]*Ban{}
 	m.offenses = offenses
 	if m.offenses == nil {
-		m.offenses = map[netip.Addr]Offense{}
+		m.offenses = map[netip.Prefix]Offense{}
 	}
 	m.nextForget = time.Time{}
-	var expired []netip.Addr
+	var expired []netip.Prefix
 	var out []record.Decision
 	for i := range bans {
 		b := &bans[i]
-		m.bans[b.Addr] = b
+		m.bans[b.Net] = b
 		if !b.Until.After(now) {
-			expired = append(expired, b.Addr)
+			expired = append(expired, b.Net)
 		}
 	}
-	slices.SortFunc(expired, func(x, y netip.Addr) int { return m.bans[x].Until.Compare(m.bans[y].Until) })
-	ended := map[netip.Addr]Offense{}
+	slices.SortFunc(expired, func(x, y netip.Prefix) int { return m.bans[x].Until.Compare(m.bans[y].Until) })
+	ended := map[netip.Prefix]Offense{}
 	for _, a := range expired {
 		b := m.bans[a]
 		out = append(out, m.decision(now, "delete", b, "expired"))

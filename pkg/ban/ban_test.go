@@ -249,7 +249,7 @@ func TestReconcile(t *testing.T) {
 	// "Crash": a new manager and a backend that lost its bans but holds a
 	// stranger.
 	fake2 := firewall.NewFake("fake")
-	fake2.Add([]firewall.Entry{{Addr: netip.MustParseAddr("192.0.2.99")}})
+	fake2.Add([]firewall.Entry{{Net: ban.Single(netip.MustParseAddr("192.0.2.99"))}})
 	m2 := ban.NewManager(p, []firewall.Backend{fake2}, store)
 	ds, err := m2.Reconcile(t0.Add(70 * time.Second))
 	if err != nil {
@@ -259,7 +259,7 @@ func TestReconcile(t *testing.T) {
 		t.Fatalf("reconcile decisions: %s", actions(ds))
 	}
 	l, _ := fake2.List()
-	if len(l) != 1 || l[0] != netip.MustParseAddr("192.0.2.2") {
+	if len(l) != 1 || l[0] != ban.Single(netip.MustParseAddr("192.0.2.2")) {
 		t.Fatalf("backend after reconcile: %v", l)
 	}
 	if ttl := fake2.TTL(netip.MustParseAddr("192.0.2.2")); ttl != 20*time.Second {
@@ -277,14 +277,14 @@ func TestReconcile(t *testing.T) {
 func TestUnbanAndFlush(t *testing.T) {
 	r := newRig(t, ban.Policy{})
 	r.handle(t, t0, alert("192.0.2.1", 10, "1"), alert("192.0.2.2", 10, "2"))
-	ds, was, err := r.m.Unban(t0, netip.MustParseAddr("192.0.2.1"))
+	ds, was, err := r.m.Unban(t0, ban.Single(netip.MustParseAddr("192.0.2.1")))
 	if err != nil || !was || actions(ds) != "delete 192.0.2.1 unban" {
 		t.Fatalf("unban: %s %v %v", actions(ds), was, err)
 	}
-	if r.m.Offense(netip.MustParseAddr("192.0.2.1")) != 0 {
+	if r.m.Offense(ban.Single(netip.MustParseAddr("192.0.2.1"))) != 0 {
 		t.Fatal("unban kept the offense count")
 	}
-	if _, was, _ := r.m.Unban(t0, netip.MustParseAddr("192.0.2.1")); was {
+	if _, was, _ := r.m.Unban(t0, ban.Single(netip.MustParseAddr("192.0.2.1"))); was {
 		t.Fatal("second unban found a ban")
 	}
 	ds, err = r.m.Flush(t0)
@@ -294,7 +294,7 @@ func TestUnbanAndFlush(t *testing.T) {
 	if l, _ := r.fake.List(); len(l) != 0 || r.m.Len() != 0 {
 		t.Fatalf("left after flush: %v", l)
 	}
-	if r.m.Offense(netip.MustParseAddr("192.0.2.2")) != 1 {
+	if r.m.Offense(ban.Single(netip.MustParseAddr("192.0.2.2"))) != 1 {
 		t.Fatal("flush forgot the offense count")
 	}
 }

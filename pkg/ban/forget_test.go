@@ -51,8 +51,8 @@ func TestOffensesForgotten(t *testing.T) {
 	}
 	// The attacker comes back an hour later: second offense, still known.
 	m.Handle(t0.Add(time.Hour), []*record.Alert{alert("192.0.2.241", 10, "2")})
-	if m.Offense(atk) != 2 {
-		t.Fatalf("offense %d", m.Offense(atk))
+	if m.Offense(ban.Single(atk)) != 2 {
+		t.Fatalf("offense %d", m.Offense(ban.Single(atk)))
 	}
 	// The next wake-up for the books is when the flood's counts are due.
 	if next, ok := m.NextForget(); !ok || !next.Equal(t0.Add(time.Minute+forget)) {
@@ -65,10 +65,10 @@ func TestOffensesForgotten(t *testing.T) {
 	// 24 h after the flood's bans ended: their counts are gone; the
 	// attacker's (banned again, until 2 h) stays.
 	m.Reap(t0.Add(time.Minute + forget))
-	if _, off, _ := store.Load(); len(off) != 1 || off[atk].Count != 2 {
+	if _, off, _ := store.Load(); len(off) != 1 || off[ban.Single(atk)].Count != 2 {
 		t.Fatalf("after the sweep: %v", off)
 	}
-	if m.Offense(netip.MustParseAddr("198.18.0.1")) != 0 || m.Offense(atk) != 2 {
+	if m.Offense(ban.Single(netip.MustParseAddr("198.18.0.1"))) != 0 || m.Offense(ban.Single(atk)) != 2 {
 		t.Fatal("books not swept")
 	}
 	// The attacker's ban ended at 2 h; 24 h later its count goes too,
@@ -77,14 +77,14 @@ func TestOffensesForgotten(t *testing.T) {
 	if _, err := m2.Reconcile(t0.Add(3 * time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if m2.Offense(atk) != 2 {
-		t.Fatalf("after restart: offense %d", m2.Offense(atk))
+	if m2.Offense(ban.Single(atk)) != 2 {
+		t.Fatalf("after restart: offense %d", m2.Offense(ban.Single(atk)))
 	}
 	if next, ok := m2.NextForget(); !ok || !next.Equal(t0.Add(2*time.Hour+forget)) {
 		t.Fatalf("next forget after restart %v %v", next, ok)
 	}
 	m2.Reap(t0.Add(2*time.Hour + forget))
-	if _, off, _ := store.Load(); len(off) != 0 || m2.Offense(atk) != 0 {
+	if _, off, _ := store.Load(); len(off) != 0 || m2.Offense(ban.Single(atk)) != 0 {
 		t.Fatalf("after the second sweep: %v", off)
 	}
 	if _, ok := m2.NextForget(); ok {

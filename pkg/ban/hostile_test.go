@@ -26,8 +26,8 @@ func reported(m *ban.Manager) *[]string {
 func TestAdoptWhenStoreEmpty(t *testing.T) {
 	timed, plain := firewall.NewFake("ipset"), firewall.NewFake("iptables")
 	a, b, own := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::9"), netip.MustParseAddr("198.51.100.44")
-	timed.Add([]firewall.Entry{{Addr: a, TTL: 101 * time.Second}})
-	plain.Add([]firewall.Entry{{Addr: a}, {Addr: b}, {Addr: own}})
+	timed.Add([]firewall.Entry{{Net: ban.Single(a), TTL: 101 * time.Second}})
+	plain.Add([]firewall.Entry{{Net: ban.Single(a)}, {Net: ban.Single(b)}, {Net: ban.Single(own)}})
 	store := banstate.NewMemory()
 	m := ban.NewManager(ban.Policy{MinLevel: 9, Timeout: time.Hour}, []firewall.Backend{timed, plain}, store)
 	m.SetOwn([]netip.Addr{own})
@@ -66,9 +66,9 @@ func TestAdoptWhenStoreEmpty(t *testing.T) {
 // backend and the save), and says how many.
 func TestUnknownRemovedAndReported(t *testing.T) {
 	store := banstate.NewMemory()
-	store.Save([]ban.Ban{{Addr: netip.MustParseAddr("192.0.2.1"), Until: t0.Add(time.Hour), Timeout: time.Hour, Offense: 1}}, nil, nil)
+	store.Save([]ban.Ban{{Net: ban.Single(netip.MustParseAddr("192.0.2.1")), Until: t0.Add(time.Hour), Timeout: time.Hour, Offense: 1}}, nil, nil)
 	fake := firewall.NewFake("fake")
-	fake.Add([]firewall.Entry{{Addr: netip.MustParseAddr("192.0.2.7")}, {Addr: netip.MustParseAddr("192.0.2.8")}})
+	fake.Add([]firewall.Entry{{Net: ban.Single(netip.MustParseAddr("192.0.2.7"))}, {Net: ban.Single(netip.MustParseAddr("192.0.2.8"))}})
 	m := ban.NewManager(ban.Policy{MinLevel: 9, Timeout: time.Hour}, []firewall.Backend{fake}, store)
 	lines := reported(m)
 	ds, err := m.Reconcile(t0)
@@ -82,7 +82,7 @@ func TestUnknownRemovedAndReported(t *testing.T) {
 		t.Errorf("backend holds %v", l)
 	}
 	// AdoptUnknown (a damaged state) adopts them instead.
-	fake.Add([]firewall.Entry{{Addr: netip.MustParseAddr("192.0.2.7")}})
+	fake.Add([]firewall.Entry{{Net: ban.Single(netip.MustParseAddr("192.0.2.7"))}})
 	m = ban.NewManager(ban.Policy{MinLevel: 9, Timeout: time.Hour}, []firewall.Backend{fake}, store)
 	m.AdoptUnknown("the state file was damaged")
 	lines = reported(m)

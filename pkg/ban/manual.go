@@ -32,7 +32,7 @@ func (m *Manager) Refused(addr netip.Addr) error {
 	return nil
 }
 
-// Manual bans addr at now for timeout (the policy's Timeout when 0) on an
+// Manual bans addr (that one address) at now for timeout (the policy's Timeout when 0) on an
 // admin's word (block ban), with the guards of a ban from an alert: an
 // address the allow list, this host or its kind forbids is refused with a
 // *RefusedError and nothing changes. Otherwise it takes the same path: every
@@ -49,15 +49,16 @@ func (m *Manager) Manual(now time.Time, addr netip.Addr, timeout time.Duration) 
 		return nil, err
 	}
 	action := "extend"
-	var offenses map[netip.Addr]Offense
-	b := m.bans[addr]
+	var offenses map[netip.Prefix]Offense
+	key := Single(addr)
+	b := m.bans[key]
 	if b == nil {
 		action = "add"
-		off := m.offenses[addr].Count + 1
-		m.offenses[addr] = Offense{Count: off}
-		offenses = map[netip.Addr]Offense{addr: {Count: off}}
-		b = &Ban{Addr: addr, Offense: off}
-		m.bans[addr] = b
+		off := m.offenses[key].Count + 1
+		m.offenses[key] = Offense{Count: off}
+		offenses = map[netip.Prefix]Offense{key: {Count: off}}
+		b = &Ban{Net: key, Offense: off}
+		m.bans[key] = b
 	}
 	b.Until, b.Timeout = now.Add(timeout), timeout
 	b.AlertID, b.RuleID, b.Reason = "", "", "manual"

@@ -40,7 +40,7 @@ func TestManual(t *testing.T) {
 		t.Fatalf("backend: %q", r.fake.Calls())
 	}
 	bans, offenses, _ := r.store.Load()
-	if len(bans) != 1 || bans[0].Reason != "manual" || offenses[atk].Count != 1 {
+	if len(bans) != 1 || bans[0].Reason != "manual" || offenses[ban.Single(atk)].Count != 1 {
 		t.Fatalf("store: %+v %+v", bans, offenses)
 	}
 	// Banned already: the timer restarts with the given length.
@@ -56,7 +56,7 @@ func TestManual(t *testing.T) {
 	}
 	// Lifted, then banned by hand again: a repeat offense, but of the
 	// given length (no escalation).
-	r.m.Unban(t0.Add(3*time.Minute), atk)
+	r.m.Unban(t0.Add(3*time.Minute), ban.Single(atk))
 	r.handle(t, t0.Add(4*time.Minute), alert("192.0.2.241", 10, "1.2"))
 	r.m.Reap(t0.Add(time.Hour))
 	ds, _ = r.m.Manual(t0.Add(2*time.Hour), atk, 10*time.Second)

@@ -13,11 +13,11 @@ import (
 // adopting 20,000 bans at start writes).
 func BenchmarkSave20k(b *testing.B) {
 	var bans []ban.Ban
-	off := map[netip.Addr]ban.Offense{}
+	off := map[netip.Prefix]ban.Offense{}
 	for i := range 20000 {
 		a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 13: 1, 14: byte(i >> 8), 15: byte(i)})
-		bans = append(bans, ban.Ban{Addr: a, Until: time.Now().Add(time.Hour), Timeout: time.Hour, Offense: 1, Backends: []string{"ipset"}})
-		off[a] = ban.Offense{Count: 1}
+		bans = append(bans, ban.Ban{Net: ban.Single(a), Until: time.Now().Add(time.Hour), Timeout: time.Hour, Offense: 1, Backends: []string{"ipset"}})
+		off[ban.Single(a)] = ban.Offense{Count: 1}
 	}
 	for b.Loop() {
 		b.StopTimer()

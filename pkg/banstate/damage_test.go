@@ -24,11 +24,11 @@ func goodFile(t testing.TB, dir string, n int) []byte {
 	}
 	until := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	var bans []ban.Ban
-	off := map[netip.Addr]ban.Offense{}
+	off := map[netip.Prefix]ban.Offense{}
 	for i := range n {
 		a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(i >> 8), 15: byte(i)})
-		bans = append(bans, ban.Ban{Addr: a, Until: until, Timeout: time.Hour, Offense: 1, Backends: []string{"ipset"}, AlertID: fmt.Sprint(i)})
-		off[a] = ban.Offense{Count: 1}
+		bans = append(bans, ban.Ban{Net: ban.Single(a), Until: until, Timeout: time.Hour, Offense: 1, Backends: []string{"ipset"}, AlertID: fmt.Sprint(i)})
+		off[ban.Single(a)] = ban.Offense{Count: 1}
 	}
 	if err := s.Save(bans, nil, off); err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func TestDamagedFiles(t *testing.T) {
 			if !s.New || lerr != nil {
 				t.Errorf("new %v, load error %v", s.New, lerr)
 			}
-			if err := s.Save([]ban.Ban{{Addr: netip.MustParseAddr("192.0.2.1"), Until: time.Now(), Offense: 1}}, nil, nil); err != nil {
+			if err := s.Save([]ban.Ban{{Net: ban.Single(netip.MustParseAddr("192.0.2.1")), Until: time.Now(), Offense: 1}}, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			after, _, err := s.Load()
@@ -134,7 +134,7 @@ func TestUndecodableEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := ban.Ban{Addr: netip.MustParseAddr("192.0.2.1"), Until: time.Now().Add(time.Hour), Timeout: time.Hour, Offense: 1}
+	good := ban.Ban{Net: ban.Single(netip.MustParseAddr("192.0.2.1")), Until: time.Now().Add(time.Hour), Timeout: time.Hour, Offense: 1}
 	if err := s.Save([]ban.Ban{good}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestUndecodableEntries(t *testing.T) {
 	}
 	defer s.Close()
 	bans, _, err := s.Load()
-	if err != nil || len(bans) != 1 || bans[0].Addr != good.Addr || !strings.Contains(s.Damage, "1 bans and 0 offense counts recovered") {
+	if err != nil || len(bans) != 1 || bans[0].Net != good.Net || !strings.Contains(s.Damage, "1 bans and 0 offense counts recovered") {
 		t.Fatalf("%v %v %q", bans, err, s.Damage)
 	}
 }

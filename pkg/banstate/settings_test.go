@@ -18,7 +18,7 @@ func TestSettingsAndReason(t *testing.T) {
 	if v, err := s.Setting("block"); v != nil || err != nil {
 		t.Fatalf("fresh file: %q %v", v, err)
 	}
-	b := ban.Ban{Addr: netip.MustParseAddr("192.0.2.1"), Until: time.Now().Add(time.Hour), Timeout: time.Hour, Offense: 1, Reason: "manual"}
+	b := ban.Ban{Net: ban.Single(netip.MustParseAddr("192.0.2.1")), Until: time.Now().Add(time.Hour), Timeout: time.Hour, Offense: 1, Reason: "manual"}
 	if err := s.Save([]ban.Ban{b}, nil, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,8 @@ func benchNetns(b *testing.B) {
 
 func benchAlert(i int) string {
 	if i%2 == 1 {
-		return alertLine(fmt.Sprintf("2001:db8:%x::%x", i>>16, i&0xffff), 10, fmt.Sprintf("1.%d", i))
+		// One /64 each: block bans an IPv6 source as its /64.
+		return alertLine(fmt.Sprintf("2001:db8:%x:%x::1", i>>16, i&0xffff), 10, fmt.Sprintf("1.%d", i))
 	}
 	return alertLine(fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff), 10, fmt.Sprintf("1.%d", i))
 }

@@ -20,7 +20,7 @@ func benchEntries(n int, v4only bool) []firewall.Entry {
 		if !v4only && i%2 == 1 {
 			a = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 4: byte(i >> 24), 5: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)})
 		}
-		out = append(out, firewall.Entry{Addr: a, TTL: time.Hour})
+		out = append(out, firewall.Entry{Net: firewall.Single(a), TTL: time.Hour})
 	}
 	return out
 }

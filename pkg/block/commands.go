@@ -175,15 +175,29 @@ func addrArg(c *cli.Context) (string, error) {
 	return addr.String(), nil
 }
 
+// netArg returns unban's argument: an address or a network banned whole
+// (2001:db8::/64), in canonical text.
+func netArg(c *cli.Context) (string, error) {
+	if err := nargs(c, 1); err != nil {
+		return "", err
+	}
+	arg := c.Args().First()
+	p, ok := firewall.ParsePrefix(arg)
+	if !ok {
+		return "", command.UsageErrorf("%s: %q is not an IP address or network", c.Command.Name, arg)
+	}
+	return firewall.PrefixText(p), nil
+}
+
 func runUnban(c *cli.Context, e *env) error {
-	ip, err := addrArg(c)
+	ip, err := netArg(c)
 	if err != nil {
 		return err
 	}
 	if _, err := remote(c, ctlRequest{Op: "unban", IP: ip}); !errors.Is(err, errNoBlock) {
 		return err
 	}
-	addr, _ := ban.ParseAddr(ip)
+	addr, _ := firewall.ParsePrefix(ip)
 	return subcommand(c, e, nil, func(o *offline) error {
 		now := e.now()
 		// A ban that has ended but was not lifted yet (no reaper ran) is
@@ -207,7 +221,7 @@ func runUnban(c *cli.Context, e *env) error {
 			return err
 		}
 		if !was && !expired {
-			return fmt.Errorf("unban %s: not banned", addr)
+			return fmt.Errorf("unban %s: not banned", ip)
 		}
 		return nil
 	})
@@ -238,7 +252,7 @@ func runBan(c *cli.Context, e *env) error {
 		}
 		o.m.SetOwn(own)
 		// A refusal touches nothing, not even the reconcile below.
-		if r := result("ban", addr, o.m.Refused(addr), io.Discard); !r.OK {
+		if r := result("ban", addr.String(), o.m.Refused(addr), io.Discard); !r.OK {
 			return exitcode.Errorf(r.Exit, "%s", r.Error)
 		}
 		now := e.now()
@@ -256,7 +270,7 @@ func runBan(c *cli.Context, e *env) error {
 		if werr := o.out.write(ds); werr != nil {
 			return werr
 		}
-		if r := result("ban", addr, err, io.Discard); !r.OK {
+		if r := result("ban", addr.String(), err, io.Discard); !r.OK {
 			return exitcode.Errorf(r.Exit, "%s", r.Error)
 		}
 		return nil

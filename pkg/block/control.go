@@ -40,6 +40,7 @@ import (
 
 	"github.com/quietwatch/quietwatch/pkg/ban"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
+	"github.com/quietwatch/quietwatch/pkg/firewall"
 	"github.com/quietwatch/quietwatch/pkg/record"
 )
 
@@ -90,7 +91,7 @@ func listBans(bans []ban.Ban, now time.Time) []listBan {
 		if backends == nil {
 			backends = []string{}
 		}
-		out = append(out, listBan{IP: b.Addr.String(), Until: ban.Stamp(b.Until),
+		out = append(out, listBan{IP: firewall.PrefixText(b.Net), Until: ban.Stamp(b.Until),
 			RemainingS: int64(math.Ceil(left.Seconds())), TimeoutS: int64(b.Timeout / time.Second),
 			Offense: b.Offense, Reason: b.Reason, RuleID: b.RuleID, AlertID: b.AlertID,
 			Backends: backends, Pending: b.Pending})
@@ -371,10 +372,17 @@ func do(req ctlRequest, m *ban.Manager, timeout time.Duration, now time.Time, st
 		return ctlResponse{Error: fmt.Sprintf(format, args...), Exit: code}
 	}
 	var addr netip.Addr
-	if req.Op == "ban" || req.Op == "unban" {
+	var network netip.Prefix
+	switch req.Op {
+	case "ban":
 		var ok bool
 		if addr, ok = ban.ParseAddr(req.IP); !ok {
 			return fail(exitcode.Usage, "%s: %q is not an IP address", req.Op, req.IP), nil
+		}
+	case "unban":
+		var ok bool
+		if network, ok = firewall.ParsePrefix(req.IP); !ok {
+			return fail(exitcode.Usage, "%s: %q is not an IP address or network", req.Op, req.IP), nil
 		}
 	}
 	switch req.Op {
@@ -390,13 +398,13 @@ func do(req ctlRequest, m *ban.Manager, timeout time.Duration, now time.Time, st
 			t = d
 		}
 		ds, err := m.Manual(now, addr, t)
-		return result("ban", addr, err, stderr), ds
+		return result("ban", addr.String(), err, stderr), ds
 	case "unban":
-		ds, was, err := m.Unban(now, addr)
+		ds, was, err := m.Unban(now, network)
 		if err == nil && !was {
-			return fail(exitcode.Failure, "unban %s: not banned", addr), ds
+			return fail(exitcode.Failure, "unban %s: not banned", firewall.PrefixText(network)), ds
 		}
-		return result("unban", addr, err, stderr), ds
+		return result("unban", firewall.PrefixText(network), err, stderr), ds
 	}
 	return fail(exitcode.Usage, "request: unknown op %q (want list, ban or unban)", req.Op), nil
 }
@@ -404,7 +412,7 @@ func do(req ctlRequest, m *ban.Manager, timeout time.Duration, now time.Time, st
 // result turns a Manager's error into the answer: a refusal (exit 1), a
 // backend or state error (reported on the running block's stderr too; the
 // decisions stand), or success.
-func result(op string, addr netip.Addr, err error, stderr io.Writer) ctlResponse {
+func result(op string, addr string, err error, stderr io.Writer) ctlResponse {
 	var re *ban.RefusedError
 	switch {
 	case err == nil:

@@ -130,6 +130,7 @@ func newApp(e *env) *cli.App {
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "length of a first ban"},
 		&cli.StringFlag{Name: "repeat-timeouts", Usage: "ban lengths for the 2nd, 3rd, ... ban of an address, comma-separated (`LIST`, e.g. 30m,1h,24h; the last repeats)"},
 		&cli.StringSliceFlag{Name: "allow", Usage: "never ban `CIDR` (or a single address; repeatable)"},
+		&cli.IntFlag{Name: "ipv6-prefix", Value: ban.DefaultIPv6Prefix, Usage: "ban an IPv6 source as its network of `N` bits (48 to 128; 128: each address alone); a network holding an allowed or own address is not banned whole, only the source's /128"},
 		&cli.StringFlag{Name: "allow-file", Usage: "never ban the addresses and CIDRs in `FILE` (one a line, # comments)"},
 		&cli.BoolFlag{Name: "log-skips", Usage: "also write a skip decision for each alert not acted on (below-level, allowlisted, ...)"},
 		&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},

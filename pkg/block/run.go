@@ -27,7 +27,7 @@ const maxBatch = 1024
 // written to stderr before the stage gives up with exit 78.
 func policy(c *cli.Context) (ban.Policy, []string) {
 	var errs []string
-	p := ban.Policy{MinLevel: c.Int("min-level"), Timeout: c.Duration("timeout")}
+	p := ban.Policy{MinLevel: c.Int("min-level"), Timeout: c.Duration("timeout"), IPv6Prefix: c.Int("ipv6-prefix")}
 	if p.Timeout <= 0 {
 		errs = append(errs, fmt.Sprintf("--timeout %s: want a positive duration", p.Timeout))
 	}
@@ -157,6 +157,9 @@ func oneLine(c *cli.Context, err error) error {
 func runStage(c *cli.Context, e *env) error {
 	if c.NArg() > 0 {
 		return exitcode.Errorf(exitcode.Usage, "unknown command %q", c.Args().First())
+	}
+	if n := c.Int("ipv6-prefix"); n < ban.MinIPv6Prefix || n > ban.MaxIPv6Prefix {
+		return exitcode.Errorf(exitcode.Usage, "--ipv6-prefix %d: want %d to %d", n, ban.MinIPv6Prefix, ban.MaxIPv6Prefix)
 	}
 	stderr := &lockedWriter{w: c.App.ErrWriter}
 	p, errs := policy(c)

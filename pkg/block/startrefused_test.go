@@ -25,7 +25,7 @@ func TestStartLiftsRefusedBan(t *testing.T) {
 	until := time.Date(2000, 1, 2, 0, 0, 0, 0, time.UTC) // the bubble starts on 2000-01-01
 	var bans []ban.Ban
 	for _, a := range []string{"203.0.113.12", "198.51.100.44", "192.0.2.1"} {
-		bans = append(bans, ban.Ban{Addr: netip.MustParseAddr(a), Until: until, Timeout: 24 * time.Hour, Offense: 3, Backends: []string{"fake"}})
+		bans = append(bans, ban.Ban{Net: ban.Single(netip.MustParseAddr(a)), Until: until, Timeout: 24 * time.Hour, Offense: 3, Backends: []string{"fake"}})
 	}
 	if err := s.Save(bans, nil, nil); err != nil {
 		t.Fatal(err)

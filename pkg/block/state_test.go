@@ -71,11 +71,11 @@ func goodState(t testing.TB, n int) []byte {
 		t.Fatal(err)
 	}
 	var bans []ban.Ban
-	off := map[netip.Addr]ban.Offense{}
+	off := map[netip.Prefix]ban.Offense{}
 	for i := range n {
 		a := netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})
-		bans = append(bans, ban.Ban{Addr: a, Until: time.Date(2000, 1, 1, 1, 0, 0, 0, time.UTC), Timeout: time.Hour, Offense: 1, Backends: []string{"fake"}})
-		off[a] = ban.Offense{Count: 1}
+		bans = append(bans, ban.Ban{Net: ban.Single(a), Until: time.Date(2000, 1, 1, 1, 0, 0, 0, time.UTC), Timeout: time.Hour, Offense: 1, Backends: []string{"fake"}})
+		off[ban.Single(a)] = ban.Offense{Count: 1}
 	}
 	if err := s.Save(bans, nil, off); err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func TestDamagedStateStart(t *testing.T) {
 			state := filepath.Join(dir, "block.db")
 			os.WriteFile(state, data, 0o600)
 			fake := firewall.NewFake("fake")
-			fake.Add([]firewall.Entry{{Addr: netip.MustParseAddr("198.51.100.7"), TTL: time.Minute}})
+			fake.Add([]firewall.Entry{{Net: firewall.Single(netip.MustParseAddr("198.51.100.7")), TTL: time.Minute}})
 			e := testEnv()
 			e.backend = func(string, firewall.Config) (firewall.Backend, error) { return fake, nil }
 			code, out, errOut := runBlock(t, e, strings.NewReader(alertLine("198.51.100.9", 10, "a")), "--backend", "dry-run", "--state", state, "--timeout", "1s")
@@ -150,7 +150,7 @@ func FuzzStateOpen(f *testing.F) {
 		}
 		defer closeStore()
 		fake := firewall.NewFake("fake")
-		fake.Add([]firewall.Entry{{Addr: netip.MustParseAddr("198.51.100.7"), TTL: time.Minute}})
+		fake.Add([]firewall.Entry{{Net: firewall.Single(netip.MustParseAddr("198.51.100.7")), TTL: time.Minute}})
 		m := ban.NewManager(ban.Policy{MinLevel: 9, Timeout: time.Minute}, []firewall.Backend{fake}, store)
 		e.manage(m, state)
 		now := time.Date(2000, 1, 1, 0, 30, 0, 0, time.UTC)
@@ -160,7 +160,7 @@ func FuzzStateOpen(f *testing.F) {
 		if !fake.Has(netip.MustParseAddr("198.51.100.7")) && m.Len() == 0 {
 			t.Fatalf("the backend's ban was neither kept nor known")
 		}
-		if err := store.Save([]ban.Ban{{Addr: netip.MustParseAddr("198.51.100.8"), Until: now.Add(time.Minute), Offense: 1}}, nil, nil); err != nil {
+		if err := store.Save([]ban.Ban{{Net: ban.Single(netip.MustParseAddr("198.51.100.8")), Until: now.Add(time.Minute), Offense: 1}}, nil, nil); err != nil {
 			t.Fatalf("save after start: %v", err)
 		}
 		if strings.Count(errb.String(), "\n") > 2 {

@@ -14,12 +14,13 @@ import (
 	"time"
 )
 
-// Entry is one ban: an address and how long it has left to live. Backends
+// Entry is one ban: a network (a single address is a /32 or a /128; an
+// IPv6 attacker is banned as its /64 or so) and how long it has left to live. Backends
 // that can expire entries on their own (ipset) use TTL as a safety net, so
 // a crashed block never leaves a ban forever; the others ignore it.
 type Entry struct {
-	Addr netip.Addr
-	TTL  time.Duration
+	Net netip.Prefix
+	TTL time.Duration
 }
 
 // Backend applies bans. Every method is idempotent: adding a present
@@ -37,9 +38,9 @@ type Backend interface {
 	// Extend refreshes the TTL of addresses already banned.
 	Extend(entries []Entry) error
 	// Delete lifts bans.
-	Delete(addrs []netip.Addr) error
-	// List returns the addresses the backend currently bans.
-	List() ([]netip.Addr, error)
+	Delete(nets []netip.Prefix) error
+	// List returns the networks the backend currently bans.
+	List() ([]netip.Prefix, error)
 	// Held returns the bans the backend holds now in what it owns, each
 	// with the time the backend itself would keep it (TTL 0: the backend
 	// has no timeouts of its own). block adopts them when its state is
@@ -137,19 +138,58 @@ func SetName(chain string, v6 bool) string {
 	return strings.ToLower(chain) + "-v4"
 }
 
-// sortAddrs sorts addresses so batches and listings are deterministic.
-func sortAddrs(a []netip.Addr) []netip.Addr {
-	slices.SortFunc(a, func(x, y netip.Addr) int { return x.Compare(y) })
+// ComparePrefix orders networks by address, then by length.
+func ComparePrefix(x, y netip.Prefix) int {
+	if c := x.Addr().Compare(y.Addr()); c != 0 {
+		return c
+	}
+	return x.Bits() - y.Bits()
+}
+
+// sortAddrs sorts networks so batches and listings are deterministic.
+func sortAddrs(a []netip.Prefix) []netip.Prefix {
+	slices.SortFunc(a, ComparePrefix)
 	return a
 }
 
+// Single returns addr as a one-address network (/32 or /128).
+func Single(addr netip.Addr) netip.Prefix { return netip.PrefixFrom(addr, addr.BitLen()) }
+
+// PrefixText is the text of a ban's network: a plain address for a single
+// address, "2001:db8::/64" for a wider network.
+func PrefixText(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// ParsePrefix reads what PrefixText wrote: a plain address (a single
+// address) or a canonical network; IPv4-mapped IPv6 is folded to IPv4.
+func ParsePrefix(s string) (netip.Prefix, bool) {
+	if len(s) > 64 {
+		return netip.Prefix{}, false
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return netip.Prefix{}, false
+		}
+		return Single(a.Unmap()), true
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil || p != p.Masked() || p.Addr().Is4In6() {
+		return netip.Prefix{}, false
+	}
+	return p, true
+}
+
 // memory is the set of bans of the in-memory backends.
-type memory map[netip.Addr]time.Duration
+type memory map[netip.Prefix]time.Duration
 
 func (m memory) held() []Entry {
 	out := make([]Entry, 0, len(m))
 	for _, a := range m.list() {
-		out = append(out, Entry{Addr: a, TTL: m[a]})
+		out = append(out, Entry{Net: a, TTL: m[a]})
 	}
 	return out
 }
@@ -158,8 +198,8 @@ func (m memory) held() []Entry {
 func (m memory) repair(name string, entries []Entry) []string {
 	lost := 0
 	for _, e := range entries {
-		if _, ok := m[e.Addr]; !ok {
-			m[e.Addr] = e.TTL
+		if _, ok := m[e.Net]; !ok {
+			m[e.Net] = e.TTL
 			lost++
 		}
 	}
@@ -169,8 +209,8 @@ func (m memory) repair(name string, entries []Entry) []string {
 	return []string{fmt.Sprintf("%s: lost %d bans: restored", name, lost)}
 }
 
-func (m memory) list() []netip.Addr {
-	out := make([]netip.Addr, 0, len(m))
+func (m memory) list() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(m))
 	for a := range m {
 		out = append(out, a)
 	}

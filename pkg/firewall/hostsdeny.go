@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,23 +44,34 @@ func NewHostsDeny(path string) *HostsDeny {
 // Name implements Backend.
 func (*HostsDeny) Name() string { return "hosts-deny" }
 
-// HostsDenyLine returns the hosts.deny line that bans addr.
-func HostsDenyLine(addr netip.Addr) string {
-	if addr.Is6() {
-		return "ALL: [" + addr.String() + "]"
+// HostsDenyLine returns the hosts.deny line that bans the network p:
+// "ALL: 198.51.100.7", "ALL: [2001:db8::1]", "ALL: [2001:db8::]/64" (the
+// tcp_wrappers form of an IPv6 network), "ALL: 198.51.100.0/255.255.255.0"
+// (of an IPv4 one).
+func HostsDenyLine(p netip.Prefix) string {
+	a := p.Addr()
+	switch {
+	case a.Is6() && p.IsSingleIP():
+		return "ALL: [" + a.String() + "]"
+	case a.Is6():
+		return "ALL: [" + a.String() + "]/" + strconv.Itoa(p.Bits())
+	case p.IsSingleIP():
+		return "ALL: " + a.String()
 	}
-	return "ALL: " + addr.String()
+	mask := ^uint32(0) << (32 - p.Bits())
+	m := netip.AddrFrom4([4]byte{byte(mask >> 24), byte(mask >> 16), byte(mask >> 8), byte(mask)})
+	return "ALL: " + a.String() + "/" + m.String()
 }
 
 // hostsFile is a hosts.deny split around our block.
 type hostsFile struct {
 	before, after []string
-	ours          map[netip.Addr]bool
+	ours          map[netip.Prefix]bool
 	mode          fs.FileMode
 }
 
 func (h *HostsDeny) read() (*hostsFile, error) {
-	f := &hostsFile{ours: map[netip.Addr]bool{}, mode: 0o644}
+	f := &hostsFile{ours: map[netip.Prefix]bool{}, mode: 0o644}
 	data, err := os.ReadFile(h.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return f, nil
@@ -102,22 +114,54 @@ func (h *HostsDeny) read() (*hostsFile, error) {
 }
 
 // parseHostsDenyLine reads a line that HostsDenyLine wrote.
-func parseHostsDenyLine(line string) (netip.Addr, bool) {
+func parseHostsDenyLine(line string) (netip.Prefix, bool) {
 	rest, ok := strings.CutPrefix(line, "ALL: ")
 	if !ok {
-		return netip.Addr{}, false
+		return netip.Prefix{}, false
 	}
+	bits := -1
 	if v6, ok := strings.CutPrefix(rest, "["); ok {
-		rest, ok = strings.CutSuffix(v6, "]")
+		host, tail, ok := strings.Cut(v6, "]")
 		if !ok {
-			return netip.Addr{}, false
+			return netip.Prefix{}, false
 		}
+		rest = host
+		if n, ok := strings.CutPrefix(tail, "/"); ok {
+			if len(n) > 3 {
+				return netip.Prefix{}, false
+			}
+			b, err := strconv.Atoi(n)
+			if err != nil {
+				return netip.Prefix{}, false
+			}
+			bits = b
+		}
+	} else if host, mask, ok := strings.Cut(rest, "/"); ok {
+		m, err := netip.ParseAddr(mask)
+		if err != nil || !m.Is4() {
+			return netip.Prefix{}, false
+		}
+		b := m.As4()
+		v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		bits = 0
+		for v&(1<<31) != 0 {
+			bits++
+			v <<= 1
+		}
+		rest = host
 	}
 	a, err := netip.ParseAddr(rest)
-	if err != nil || a.Zone() != "" || a.Is4In6() || HostsDenyLine(a) != line {
-		return netip.Addr{}, false
+	if err != nil || a.Zone() != "" || a.Is4In6() {
+		return netip.Prefix{}, false
 	}
-	return a, true
+	if bits < 0 {
+		bits = a.BitLen()
+	}
+	p, err := a.Prefix(bits)
+	if err != nil || p.Addr() != a || HostsDenyLine(p) != line {
+		return netip.Prefix{}, false
+	}
+	return p, true
 }
 
 func (h *HostsDeny) write(f *hostsFile) error {
@@ -127,7 +171,7 @@ func (h *HostsDeny) write(f *hostsFile) error {
 		b.WriteByte('\n')
 	}
 	if len(f.ours) > 0 {
-		addrs := make([]netip.Addr, 0, len(f.ours))
+		addrs := make([]netip.Prefix, 0, len(f.ours))
 		for a := range f.ours {
 			addrs = append(addrs, a)
 		}
@@ -274,9 +318,9 @@ func (h *HostsDeny) change(fn func(f *hostsFile) bool) error {
 // Sync implements Backend.
 func (h *HostsDeny) Sync(entries []Entry) error {
 	return h.change(func(f *hostsFile) bool {
-		f.ours = map[netip.Addr]bool{}
+		f.ours = map[netip.Prefix]bool{}
 		for _, e := range entries {
-			f.ours[e.Addr] = true
+			f.ours[e.Net] = true
 		}
 		return true
 	})
@@ -287,8 +331,8 @@ func (h *HostsDeny) Add(entries []Entry) error {
 	return h.change(func(f *hostsFile) bool {
 		changed := false
 		for _, e := range entries {
-			if !f.ours[e.Addr] {
-				f.ours[e.Addr] = true
+			if !f.ours[e.Net] {
+				f.ours[e.Net] = true
 				changed = true
 			}
 		}
@@ -300,7 +344,7 @@ func (h *HostsDeny) Add(entries []Entry) error {
 func (h *HostsDeny) Extend([]Entry) error { return nil }
 
 // Delete implements Backend.
-func (h *HostsDeny) Delete(addrs []netip.Addr) error {
+func (h *HostsDeny) Delete(addrs []netip.Prefix) error {
 	return h.change(func(f *hostsFile) bool {
 		changed := false
 		for _, a := range addrs {
@@ -314,14 +358,14 @@ func (h *HostsDeny) Delete(addrs []netip.Addr) error {
 }
 
 // List implements Backend.
-func (h *HostsDeny) List() ([]netip.Addr, error) {
+func (h *HostsDeny) List() ([]netip.Prefix, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	f, err := h.read()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]netip.Addr, 0, len(f.ours))
+	out := make([]netip.Prefix, 0, len(f.ours))
 	for a := range f.ours {
 		out = append(out, a)
 	}
@@ -332,7 +376,7 @@ func (h *HostsDeny) List() ([]netip.Addr, error) {
 func (h *HostsDeny) Flush() error {
 	return h.change(func(f *hostsFile) bool {
 		had := len(f.ours) > 0
-		f.ours = map[netip.Addr]bool{}
+		f.ours = map[netip.Prefix]bool{}
 		return had
 	})
 }
@@ -345,7 +389,7 @@ func (h *HostsDeny) Held() ([]Entry, error) {
 	}
 	out := make([]Entry, len(addrs))
 	for i, a := range addrs {
-		out[i] = Entry{Addr: a}
+		out[i] = Entry{Net: a}
 	}
 	return out, nil
 }
@@ -356,8 +400,8 @@ func (h *HostsDeny) Repair(entries []Entry) ([]string, error) {
 	lost := 0
 	err := h.change(func(f *hostsFile) bool {
 		for _, e := range entries {
-			if !f.ours[e.Addr] {
-				f.ours[e.Addr] = true
+			if !f.ours[e.Net] {
+				f.ours[e.Net] = true
 				lost++
 			}
 		}

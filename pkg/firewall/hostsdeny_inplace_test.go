@@ -45,7 +45,7 @@ func TestHostsDenyInPlaceFallback(t *testing.T) {
 			if c.rename != nil {
 				h.rename = func(string, string) error { return c.rename }
 			}
-			err := h.Add([]Entry{{Addr: a4}, {Addr: netip.MustParseAddr("2001:db8::1")}})
+			err := h.Add([]Entry{{Net: Single(a4)}, {Net: Single(netip.MustParseAddr("2001:db8::1"))}})
 			data, _ := os.ReadFile(path)
 			if !c.fallback {
 				if err == nil || string(data) != orig {
@@ -58,7 +58,7 @@ func TestHostsDenyInPlaceFallback(t *testing.T) {
 				t.Fatalf("err %v, file:\n%s", err, data)
 			}
 			// Shorter content: the file is truncated to it.
-			if err := h.Delete([]netip.Addr{a4, netip.MustParseAddr("2001:db8::1")}); err != nil {
+			if err := h.Delete(nets(a4, netip.MustParseAddr("2001:db8::1"))); err != nil {
 				t.Fatal(err)
 			}
 			if data, _ := os.ReadFile(path); string(data) != orig {
@@ -134,13 +134,13 @@ func hostsDenyHelper(t *testing.T, path, mode string) {
 	}
 	h := NewHostsDeny(path)
 	a4, a6 := netip.MustParseAddr("192.0.2.241"), netip.MustParseAddr("2001:db8::241")
-	if err := h.Add([]Entry{{Addr: a4}, {Addr: a6}}); err != nil {
+	if err := h.Add([]Entry{{Net: Single(a4)}, {Net: Single(a6)}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Delete([]netip.Addr{a6}); err != nil {
+	if err := h.Delete(nets(a6)); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := h.List(); err != nil || len(got) != 1 || got[0] != a4 {
+	if got, err := h.List(); err != nil || len(got) != 1 || got[0] != Single(a4) {
 		t.Fatalf("list %v %v", got, err)
 	}
 	t.Log("hosts-deny helper: ok")

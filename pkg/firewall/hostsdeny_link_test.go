@@ -28,7 +28,7 @@ func TestHostsDenySymlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := NewHostsDeny(path)
-	if err := h.Add([]Entry{{Addr: netip.MustParseAddr("192.0.2.241")}}); err != nil {
+	if err := h.Add([]Entry{{Net: Single(netip.MustParseAddr("192.0.2.241"))}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range []string{path, mid} {
@@ -50,7 +50,7 @@ func TestHostsDenySymlink(t *testing.T) {
 	// A dangling link: the file is created where it points.
 	dangling := filepath.Join(dir, "etc", "deny2")
 	os.Symlink("../real/new.deny", dangling)
-	if err := NewHostsDeny(dangling).Add([]Entry{{Addr: netip.MustParseAddr("192.0.2.7")}}); err != nil {
+	if err := NewHostsDeny(dangling).Add([]Entry{{Net: Single(netip.MustParseAddr("192.0.2.7"))}}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(dir, "real", "new.deny")); !strings.Contains(string(got), "ALL: 192.0.2.7\n") {
@@ -59,7 +59,7 @@ func TestHostsDenySymlink(t *testing.T) {
 	// A loop is an error, not a hang.
 	loop := filepath.Join(dir, "loop")
 	os.Symlink(loop, loop)
-	if err := NewHostsDeny(loop).Add([]Entry{{Addr: netip.MustParseAddr("192.0.2.7")}}); err == nil {
+	if err := NewHostsDeny(loop).Add([]Entry{{Net: Single(netip.MustParseAddr("192.0.2.7"))}}); err == nil {
 		t.Fatal("no error for a link loop")
 	}
 }
@@ -69,7 +69,7 @@ func TestHostsDenySymlink(t *testing.T) {
 func TestHostsDenyRepair(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hosts.deny")
 	h := NewHostsDeny(path)
-	live := []Entry{{Addr: netip.MustParseAddr("192.0.2.1")}, {Addr: netip.MustParseAddr("2001:db8::1")}}
+	live := []Entry{{Net: Single(netip.MustParseAddr("192.0.2.1"))}, {Net: Single(netip.MustParseAddr("2001:db8::1"))}}
 	if err := h.Sync(live); err != nil {
 		t.Fatal(err)
 	}

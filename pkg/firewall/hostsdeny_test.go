@@ -19,10 +19,10 @@ func TestHostsDeny(t *testing.T) {
 	}
 	h := NewHostsDeny(path)
 	a4, a6 := netip.MustParseAddr("192.0.2.241"), netip.MustParseAddr("2001:db8::241")
-	if err := h.Add([]Entry{{Addr: a6, TTL: time.Minute}, {Addr: a4}}); err != nil {
+	if err := h.Add([]Entry{{Net: Single(a6), TTL: time.Minute}, {Net: Single(a4)}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Add([]Entry{{Addr: a4}}); err != nil { // idempotent
+	if err := h.Add([]Entry{{Net: Single(a4)}}); err != nil { // idempotent
 		t.Fatal(err)
 	}
 	want := orig + hostsDenyBegin + "\nALL: 192.0.2.241\nALL: [2001:db8::241]\n" + hostsDenyEnd + "\n"
@@ -46,14 +46,14 @@ func TestHostsDeny(t *testing.T) {
 	f.Close()
 
 	l, err := h.List()
-	if err != nil || !slices.Equal(l, []netip.Addr{a4, a6}) {
+	if err != nil || !slices.Equal(l, nets(a4, a6)) {
 		t.Fatalf("list %v %v", l, err)
 	}
-	if err := h.Delete([]netip.Addr{a4, netip.MustParseAddr("192.0.2.7")}); err != nil {
+	if err := h.Delete(nets(a4, netip.MustParseAddr("192.0.2.7"))); err != nil {
 		t.Fatal(err)
 	}
 	check(orig + hostsDenyBegin + "\nALL: [2001:db8::241]\n" + hostsDenyEnd + "\nALL: 10.9.9.9\n")
-	if err := h.Sync([]Entry{{Addr: a4}}); err != nil {
+	if err := h.Sync([]Entry{{Net: Single(a4)}}); err != nil {
 		t.Fatal(err)
 	}
 	check(orig + hostsDenyBegin + "\nALL: 192.0.2.241\n" + hostsDenyEnd + "\nALL: 10.9.9.9\n")
@@ -74,13 +74,13 @@ func TestHostsDenyMissingFile(t *testing.T) {
 	if l, err := h.List(); err != nil || len(l) != 0 {
 		t.Fatalf("list of a missing file: %v %v", l, err)
 	}
-	if err := h.Delete([]netip.Addr{netip.MustParseAddr("192.0.2.1")}); err != nil {
+	if err := h.Delete(nets(netip.MustParseAddr("192.0.2.1"))); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(path); err == nil {
 		t.Fatal("delete created the file")
 	}
-	if err := h.Add([]Entry{{Addr: netip.MustParseAddr("192.0.2.1")}}); err != nil {
+	if err := h.Add([]Entry{{Net: Single(netip.MustParseAddr("192.0.2.1"))}}); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o644 {
@@ -107,12 +107,12 @@ func TestCheckChain(t *testing.T) {
 func TestFake(t *testing.T) {
 	f := NewFake("fake")
 	a := netip.MustParseAddr("192.0.2.1")
-	f.Add([]Entry{{Addr: a, TTL: time.Second}})
-	f.Extend([]Entry{{Addr: a, TTL: 2 * time.Second}})
+	f.Add([]Entry{{Net: Single(a), TTL: time.Second}})
+	f.Extend([]Entry{{Net: Single(a), TTL: 2 * time.Second}})
 	if !f.Has(a) || f.TTL(a) != 2*time.Second {
 		t.Fatal("fake lost the ban")
 	}
-	f.Delete([]netip.Addr{a})
+	f.Delete(nets(a))
 	if c := f.Calls(); !slices.Equal(c, []string{"add 192.0.2.1", "extend 192.0.2.1", "delete 192.0.2.1"}) {
 		t.Fatalf("calls %q", c)
 	}
@@ -147,7 +147,7 @@ func FuzzHostsDeny(f *testing.F) {
 		path := filepath.Join(t.TempDir(), "hosts.deny")
 		os.WriteFile(path, []byte(content), 0o644)
 		h := NewHostsDeny(path)
-		if err := h.Add([]Entry{{Addr: netip.MustParseAddr("2001:db8::1")}}); err != nil {
+		if err := h.Add([]Entry{{Net: Single(netip.MustParseAddr("2001:db8::1"))}}); err != nil {
 			t.Fatal(err)
 		}
 		if l, err := h.List(); err != nil || len(l) != 1 {
@@ -165,4 +165,53 @@ func FuzzHostsDeny(f *testing.F) {
 			t.Fatalf("file after add+flush:\n%q\nwant:\n%q", got, want)
 		}
 	})
+}
+
+// nets returns addrs as single-address networks.
+func nets(addrs ...netip.Addr) []netip.Prefix {
+	out := make([]netip.Prefix, len(addrs))
+	for i, a := range addrs {
+		out[i] = Single(a)
+	}
+	return out
+}
+
+// Networks are written in tcp_wrappers' forms and read back; a line in
+// any other form is not ours.
+func TestHostsDenyPrefix(t *testing.T) {
+	for p, line := range map[string]string{
+		"2001:db8::/64":    "ALL: [2001:db8::]/64",
+		"2001:db8::1/128":  "ALL: [2001:db8::1]",
+		"198.51.100.0/24":  "ALL: 198.51.100.0/255.255.255.0",
+		"198.51.100.7/32":  "ALL: 198.51.100.7",
+		"2001:db8:1::/48":  "ALL: [2001:db8:1::]/48",
+		"198.51.100.64/26": "ALL: 198.51.100.64/255.255.255.192",
+	} {
+		pr := netip.MustParsePrefix(p)
+		if got := HostsDenyLine(pr); got != line {
+			t.Errorf("HostsDenyLine(%s) = %q, want %q", p, got, line)
+		}
+		if got, ok := parseHostsDenyLine(line); !ok || got != pr {
+			t.Errorf("parseHostsDenyLine(%q) = %v %v, want %s", line, got, ok, p)
+		}
+	}
+	for _, bad := range []string{"ALL: [2001:db8::1]/64", "ALL: [2001:db8::]/129", "ALL: [2001:db8::]/064", "ALL: 198.51.100.0/255.0.255.0", "ALL: 198.51.100.0/24", "ALL: [2001:db8::]64"} {
+		if p, ok := parseHostsDenyLine(bad); ok {
+			t.Errorf("parseHostsDenyLine(%q) = %v, want not ours", bad, p)
+		}
+	}
+	h := NewHostsDeny(filepath.Join(t.TempDir(), "hosts.deny"))
+	p := netip.MustParsePrefix("2001:db8::/64")
+	if err := h.Add([]Entry{{Net: p}, {Net: Single(netip.MustParseAddr("198.51.100.7"))}}); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := h.List(); err != nil || len(l) != 2 || l[1] != p {
+		t.Fatalf("list %v %v", l, err)
+	}
+	if err := h.Delete([]netip.Prefix{p}); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := h.List(); len(l) != 1 {
+		t.Fatalf("after delete: %v", l)
+	}
 }

@@ -23,7 +23,9 @@ const maxSetTimeout = 2147483
 // server under a wide scan.
 const setMaxElements = 1 << 20
 
-// IPSet is the ipset backend: one hash:ip set per family (SetName), changed
+// IPSet is the ipset backend: one set per family (SetName), a hash:ip set
+// for IPv4 and a hash:net set for IPv6 (an IPv6 attacker is banned as its
+// /64 or so; a single address is a /128 member), changed
 // over netlink (no process per address), and one rule in our chain that
 // drops the set's members: one lookup per packet however many bans.
 //
@@ -69,35 +71,100 @@ func setTimeout(ttl time.Duration) *uint32 {
 	return &v
 }
 
-func (s *IPSet) set(addr netip.Addr) string { return SetName(s.chain, addr.Is6()) }
+func (s *IPSet) set(p netip.Prefix) string { return SetName(s.chain, p.Addr().Is6()) }
 
-// ensureSet creates the family's set if it does not exist.
+// setType is the type of the family's set.
+func setType(v6 bool) string {
+	if v6 {
+		return "hash:net"
+	}
+	return "hash:ip"
+}
+
+// ensureSet creates the family's set if it does not exist, and moves the
+// members of an IPv6 hash:ip set (what block before prefix bans created)
+// to a hash:net set of the same name.
 func (s *IPSet) ensureSet(f *family) error {
 	name := SetName(s.chain, f.v6)
 	res, err := netlink.IpsetList(name)
 	if err == nil {
-		if res.TypeName != "hash:ip" || res.Timeout == nil {
-			return fmt.Errorf("ipset: set %s exists but is not a hash:ip set with timeouts: run 'block flush' first", name)
+		if f.v6 && res.TypeName == "hash:ip" && res.Timeout != nil {
+			// The rule matching the set holds a reference, so the set can
+			// be neither destroyed nor renamed in place: move it out to a
+			// temporary set and back, each move creating the new set,
+			// copying the members, swapping the rule and destroying the
+			// old set; packets always meet one of the two.
+			tmp := name + "-mv"
+			if err := s.moveSet(f, name, tmp); err != nil {
+				return err
+			}
+			return s.moveSet(f, tmp, name)
+		}
+		if res.TypeName != setType(f.v6) || res.Timeout == nil {
+			return fmt.Errorf("ipset: set %s exists but is not a %s set with timeouts: run 'block flush' first", name, setType(f.v6))
 		}
 		return nil
 	}
+	return createSet(name, f.v6)
+}
+
+func createSet(name string, v6 bool) error {
 	fam := uint8(unix.AF_INET)
-	if f.v6 {
+	if v6 {
 		fam = unix.AF_INET6
 	}
 	zero := uint32(0)
-	err = netlink.IpsetCreate(name, "hash:ip", netlink.IpsetCreateOptions{Family: fam, Timeout: &zero, MaxElements: setMaxElements})
-	if err != nil {
+	err := netlink.IpsetCreate(name, setType(v6), netlink.IpsetCreateOptions{Family: fam, Timeout: &zero, MaxElements: setMaxElements})
+	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("ipset: create %s: %w", name, err)
+	}
+	return nil
+}
+
+// moveSet creates the set to (of the family's type), copies from's members
+// with the time they have left, puts a rule matching to ahead of the one
+// matching from, removes that one and destroys from.
+func (s *IPSet) moveSet(f *family, from, to string) error {
+	res, err := netlink.IpsetList(from)
+	if err != nil {
+		return fmt.Errorf("ipset: list %s: %w", from, err)
+	}
+	if err := createSet(to, f.v6); err != nil {
+		return err
+	}
+	for _, e := range res.Entries {
+		n := netlink.IPSetEntry{IP: e.IP, CIDR: e.CIDR, Timeout: e.Timeout, Replace: true}
+		if n.CIDR == 0 {
+			n.CIDR = 128
+		}
+		if err := netlink.IpsetAdd(to, &n); err != nil {
+			return fmt.Errorf("ipset: copy %s to %s: %w", e.IP, to, err)
+		}
+	}
+	if err := f.ensureChain(s.chain); err != nil {
+		return err
+	}
+	had, err := f.ipt.Exists(table, s.chain, setSpec(from)...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.name(), err)
+	}
+	if had {
+		lines := []string{"-I " + s.chain + " 1 " + strings.Join(setSpec(to), " "), "-D " + s.chain + " " + strings.Join(setSpec(from), " ")}
+		if err := f.runRestore(lines); err != nil {
+			return err
+		}
+	}
+	if err := netlink.IpsetDestroy(from); err != nil {
+		return fmt.Errorf("ipset: destroy %s: %w", from, err)
 	}
 	return nil
 }
 
 // Sync implements Backend.
 func (s *IPSet) Sync(entries []Entry) error {
-	want := map[netip.Addr]Entry{}
+	want := map[netip.Prefix]Entry{}
 	for _, e := range entries {
-		want[e.Addr] = e
+		want[e.Net] = e
 	}
 	for _, f := range s.fams {
 		if err := s.ensureSet(f); err != nil {
@@ -140,7 +207,30 @@ func (s *IPSet) Sync(entries []Entry) error {
 	return s.put(entries)
 }
 
-func listSet(name string) ([]netip.Addr, error) {
+// member returns the network a set member stands for.
+func member(e netlink.IPSetEntry) (netip.Prefix, bool) {
+	a, ok := netip.AddrFromSlice(e.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	a = a.Unmap()
+	bits := int(e.CIDR)
+	if bits == 0 || bits > a.BitLen() {
+		bits = a.BitLen()
+	}
+	p, err := a.Prefix(bits)
+	return p, err == nil
+}
+
+func entryOf(p netip.Prefix) *netlink.IPSetEntry {
+	e := &netlink.IPSetEntry{IP: toIP(p.Addr())}
+	if p.Addr().Is6() {
+		e.CIDR = uint8(p.Bits())
+	}
+	return e
+}
+
+func listSet(name string) ([]netip.Prefix, error) {
 	res, err := netlink.IpsetList(name)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -148,10 +238,10 @@ func listSet(name string) ([]netip.Addr, error) {
 		}
 		return nil, fmt.Errorf("ipset: list %s: %w", name, err)
 	}
-	out := make([]netip.Addr, 0, len(res.Entries))
+	out := make([]netip.Prefix, 0, len(res.Entries))
 	for _, e := range res.Entries {
-		if a, ok := netip.AddrFromSlice(e.IP); ok {
-			out = append(out, a.Unmap())
+		if p, ok := member(e); ok {
+			out = append(out, p)
 		}
 	}
 	return out, nil
@@ -159,13 +249,13 @@ func listSet(name string) ([]netip.Addr, error) {
 
 func toIP(a netip.Addr) net.IP { return net.IP(a.AsSlice()) }
 
-func delAddr(set string, a netip.Addr) error {
-	err := netlink.IpsetDel(set, &netlink.IPSetEntry{IP: toIP(a)})
+func delAddr(set string, a netip.Prefix) error {
+	err := netlink.IpsetDel(set, entryOf(a))
 	if err == nil || errors.Is(err, unix.ENOENT) { // ENOENT: no such set
 		return nil
 	}
 	// Already gone (the kernel's own timeout, or a second delete) is fine.
-	if ok, terr := netlink.IpsetTest(set, &netlink.IPSetEntry{IP: toIP(a)}); terr == nil && !ok {
+	if ok, terr := netlink.IpsetTest(set, entryOf(a)); terr == nil && !ok {
 		return nil
 	}
 	return fmt.Errorf("ipset: delete %s from %s: %w", a, set, err)
@@ -175,10 +265,11 @@ func delAddr(set string, a netip.Addr) error {
 // timeout instead of an error).
 func (s *IPSet) put(entries []Entry) error {
 	for _, e := range entries {
-		name := s.set(e.Addr)
-		err := netlink.IpsetAdd(name, &netlink.IPSetEntry{IP: toIP(e.Addr), Timeout: setTimeout(e.TTL), Replace: true})
-		if err != nil {
-			return fmt.Errorf("ipset: add %s to %s: %w", e.Addr, name, err)
+		name := s.set(e.Net)
+		n := entryOf(e.Net)
+		n.Timeout, n.Replace = setTimeout(e.TTL), true
+		if err := netlink.IpsetAdd(name, n); err != nil {
+			return fmt.Errorf("ipset: add %s to %s: %w", e.Net, name, err)
 		}
 	}
 	return nil
@@ -191,7 +282,7 @@ func (s *IPSet) Add(entries []Entry) error { return s.put(entries) }
 func (s *IPSet) Extend(entries []Entry) error { return s.put(entries) }
 
 // Delete implements Backend.
-func (s *IPSet) Delete(addrs []netip.Addr) error {
+func (s *IPSet) Delete(addrs []netip.Prefix) error {
 	for _, a := range addrs {
 		if err := delAddr(s.set(a), a); err != nil {
 			return err
@@ -201,8 +292,8 @@ func (s *IPSet) Delete(addrs []netip.Addr) error {
 }
 
 // List implements Backend.
-func (s *IPSet) List() ([]netip.Addr, error) {
-	var out []netip.Addr
+func (s *IPSet) List() ([]netip.Prefix, error) {
+	var out []netip.Prefix
 	for _, f := range s.fams {
 		l, err := listSet(SetName(s.chain, f.v6))
 		if err != nil {
@@ -244,7 +335,7 @@ func (s *IPSet) Held() ([]Entry, error) {
 			return nil, fmt.Errorf("ipset: list %s: %w", SetName(s.chain, f.v6), err)
 		}
 		for _, e := range res.Entries {
-			a, ok := netip.AddrFromSlice(e.IP)
+			a, ok := member(e)
 			if !ok {
 				continue
 			}
@@ -252,7 +343,7 @@ func (s *IPSet) Held() ([]Entry, error) {
 			if e.Timeout != nil {
 				ttl = time.Duration(*e.Timeout) * time.Second
 			}
-			out = append(out, Entry{Addr: a.Unmap(), TTL: ttl})
+			out = append(out, Entry{Net: a, TTL: ttl})
 		}
 	}
 	return out, nil
@@ -265,7 +356,7 @@ func (s *IPSet) Held() ([]Entry, error) {
 func (s *IPSet) Repair(entries []Entry) ([]string, error) {
 	byFam := map[bool][]Entry{}
 	for _, e := range entries {
-		byFam[e.Addr.Is6()] = append(byFam[e.Addr.Is6()], e)
+		byFam[e.Net.Addr().Is6()] = append(byFam[e.Net.Addr().Is6()], e)
 	}
 	var notes []string
 	for _, f := range s.fams {
@@ -281,17 +372,17 @@ func (s *IPSet) Repair(entries []Entry) ([]string, error) {
 		case err != nil:
 			return notes, fmt.Errorf("ipset: list %s: %w", name, err)
 		}
-		have := make(map[netip.Addr]bool, len(res.Entries))
+		have := make(map[netip.Prefix]bool, len(res.Entries))
 		for _, e := range res.Entries {
-			if a, ok := netip.AddrFromSlice(e.IP); ok {
-				have[a.Unmap()] = true
+			if a, ok := member(e); ok {
+				have[a] = true
 			}
 		}
 		var lost []Entry
 		for _, e := range byFam[f.v6] {
 			// A ban about to end may have left the set by the kernel's
 			// own timeout: that is no loss.
-			if !have[e.Addr] && e.TTL > time.Second {
+			if !have[e.Net] && e.TTL > time.Second {
 				lost = append(lost, e)
 			}
 		}

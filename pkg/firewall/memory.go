@@ -25,7 +25,7 @@ func (d *DryRun) Sync(entries []Entry) error {
 	defer d.mu.Unlock()
 	d.bans = memory{}
 	for _, e := range entries {
-		d.bans[e.Addr] = e.TTL
+		d.bans[e.Net] = e.TTL
 	}
 	return nil
 }
@@ -35,7 +35,7 @@ func (d *DryRun) Add(entries []Entry) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, e := range entries {
-		d.bans[e.Addr] = e.TTL
+		d.bans[e.Net] = e.TTL
 	}
 	return nil
 }
@@ -44,7 +44,7 @@ func (d *DryRun) Add(entries []Entry) error {
 func (d *DryRun) Extend(entries []Entry) error { return d.Add(entries) }
 
 // Delete implements Backend.
-func (d *DryRun) Delete(addrs []netip.Addr) error {
+func (d *DryRun) Delete(addrs []netip.Prefix) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, a := range addrs {
@@ -54,7 +54,7 @@ func (d *DryRun) Delete(addrs []netip.Addr) error {
 }
 
 // List implements Backend.
-func (d *DryRun) List() ([]netip.Addr, error) {
+func (d *DryRun) List() ([]netip.Prefix, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.bans.list(), nil
@@ -92,10 +92,10 @@ func NewFake(name string) *Fake { return &Fake{name: name, bans: memory{}} }
 // Name implements Backend.
 func (f *Fake) Name() string { return f.name }
 
-func (f *Fake) call(kind string, addrs ...netip.Addr) error {
+func (f *Fake) call(kind string, addrs ...netip.Prefix) error {
 	s := kind
 	for _, a := range addrs {
-		s += " " + a.String()
+		s += " " + PrefixText(a)
 	}
 	f.calls = append(f.calls, s)
 	if f.Fail != nil {
@@ -104,10 +104,10 @@ func (f *Fake) call(kind string, addrs ...netip.Addr) error {
 	return nil
 }
 
-func addrsOf(entries []Entry) []netip.Addr {
-	out := make([]netip.Addr, len(entries))
+func addrsOf(entries []Entry) []netip.Prefix {
+	out := make([]netip.Prefix, len(entries))
 	for i, e := range entries {
-		out[i] = e.Addr
+		out[i] = e.Net
 	}
 	return out
 }
@@ -121,7 +121,7 @@ func (f *Fake) Sync(entries []Entry) error {
 	}
 	f.bans = memory{}
 	for _, e := range entries {
-		f.bans[e.Addr] = e.TTL
+		f.bans[e.Net] = e.TTL
 	}
 	return nil
 }
@@ -134,7 +134,7 @@ func (f *Fake) Add(entries []Entry) error {
 		return err
 	}
 	for _, e := range entries {
-		f.bans[e.Addr] = e.TTL
+		f.bans[e.Net] = e.TTL
 	}
 	return nil
 }
@@ -147,13 +147,13 @@ func (f *Fake) Extend(entries []Entry) error {
 		return err
 	}
 	for _, e := range entries {
-		f.bans[e.Addr] = e.TTL
+		f.bans[e.Net] = e.TTL
 	}
 	return nil
 }
 
 // Delete implements Backend.
-func (f *Fake) Delete(addrs []netip.Addr) error {
+func (f *Fake) Delete(addrs []netip.Prefix) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("delete", addrs...); err != nil {
@@ -166,7 +166,7 @@ func (f *Fake) Delete(addrs []netip.Addr) error {
 }
 
 // List implements Backend.
-func (f *Fake) List() ([]netip.Addr, error) {
+func (f *Fake) List() ([]netip.Prefix, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("list"); err != nil {
@@ -217,12 +217,13 @@ func (f *Fake) Repairs() int {
 	return f.repairs
 }
 
-// Lose removes addrs as another program would, without a call.
+// Lose removes the single-address bans of addrs as another program
+// would, without a call.
 func (f *Fake) Lose(addrs ...netip.Addr) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, a := range addrs {
-		delete(f.bans, a)
+		delete(f.bans, Single(a))
 	}
 }
 
@@ -236,17 +237,20 @@ func (f *Fake) Calls() []string {
 	return c
 }
 
-// Has reports whether addr is banned.
-func (f *Fake) Has(addr netip.Addr) bool {
+// Has reports whether addr is banned on its own (a /32 or /128).
+func (f *Fake) Has(addr netip.Addr) bool { return f.HasNet(Single(addr)) }
+
+// HasNet reports whether the network p is banned as one ban.
+func (f *Fake) HasNet(p netip.Prefix) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	_, ok := f.bans[addr]
+	_, ok := f.bans[p]
 	return ok
 }
 
-// TTL returns the TTL addr was last given.
+// TTL returns the TTL addr's single-address ban was last given.
 func (f *Fake) TTL(addr netip.Addr) time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.bans[addr]
+	return f.bans[Single(addr)]
 }

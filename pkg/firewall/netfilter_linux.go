@@ -185,23 +185,23 @@ func (f *family) repairBase(chain string, v *view) (lines, notes []string) {
 	return lines, notes
 }
 
-// banSpec is the rule spec that bans addr.
-func banSpec(addr netip.Addr) []string {
-	return []string{"-s", netip.PrefixFrom(addr, addr.BitLen()).String(), "-j", "DROP"}
+// banSpec is the rule spec that bans the network p.
+func banSpec(p netip.Prefix) []string {
+	return []string{"-s", p.String(), "-j", "DROP"}
 }
 
 // parseBan returns the address an -S line bans, if it is one of our ban
 // rules and nothing else.
-func parseBan(chain, rule string) (netip.Addr, bool) {
+func parseBan(chain, rule string) (netip.Prefix, bool) {
 	f := strings.Fields(rule)
 	if len(f) != 6 || f[0] != "-A" || f[1] != chain || f[2] != "-s" || f[4] != "-j" || f[5] != "DROP" {
-		return netip.Addr{}, false
+		return netip.Prefix{}, false
 	}
 	p, err := netip.ParsePrefix(f[3])
-	if err != nil || p.Bits() != p.Addr().BitLen() {
-		return netip.Addr{}, false
+	if err != nil || p != p.Masked() {
+		return netip.Prefix{}, false
 	}
-	return p.Addr(), true
+	return p, true
 }
 
 // setSpec is the rule spec that drops members of set.
@@ -256,13 +256,13 @@ func newIPTables(cfg Config) (*IPTables, error) {
 // Name implements Backend.
 func (*IPTables) Name() string { return "iptables" }
 
-func split(fams [2]*family, entries []Entry) [2][]netip.Addr {
-	var out [2][]netip.Addr
+func split(fams [2]*family, entries []Entry) [2][]netip.Prefix {
+	var out [2][]netip.Prefix
 	for _, e := range entries {
-		if e.Addr.Is6() {
-			out[1] = append(out[1], e.Addr)
+		if e.Net.Addr().Is6() {
+			out[1] = append(out[1], e.Net)
 		} else {
-			out[0] = append(out[0], e.Addr)
+			out[0] = append(out[0], e.Net)
 		}
 	}
 	return out
@@ -341,12 +341,12 @@ func (t *IPTables) Add(entries []Entry) error {
 }
 
 // present counts the ban rules for each address in the family's chain.
-func (t *IPTables) present(f *family) (map[netip.Addr]int, error) {
+func (t *IPTables) present(f *family) (map[netip.Prefix]int, error) {
 	rules, err := f.rules(t.chain)
 	if err != nil {
 		return nil, err
 	}
-	have := map[netip.Addr]int{}
+	have := map[netip.Prefix]int{}
 	for _, r := range rules {
 		if a, ok := parseBan(t.chain, r); ok {
 			have[a]++
@@ -359,10 +359,10 @@ func (t *IPTables) present(f *family) (map[netip.Addr]int, error) {
 func (*IPTables) Extend([]Entry) error { return nil }
 
 // Delete implements Backend.
-func (t *IPTables) Delete(addrs []netip.Addr) error {
-	var byFam [2][]netip.Addr
+func (t *IPTables) Delete(addrs []netip.Prefix) error {
+	var byFam [2][]netip.Prefix
 	for _, a := range addrs {
-		if a.Is6() {
+		if a.Addr().Is6() {
 			byFam[1] = append(byFam[1], a)
 		} else {
 			byFam[0] = append(byFam[0], a)
@@ -405,8 +405,8 @@ func (t *IPTables) Delete(addrs []netip.Addr) error {
 }
 
 // List implements Backend.
-func (t *IPTables) List() ([]netip.Addr, error) {
-	var out []netip.Addr
+func (t *IPTables) List() ([]netip.Prefix, error) {
+	var out []netip.Prefix
 	for _, f := range t.fams {
 		have, err := t.present(f)
 		if err != nil {
@@ -437,7 +437,7 @@ func (t *IPTables) Held() ([]Entry, error) {
 	}
 	out := make([]Entry, len(addrs))
 	for i, a := range addrs {
-		out[i] = Entry{Addr: a}
+		out[i] = Entry{Net: a}
 	}
 	return out, nil
 }
@@ -453,7 +453,7 @@ func (t *IPTables) Repair(entries []Entry) ([]string, error) {
 			return notes, err
 		}
 		lines, fixed := f.repairBase(t.chain, v)
-		have := map[netip.Addr]bool{}
+		have := map[netip.Prefix]bool{}
 		for _, r := range v.rules {
 			if a, ok := parseBan(t.chain, r); ok {
 				have[a] = true

@@ -85,6 +85,11 @@ func mustNew(t *testing.T, name string, backends ...string) Backend {
 
 func wantList(t *testing.T, b Backend, want ...netip.Addr) {
 	t.Helper()
+	wantNets(t, b, nets(want...)...)
+}
+
+func wantNets(t *testing.T, b Backend, want ...netip.Prefix) {
+	t.Helper()
 	got, err := b.List()
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +130,7 @@ func TestIPTablesReal(t *testing.T) {
 	plant(t)
 	b := mustNew(t, "iptables", "iptables")
 	for range 2 { // twice: no duplicate jumps or rules
-		if err := b.Sync([]Entry{{Addr: v4a}, {Addr: v6a}}); err != nil {
+		if err := b.Sync([]Entry{{Net: Single(v4a)}, {Net: Single(v6a)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -138,26 +143,26 @@ func TestIPTablesReal(t *testing.T) {
 		t.Fatalf("ip6tables -S QWTEST:\n%s", got)
 	}
 	wantList(t, b, v4a, v6a)
-	if err := b.Add([]Entry{{Addr: v4b}}); err != nil {
+	if err := b.Add([]Entry{{Net: Single(v4b)}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Add([]Entry{{Addr: v4a}, {Addr: v6b}, {Addr: v6b}}); err != nil {
+	if err := b.Add([]Entry{{Net: Single(v4a)}, {Net: Single(v6b)}, {Net: Single(v6b)}}); err != nil {
 		t.Fatal(err)
 	}
 	wantList(t, b, v4a, v4b, v6a, v6b)
-	if err := b.Delete([]netip.Addr{v4a}); err != nil {
+	if err := b.Delete(nets(v4a)); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Delete([]netip.Addr{v4a}); err != nil { // absent: fine
+	if err := b.Delete(nets(v4a)); err != nil { // absent: fine
 		t.Fatal(err)
 	}
-	if err := b.Delete([]netip.Addr{v6a, v6b, netip.MustParseAddr("2001:db8::5")}); err != nil {
+	if err := b.Delete(nets(v6a, v6b, netip.MustParseAddr("2001:db8::5"))); err != nil {
 		t.Fatal(err)
 	}
 	wantList(t, b, v4b)
 	// Copies added by hand (or a lost Add retried) all go with the ban.
 	run(t, "iptables", "-A", "QWTEST", "-s", "198.51.100.7/32", "-j", "DROP")
-	if err := b.Delete([]netip.Addr{v4b}); err != nil {
+	if err := b.Delete(nets(v4b)); err != nil {
 		t.Fatal(err)
 	}
 	wantList(t, b)
@@ -165,7 +170,7 @@ func TestIPTablesReal(t *testing.T) {
 		run(t, "iptables", "-A", "QWTEST", "-s", "198.51.100.7/32", "-j", "DROP")
 		run(t, "ip6tables", "-A", "QWTEST", "-s", "2001:db8::7/128", "-j", "DROP")
 	}
-	if err := b.Delete([]netip.Addr{v4b, v6b, v4a}); err != nil {
+	if err := b.Delete(nets(v4b, v6b, v4a)); err != nil {
 		t.Fatal(err)
 	}
 	wantList(t, b)
@@ -176,10 +181,10 @@ func TestIPTablesReal(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Deleting from a missing chain is not an error either.
-	if err := b.Delete([]netip.Addr{v4a}); err != nil {
+	if err := b.Delete(nets(v4a)); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Delete([]netip.Addr{v4a, v6a}); err != nil {
+	if err := b.Delete(nets(v4a, v6a)); err != nil {
 		t.Fatal(err)
 	}
 	wantPristine(t)
@@ -193,7 +198,7 @@ func TestIPSetReal(t *testing.T) {
 	plant(t)
 	b := mustNew(t, "ipset", "ipset")
 	for range 2 {
-		if err := b.Sync([]Entry{{Addr: v4a, TTL: time.Hour}, {Addr: v6a, TTL: time.Hour}}); err != nil {
+		if err := b.Sync([]Entry{{Net: Single(v4a), TTL: time.Hour}, {Net: Single(v6a), TTL: time.Hour}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -211,13 +216,13 @@ func TestIPSetReal(t *testing.T) {
 	}
 	// A stray member is removed by Sync.
 	run(t, "ipset", "add", "qwtest-v4", "192.0.2.55")
-	if err := b.Sync([]Entry{{Addr: v4a, TTL: time.Hour}, {Addr: v6a, TTL: time.Hour}}); err != nil {
+	if err := b.Sync([]Entry{{Net: Single(v4a), TTL: time.Hour}, {Net: Single(v6a), TTL: time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
 	wantList(t, b, v4a, v6a)
 	// The kernel's timeout is the safety net: an entry lives its TTL plus
 	// a second, even if no one deletes it.
-	if err := b.Add([]Entry{{Addr: v4b, TTL: time.Second}, {Addr: v6b, TTL: time.Second}}); err != nil {
+	if err := b.Add([]Entry{{Net: Single(v4b), TTL: time.Second}, {Net: Single(v6b), TTL: time.Second}}); err != nil {
 		t.Fatal(err)
 	}
 	wantList(t, b, v4a, v4b, v6a, v6b)
@@ -233,13 +238,13 @@ func TestIPSetReal(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// Extend refreshes the kernel timeout.
-	if err := b.Extend([]Entry{{Addr: v4a, TTL: 2 * time.Hour}}); err != nil {
+	if err := b.Extend([]Entry{{Net: Single(v4a), TTL: 2 * time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
 	if out := run(t, "ipset", "list", "qwtest-v4"); !strings.Contains(out, "198.51.100.241 timeout 720") {
 		t.Fatalf("after extend:\n%s", out)
 	}
-	if err := b.Delete([]netip.Addr{v4a, v4b, v6a}); err != nil {
+	if err := b.Delete(nets(v4a, v4b, v6a)); err != nil {
 		t.Fatal(err)
 	}
 	wantList(t, b)
@@ -247,7 +252,7 @@ func TestIPSetReal(t *testing.T) {
 	// Sync see them all.
 	var many []Entry
 	for i := range 5000 {
-		many = append(many, Entry{Addr: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), TTL: time.Hour})
+		many = append(many, Entry{Net: Single(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})), TTL: time.Hour})
 	}
 	if err := b.Add(many); err != nil {
 		t.Fatal(err)
@@ -267,7 +272,7 @@ func TestIPSetReal(t *testing.T) {
 	if err := b.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Delete([]netip.Addr{v4a, v6a}); err != nil {
+	if err := b.Delete(nets(v4a, v6a)); err != nil {
 		t.Fatal(err)
 	}
 	wantPristine(t)
@@ -283,7 +288,7 @@ func TestBothReal(t *testing.T) {
 	plant(t)
 	set := mustNew(t, "ipset", "ipset", "iptables")
 	ipt := mustNew(t, "iptables", "ipset", "iptables")
-	entries := []Entry{{Addr: v4a, TTL: time.Hour}, {Addr: v6a, TTL: time.Hour}}
+	entries := []Entry{{Net: Single(v4a), TTL: time.Hour}, {Net: Single(v6a), TTL: time.Hour}}
 	for _, b := range []Backend{set, ipt, set, ipt} {
 		if err := b.Sync(entries); err != nil {
 			t.Fatal(err)
@@ -306,9 +311,11 @@ func TestBothReal(t *testing.T) {
 
 func TestParseBan(t *testing.T) {
 	for rule, want := range map[string]string{
-		"-A QW -s 192.0.2.1/32 -j DROP":        "192.0.2.1",
-		"-A QW -s 2001:db8::1/128 -j DROP":     "2001:db8::1",
-		"-A QW -s 192.0.2.0/24 -j DROP":        "",
+		"-A QW -s 192.0.2.1/32 -j DROP":        "192.0.2.1/32",
+		"-A QW -s 2001:db8::1/128 -j DROP":     "2001:db8::1/128",
+		"-A QW -s 2001:db8::/64 -j DROP":       "2001:db8::/64",
+		"-A QW -s 192.0.2.0/24 -j DROP":        "192.0.2.0/24",
+		"-A QW -s 192.0.2.1/24 -j DROP":        "",
 		"-A QW -s 192.0.2.1/32 -j ACCEPT":      "",
 		"-A OTHER -s 192.0.2.1/32 -j DROP":     "",
 		"-A QW -s 192.0.2.1/32 -p tcp -j DROP": "",

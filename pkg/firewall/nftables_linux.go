@@ -173,14 +173,43 @@ type nftRange struct {
 	expires    time.Duration
 }
 
-func rangeOf(a netip.Addr) nftRange { return nftRange{start: a, end: a.Next()} }
+// rangeOf returns the range of the network p.
+func rangeOf(p netip.Prefix) nftRange {
+	p = p.Masked()
+	return nftRange{start: p.Addr(), end: lastOf(p).Next()}
+}
 
-// addr returns the range's address when it holds exactly one.
-func (r nftRange) addr() (netip.Addr, bool) {
-	if r.end.IsValid() {
-		return r.start, r.start.Next() == r.end
+// lastOf returns the last address of the network p.
+func lastOf(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As16()
+	off := 128 - p.Addr().BitLen() // IPv4 sits in the last 4 bytes
+	for i := off + p.Bits(); i < 128; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
 	}
-	return r.start, !r.start.Next().IsValid()
+	a := netip.AddrFrom16(b)
+	if p.Addr().Is4() {
+		return a.Unmap()
+	}
+	return a
+}
+
+// prefix returns the network the range holds when it is exactly one (a
+// single address is a /32 or /128).
+func (r nftRange) prefix() (netip.Prefix, bool) {
+	for bits := r.start.BitLen(); bits >= 0; bits-- {
+		p := netip.PrefixFrom(r.start, bits)
+		if p.Masked().Addr() != r.start {
+			break
+		}
+		end := lastOf(p).Next()
+		if end == r.end || !end.IsValid() && !r.end.IsValid() {
+			return p, true
+		}
+		if r.end.IsValid() && end.IsValid() && end.Compare(r.end) > 0 {
+			break
+		}
+	}
+	return netip.Prefix{}, false
 }
 
 func (r nftRange) contains(a netip.Addr) bool {
@@ -474,8 +503,10 @@ func (n *NFTables) members(c *nftables.Conn, st *state, name string) ([]nftRange
 func byFamily(entries []Entry) [2][]Entry {
 	var out [2][]Entry
 	for _, e := range entries {
-		e.Addr = e.Addr.Unmap()
-		if e.Addr.Is6() {
+		if e.Net.Addr().Is4In6() {
+			e.Net = netip.PrefixFrom(e.Net.Addr().Unmap(), max(e.Net.Bits()-96, 0))
+		}
+		if e.Net.Addr().Is6() {
 			out[1] = append(out[1], e)
 		} else {
 			out[0] = append(out[0], e)
@@ -484,16 +515,34 @@ func byFamily(entries []Entry) [2][]Entry {
 	return out
 }
 
-func covered(have []nftRange, a netip.Addr) (nftRange, bool) {
+// covered returns the range of have that holds all of the network p.
+func covered(have []nftRange, p netip.Prefix) (nftRange, bool) {
+	a, last := p.Masked().Addr(), lastOf(p)
 	i, _ := slices.BinarySearchFunc(have, a, func(r nftRange, a netip.Addr) int { return r.start.Compare(a) })
 	// have is sorted by start: the range holding a starts at a or before.
-	if i < len(have) && have[i].start == a {
+	if i < len(have) && have[i].start == a && have[i].contains(last) {
 		return have[i], true
 	}
-	if i > 0 && have[i-1].contains(a) {
+	if i > 0 && have[i-1].contains(a) && have[i-1].contains(last) {
 		return have[i-1], true
 	}
 	return nftRange{}, false
+}
+
+// within returns the ranges of have that lie inside the network p and are
+// not p's own range (a narrower ban that a wider one replaces).
+func within(have []nftRange, p netip.Prefix) []nftRange {
+	own := rangeOf(p)
+	var out []nftRange
+	for _, r := range have {
+		if !p.Contains(r.start) || r.start == own.start && r.end == own.end {
+			continue
+		}
+		if !own.end.IsValid() || r.end.IsValid() && r.end.Compare(own.end) <= 0 {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // write makes the local sets hold entries with fresh timeouts. With
@@ -510,36 +559,42 @@ func (n *NFTables) write(c *nftables.Conn, st *state, entries []Entry, exact boo
 		if err != nil {
 			return err
 		}
-		want := map[netip.Addr]bool{}
+		want := map[netip.Prefix]bool{}
 		for _, e := range fams[i] {
-			want[e.Addr] = true
+			want[e.Net.Masked()] = true
 		}
 		if exact {
 			for _, r := range have {
-				if a, ok := r.addr(); ok && want[a] {
+				if p, ok := r.prefix(); ok && want[p] {
 					continue
 				}
 				if err := b.put(s, r.elems(0), nil); err != nil {
 					return err
 				}
 			}
-			// What stays is the single addresses wanted.
-			have = slices.DeleteFunc(have, func(r nftRange) bool { a, ok := r.addr(); return !ok || !want[a] })
+			// What stays is the networks wanted.
+			have = slices.DeleteFunc(have, func(r nftRange) bool { p, ok := r.prefix(); return !ok || !want[p] })
 		}
-		seen := map[netip.Addr]bool{}
+		seen := map[netip.Prefix]bool{}
 		for _, e := range fams[i] {
-			if seen[e.Addr] {
+			if seen[e.Net] {
 				continue
 			}
-			seen[e.Addr] = true
-			r := rangeOf(e.Addr)
+			seen[e.Net] = true
+			r := rangeOf(e.Net)
 			var del []nftables.SetElement
-			if h, ok := covered(have, e.Addr); ok {
-				if _, single := h.addr(); !single {
+			if h, ok := covered(have, e.Net); ok {
+				if p, ok := h.prefix(); !ok || p != e.Net.Masked() {
 					continue // inside a wider ban: banned already
 				}
 				// Delete and add in one transaction: a new timeout, no gap.
 				del = r.elems(0)
+			} else {
+				// Narrower bans inside the network give way to it (an
+				// interval set holds no overlapping elements).
+				for _, w := range within(have, e.Net) {
+					del = append(del, w.elems(0)...)
+				}
 			}
 			if err := b.put(s, del, r.elems(nftTimeout(e.TTL))); err != nil {
 				return err
@@ -571,7 +626,7 @@ func (n *NFTables) check(c *nftables.Conn, entries []Entry) error {
 		}
 		missing := 0
 		for _, e := range fam {
-			if _, ok := covered(have, e.Addr); !ok {
+			if _, ok := covered(have, e.Net); !ok {
 				missing++
 			}
 		}
@@ -713,14 +768,14 @@ func (n *NFTables) Extend(entries []Entry) error { return n.put(entries, true) }
 func (n *NFTables) blind(c *nftables.Conn, entries []Entry, del, add bool) error {
 	b := n.newBatch(c)
 	sets := [2]*nftables.Set{n.set(n.kind, false), n.set(n.kind, true)}
-	seen := map[netip.Addr]bool{}
+	seen := map[netip.Prefix]bool{}
 	for i, fam := range byFamily(entries) {
 		for _, e := range fam {
-			if seen[e.Addr] {
+			if seen[e.Net] {
 				continue
 			}
-			seen[e.Addr] = true
-			r := rangeOf(e.Addr)
+			seen[e.Net] = true
+			r := rangeOf(e.Net)
 			var d, a []nftables.SetElement
 			if del {
 				d = r.elems(0)
@@ -770,7 +825,7 @@ func (n *NFTables) put(entries []Entry, extend bool) (err error) {
 
 // Delete implements Backend: it lifts the addresses' own elements from the
 // local sets (a wider range holding one stays).
-func (n *NFTables) Delete(addrs []netip.Addr) (err error) {
+func (n *NFTables) Delete(addrs []netip.Prefix) (err error) {
 	if len(addrs) == 0 {
 		return nil
 	}
@@ -783,7 +838,7 @@ func (n *NFTables) Delete(addrs []netip.Addr) (err error) {
 	defer n.keep(&err)
 	entries := make([]Entry, len(addrs))
 	for i, a := range addrs {
-		entries[i] = Entry{Addr: a}
+		entries[i] = Entry{Net: a}
 	}
 	if n.blind(c, entries, true, false) == nil {
 		return nil
@@ -801,15 +856,15 @@ func (n *NFTables) Delete(addrs []netip.Addr) (err error) {
 		if err != nil {
 			return err
 		}
-		done := map[netip.Addr]bool{}
+		done := map[netip.Prefix]bool{}
 		for _, a := range addrs {
-			a = a.Unmap()
-			if a.Is6() != v6 || done[a] {
+			a = a.Masked()
+			if a.Addr().Is6() != v6 || done[a] {
 				continue
 			}
 			done[a] = true
 			if h, ok := covered(have, a); ok {
-				if _, single := h.addr(); single {
+				if p, ok := h.prefix(); ok && p == a {
 					if err := b.put(s, h.elems(0), nil); err != nil {
 						return err
 					}
@@ -820,7 +875,7 @@ func (n *NFTables) Delete(addrs []netip.Addr) (err error) {
 	return b.flush()
 }
 
-// held returns the single-address members of the local sets.
+// held returns the members of the local sets that are one network each.
 func (n *NFTables) held() (out []Entry, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -839,8 +894,8 @@ func (n *NFTables) held() (out []Entry, err error) {
 			return nil, err
 		}
 		for _, r := range have {
-			if a, ok := r.addr(); ok {
-				out = append(out, Entry{Addr: a, TTL: r.expires})
+			if p, ok := r.prefix(); ok {
+				out = append(out, Entry{Net: p, TTL: r.expires})
 			}
 		}
 	}
@@ -848,14 +903,14 @@ func (n *NFTables) held() (out []Entry, err error) {
 }
 
 // List implements Backend.
-func (n *NFTables) List() ([]netip.Addr, error) {
+func (n *NFTables) List() ([]netip.Prefix, error) {
 	held, err := n.held()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]netip.Addr, 0, len(held))
+	out := make([]netip.Prefix, 0, len(held))
 	for _, e := range held {
-		out = append(out, e.Addr)
+		out = append(out, e.Net)
 	}
 	return sortAddrs(out), nil
 }
@@ -901,7 +956,7 @@ func (n *NFTables) Repair(entries []Entry) (notes []string, err error) {
 		for _, e := range fam {
 			// A ban about to end may have left the set by the kernel's
 			// own timeout: that is no loss.
-			if _, ok := covered(have, e.Addr); !ok && e.TTL > time.Second {
+			if _, ok := covered(have, e.Net); !ok && e.TTL > time.Second {
 				lost = append(lost, e)
 				k++
 			}

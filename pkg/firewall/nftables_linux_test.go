@@ -145,7 +145,7 @@ func TestNFTablesReal(t *testing.T) {
 
 	b := mustNew(t, "nftables", "nftables")
 	for range 2 { // twice: nothing doubled
-		if err := b.Sync([]Entry{{Addr: v4a, TTL: time.Hour}, {Addr: v6a, TTL: time.Hour}}); err != nil {
+		if err := b.Sync([]Entry{{Net: Single(v4a), TTL: time.Hour}, {Net: Single(v6a), TTL: time.Hour}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -159,7 +159,7 @@ func TestNFTablesReal(t *testing.T) {
 	// Strays (an address, a prefix, a rule) go at Sync.
 	run(t, "nft", "add element inet qwtest local-v4 { 192.0.2.55, 203.0.113.0/24 }")
 	run(t, "nft", "add rule inet qwtest input tcp dport 22 accept")
-	if err := b.Sync([]Entry{{Addr: v4a, TTL: time.Hour}, {Addr: v6a, TTL: time.Hour}}); err != nil {
+	if err := b.Sync([]Entry{{Net: Single(v4a), TTL: time.Hour}, {Net: Single(v6a), TTL: time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
 	v = readNFT(t, "qwtest")
@@ -169,21 +169,21 @@ func TestNFTablesReal(t *testing.T) {
 	// Adjacent addresses are elements of their own; deleting one keeps
 	// the other.
 	adj := netip.MustParseAddr("198.51.100.242")
-	if err := b.Add([]Entry{{Addr: adj, TTL: time.Hour}, {Addr: v4a, TTL: time.Hour}, {Addr: adj, TTL: time.Hour}}); err != nil {
+	if err := b.Add([]Entry{{Net: Single(adj), TTL: time.Hour}, {Net: Single(v4a), TTL: time.Hour}, {Net: Single(adj), TTL: time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
 	wantList(t, b, v4a, adj, v6a)
-	if err := b.Delete([]netip.Addr{adj, adj, netip.MustParseAddr("198.51.100.5")}); err != nil {
+	if err := b.Delete(nets(adj, adj, netip.MustParseAddr("198.51.100.5"))); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Delete([]netip.Addr{adj}); err != nil { // absent: fine
+	if err := b.Delete(nets(adj)); err != nil { // absent: fine
 		t.Fatal(err)
 	}
 	wantList(t, b, v4a, v6a)
 
 	// The kernel's timeout is the safety net: an element lives its TTL
 	// plus a second, even if no one deletes it.
-	if err := b.Add([]Entry{{Addr: v4b, TTL: time.Second}, {Addr: v6b, TTL: time.Second}}); err != nil {
+	if err := b.Add([]Entry{{Net: Single(v4b), TTL: time.Second}, {Net: Single(v6b), TTL: time.Second}}); err != nil {
 		t.Fatal(err)
 	}
 	wantList(t, b, v4b, v4a, v6b, v6a)
@@ -199,7 +199,7 @@ func TestNFTablesReal(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// Extend restarts the kernel timeout.
-	if err := b.Extend([]Entry{{Addr: v4a, TTL: 2 * time.Hour}}); err != nil {
+	if err := b.Extend([]Entry{{Net: Single(v4a), TTL: 2 * time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
 	wantSet(t, readNFT(t, "qwtest"), "local-v4", "198.51.100.241 timeout 7201")
@@ -207,30 +207,31 @@ func TestNFTablesReal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(held) != 2 || held[0].Addr != v4a || held[0].TTL < 2*time.Hour-time.Minute || held[0].TTL > 2*time.Hour+time.Second {
+	if len(held) != 2 || held[0].Net.Addr() != v4a || held[0].TTL < 2*time.Hour-time.Minute || held[0].TTL > 2*time.Hour+time.Second {
 		t.Fatalf("Held: %+v", held)
 	}
 
 	// An address inside a wider element is banned already: no error.
 	run(t, "nft", "add element inet qwtest local-v4 { 192.0.2.0/24 }")
-	if err := b.Add([]Entry{{Addr: netip.MustParseAddr("192.0.2.9"), TTL: time.Hour}}); err != nil {
+	if err := b.Add([]Entry{{Net: Single(netip.MustParseAddr("192.0.2.9")), TTL: time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Delete([]netip.Addr{netip.MustParseAddr("192.0.2.9")}); err != nil {
+	if err := b.Delete(nets(netip.MustParseAddr("192.0.2.9"))); err != nil {
 		t.Fatal(err)
 	}
 	wantSet(t, readNFT(t, "qwtest"), "local-v4", "192.0.2.0/24", "198.51.100.241 timeout 7201")
 
-	// A restarted block finds its live bans and keeps them.
+	// A restarted block finds its live bans (networks too: a prefix ban
+	// is one element) and keeps them.
 	b2 := mustNew(t, "nftables", "nftables")
 	held, err = b2.Held()
-	if err != nil || len(held) != 2 {
+	if err != nil || len(held) != 3 {
 		t.Fatalf("Held after restart: %+v %v", held, err)
 	}
 	if err := b2.Sync(held); err != nil {
 		t.Fatal(err)
 	}
-	wantList(t, b2, v4a, v6a)
+	wantNets(t, b2, Single(v4a), Single(v6a), netip.MustParsePrefix("192.0.2.0/24"))
 
 	if got := run(t, "nft", "list table inet other"); got != other {
 		t.Fatalf("other table changed:\n%s\nwas:\n%s", got, other)
@@ -238,7 +239,7 @@ func TestNFTablesReal(t *testing.T) {
 
 	// Another tool flushes our chain, our set, the whole ruleset, deletes
 	// our table: Repair puts everything back, and says so.
-	live := []Entry{{Addr: v4a, TTL: time.Hour}, {Addr: v6a, TTL: time.Hour}}
+	live := []Entry{{Net: Single(v4a), TTL: time.Hour}, {Net: Single(v6a), TTL: time.Hour}}
 	for _, c := range []struct{ cmd, note string }{
 		{"flush chain inet qwtest input", "chain input lost 4 rules: restored"},
 		{"flush set inet qwtest local-v6", "set local-v6 lost 1 members: restored"},
@@ -270,8 +271,8 @@ func TestNFTablesReal(t *testing.T) {
 	// per dump.
 	var many []Entry
 	for i := range 5000 {
-		many = append(many, Entry{Addr: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), TTL: time.Hour})
-		many = append(many, Entry{Addr: netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 7: 1, 14: byte(i >> 8), 15: byte(i)}), TTL: time.Hour})
+		many = append(many, Entry{Net: Single(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})), TTL: time.Hour})
+		many = append(many, Entry{Net: Single(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 7: 1, 14: byte(i >> 8), 15: byte(i)})), TTL: time.Hour})
 	}
 	if err := b.Add(many); err != nil {
 		t.Fatal(err)
@@ -293,7 +294,7 @@ func TestNFTablesReal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := b.Delete([]netip.Addr{v4a, v6a}); err != nil {
+	if err := b.Delete(nets(v4a, v6a)); err != nil {
 		t.Fatal(err)
 	}
 	if v := readNFT(t, "qwtest"); v != nil {
@@ -316,7 +317,7 @@ func TestNFTablesCoexist(t *testing.T) {
 	run(t, "nft", "add rule inet other input ip saddr 198.51.100.241 accept")
 	other := run(t, "nft", "list table inet other")
 	b := mustNew(t, "nftables", "nftables")
-	if err := b.Sync([]Entry{{Addr: v4a, TTL: time.Hour}}); err != nil {
+	if err := b.Sync([]Entry{{Net: Single(v4a), TTL: time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Flush(); err != nil {
@@ -338,17 +339,20 @@ func TestNFTRanges(t *testing.T) {
 		{Key: a("198.51.100.7"), Expires: time.Second},
 		{Key: a("192.0.3.0"), IntervalEnd: true},
 		{Key: a("192.0.2.0")},
+		{Key: a("10.0.0.3"), IntervalEnd: true},
+		{Key: a("10.0.0.1")},
 	})
 	var s []string
 	for _, r := range got {
-		one, single := r.addr()
+		one, single := r.prefix()
 		s = append(s, fmt.Sprintf("%s-%s %v %v %v", r.start, r.end, r.expires, one, single))
 	}
 	want := []string{
-		"192.0.2.0-192.0.3.0 0s 192.0.2.0 false",
-		"198.51.100.7-198.51.100.8 1s 198.51.100.7 true",
-		"198.51.100.8-198.51.100.9 1m0s 198.51.100.8 true",
-		"255.255.255.255-invalid IP 0s 255.255.255.255 true",
+		"10.0.0.1-10.0.0.3 0s invalid Prefix false", // two addresses, not one network
+		"192.0.2.0-192.0.3.0 0s 192.0.2.0/24 true",
+		"198.51.100.7-198.51.100.8 1s 198.51.100.7/32 true",
+		"198.51.100.8-198.51.100.9 1m0s 198.51.100.8/32 true",
+		"255.255.255.255-invalid IP 0s 255.255.255.255/32 true",
 	}
 	if !slices.Equal(s, want) {
 		t.Fatalf("ranges:\n%s\nwant:\n%s", strings.Join(s, "\n"), strings.Join(want, "\n"))

@@ -21,7 +21,7 @@ func TestRepairReal(t *testing.T) {
 	if _, err := New("ipset", Config{Chain: "QWTEST"}); err != nil {
 		hasIPSet = false
 	}
-	live := []Entry{{Addr: v4a, TTL: time.Hour}, {Addr: v4b, TTL: time.Hour}, {Addr: v6a, TTL: time.Hour}}
+	live := []Entry{{Net: Single(v4a), TTL: time.Hour}, {Net: Single(v4b), TTL: time.Hour}, {Net: Single(v6a), TTL: time.Hour}}
 	repair := func(b Backend, want ...string) {
 		t.Helper()
 		got, err := b.Repair(live)
@@ -93,7 +93,7 @@ func TestRepairReal(t *testing.T) {
 	}
 	for _, e := range held {
 		if e.TTL < time.Hour-5*time.Second || e.TTL > time.Hour+2*time.Second {
-			t.Errorf("held %v with ttl %v", e.Addr, e.TTL)
+			t.Errorf("held %v with ttl %v", e.Net, e.TTL)
 		}
 	}
 	if err := set.Flush(); err != nil {

@@ -16,6 +16,9 @@ type rawBanAlert struct {
 	SrcIP jsoniter.RawMessage `json:"src_ip"`
 	ID    jsoniter.RawMessage `json:"id"`
 	Rule  jsoniter.RawMessage `json:"rule"`
+	// SrcPrefix is correlate's "src_prefix"; block checks it against
+	// src_ip and its own --ipv6-prefix, so a wrong one only loses itself.
+	SrcPrefix jsoniter.RawMessage `json:"src_prefix"`
 }
 
 type rawBanRule struct {
@@ -24,7 +27,8 @@ type rawBanRule struct {
 }
 
 // DecodeBanAlert decodes the fields block uses from one JSON object line
-// and ignores every other field. A rule level may be written as any
+// and ignores every other field. A src_prefix that is not a string is
+// dropped (block then computes the prefix itself), not an error. A rule level may be written as any
 // integral number (10, 10.0, 1e1) or as a string holding one ("10"); an
 // id may be a string or a number. Errors name the field and say what was
 // wanted, e.g. "rule.level: want an integer, got 10.5".
@@ -42,6 +46,9 @@ func DecodeBanAlert(line []byte) (*Alert, error) {
 		return nil, err
 	}
 	a := &Alert{Event: Event{SrcIP: src}, ID: id}
+	if p, err := text(r.SrcPrefix, "src_prefix", false); err == nil {
+		a.SrcPrefix = p
+	}
 	if isNull(r.Rule) {
 		return a, nil
 	}

@@ -40,6 +40,19 @@ func TestDecodeBanAlert(t *testing.T) {
 	}
 }
 
+func TestDecodeBanAlertSrcPrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"src_ip":"2001:db8::1","src_prefix":"2001:db8::/64","rule":{"id":"1","level":10}}`: "2001:db8::/64",
+		`{"src_ip":"2001:db8::1","src_prefix":64,"rule":{"id":"1","level":10}}`:              "",
+		`{"src_ip":"2001:db8::1","rule":{"id":"1","level":10}}`:                              "",
+	} {
+		a, err := DecodeBanAlert([]byte(in))
+		if err != nil || a.SrcPrefix != want {
+			t.Errorf("%s: %+v %v, want src_prefix %q", in, a, err, want)
+		}
+	}
+}
+
 // No message names a Go type or a library function.
 func FuzzDecodeBanAlert(f *testing.F) {
 	for _, s := range []string{`{"src_ip":"192.0.2.1","rule":{"id":"1","level":10}}`, `{"rule":{"level":1e1}}`, `{"rule":{"level":"9"}}`, `{"id":[1]}`} {

@@ -12,8 +12,10 @@ type Decision struct {
 type Ban struct {
 	// Action is add, extend, delete or skip.
 	Action string `json:"action"`
-	// IP is the address in canonical text; for a skip it is the src_ip
-	// exactly as the alert gave it (possibly not an address at all).
+	// IP is what is banned in canonical text: an address, or a network
+	// ("2001:db8::/64") for an IPv6 source banned by network; for a skip
+	// it is the src_ip exactly as the alert gave it (possibly not an
+	// address at all).
 	IP string `json:"ip,omitempty"`
 	// Until is when the ban ends (the timestamp layout of events).
 	Until    string `json:"until,omitempty"`
@@ -42,9 +44,10 @@ const DecisionTimeLayout = TimeLayout
 // every other field, so a user's filter that changed the type of a field
 // block never reads (src_port as a string, say) does not lose the alert.
 type BanAlert struct {
-	SrcIP string        `json:"src_ip"`
-	ID    string        `json:"id"`
-	Rule  *BanAlertRule `json:"rule"`
+	SrcIP     string        `json:"src_ip"`
+	SrcPrefix string        `json:"src_prefix"`
+	ID        string        `json:"id"`
+	Rule      *BanAlertRule `json:"rule"`
 }
 
 // BanAlertRule is the part of an alert's rule block uses.
@@ -55,7 +58,7 @@ type BanAlertRule struct {
 
 // Alert returns a as an Alert holding only the fields block uses.
 func (a *BanAlert) Alert() *Alert {
-	out := &Alert{Event: Event{SrcIP: a.SrcIP}, ID: a.ID}
+	out := &Alert{Event: Event{SrcIP: a.SrcIP}, ID: a.ID, SrcPrefix: a.SrcPrefix}
 	if a.Rule != nil {
 		out.Rule = &Rule{ID: a.Rule.ID, Level: a.Rule.Level}
 	}
