@@ -39,13 +39,13 @@ func testEnv() *env {
 	}
 }
 
-// testBackend is firewall.New, except that iptables and ipset are refused:
+// testBackend is firewall.New, except that iptables, ipset and nftables are refused:
 // in-process tests run in the test machine's own network namespace, whose
 // firewall they must never touch (a subcommand with no settings in its
 // state falls back to --backend's default, iptables). Tests that need them
 // run the binary in a namespace (realfw_linux_test.go).
 func testBackend(name string, cfg firewall.Config) (firewall.Backend, error) {
-	if name == "iptables" || name == "ipset" {
+	if name == "iptables" || name == "ipset" || name == "nftables" {
 		if err := firewall.CheckChain(cfg.Chain); err != nil {
 			return nil, err
 		}
