@@ -256,7 +256,10 @@ func (lab *fleetLab) startWeb(w *webHost, share string, shareArgs ...string) {
 		return b.String()
 	}
 	sargs := append([]string{"--nats", lab.urls, "--origin", w.name, "--allow", fleetAdmin}, shareArgs...)
-	bargs := []string{"--backend", "ipset", "--chain", "QWF", "--state", "", "--allow", fleetAdmin, "--timeout", "5m"}
+	// --ipv6-prefix 128: the attackers here are many addresses of the one
+	// test /64 (2001:db8::/64), each meant as a ban of its own; block's
+	// default would ban them all as the /64 at the first.
+	bargs := []string{"--backend", "ipset", "--chain", "QWF", "--state", "", "--allow", fleetAdmin, "--timeout", "5m", "--ipv6-prefix", "128"}
 	cmd := exec.Command("ip", "netns", "exec", w.ns, "sh", "-c", "exec "+share+q(sargs)+" | exec "+block+q(bargs))
 	in, err := cmd.StdinPipe()
 	if err != nil {
