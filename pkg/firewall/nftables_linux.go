@@ -680,6 +680,19 @@ func (n *NFTables) keep(err *error) {
 	n.c, n.complete = nil, false
 }
 
+// do runs fn on the lasting connection under the backend's lock, and
+// drops the connection when fn fails (keep).
+func (n *NFTables) do(fn func(c *nftables.Conn) error) (err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c, err := n.conn()
+	if err != nil {
+		return err
+	}
+	defer n.keep(&err)
+	return fn(c)
+}
+
 // widenDumps makes the kernel send dumps on c in chunks of 32 kB instead
 // of 4 kB. The kernel sizes each dump message by the largest buffer a
 // recvmsg on the socket has offered so far (at most 32 kB), and the
@@ -713,26 +726,21 @@ func widenDumps(c *netlink.Conn, rc syscall.RawConn) error {
 // Sync implements Backend: the table, sets, chains and rules as they
 // should be (our chains' other rules removed), the local sets holding
 // exactly entries, each with a fresh timeout.
-func (n *NFTables) Sync(entries []Entry) (err error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	c, err := n.conn()
-	if err != nil {
-		return err
-	}
-	defer n.keep(&err)
-	st, err := n.look(c)
-	if err != nil {
-		return err
-	}
-	if _, err := n.fix(c, st, true); err != nil {
-		return err
-	}
-	if st, err = n.look(c); err != nil {
-		return err
-	}
-	n.complete = st.complete()
-	return n.write(c, st, entries, true)
+func (n *NFTables) Sync(entries []Entry) error {
+	return n.do(func(c *nftables.Conn) error {
+		st, err := n.look(c)
+		if err != nil {
+			return err
+		}
+		if _, err := n.fix(c, st, true); err != nil {
+			return err
+		}
+		if st, err = n.look(c); err != nil {
+			return err
+		}
+		n.complete = st.complete()
+		return n.write(c, st, entries, true)
+	})
 }
 
 // ensure looks at the table and creates what is missing.
@@ -796,108 +804,98 @@ func (n *NFTables) blind(c *nftables.Conn, entries []Entry, del, add bool) error
 // dump of all of it (0.5 s per 50,000 elements), too much per batch.
 // block reads every ban back at its next check (Repair: after batches, at
 // most once a second, and every 5 s), which puts back anything lost.
-func (n *NFTables) put(entries []Entry, extend bool) (err error) {
+func (n *NFTables) put(entries []Entry, extend bool) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	c, err := n.conn()
-	if err != nil {
-		return err
-	}
-	defer n.keep(&err)
-	if !n.complete {
-		if _, err := n.ensure(c); err != nil {
+	return n.do(func(c *nftables.Conn) error {
+		if !n.complete {
+			if _, err := n.ensure(c); err != nil {
+				return err
+			}
+		}
+		if n.blind(c, entries, extend, true) == nil {
+			return nil
+		}
+		// Refused: an element clashes, or the table is not what it was.
+		st, err := n.ensure(c)
+		if err != nil {
 			return err
 		}
-	}
-	if n.blind(c, entries, extend, true) == nil {
-		return nil
-	}
-	// Refused: an element clashes, or the table is not what it was.
-	st, err := n.ensure(c)
-	if err != nil {
-		return err
-	}
-	return n.write(c, st, entries, false)
+		return n.write(c, st, entries, false)
+	})
 }
 
 // Delete implements Backend: it lifts the addresses' own elements from the
 // local sets (a wider range holding one stays).
-func (n *NFTables) Delete(addrs []netip.Prefix) (err error) {
+func (n *NFTables) Delete(addrs []netip.Prefix) error {
 	if len(addrs) == 0 {
 		return nil
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	c, err := n.conn()
-	if err != nil {
-		return err
-	}
-	defer n.keep(&err)
-	entries := make([]Entry, len(addrs))
-	for i, a := range addrs {
-		entries[i] = Entry{Net: a}
-	}
-	if n.blind(c, entries, true, false) == nil {
-		return nil
-	}
-	// Some address is absent (lifted by its kernel timeout, deleted
-	// twice) or inside a wider range: read the sets.
-	st, err := n.look(c)
-	if err != nil {
-		return err
-	}
-	b := n.newBatch(c)
-	for _, v6 := range []bool{false, true} {
-		s := n.set(n.kind, v6)
-		have, err := n.members(c, st, s.Name)
+	return n.do(func(c *nftables.Conn) error {
+		entries := make([]Entry, len(addrs))
+		for i, a := range addrs {
+			entries[i] = Entry{Net: a}
+		}
+		if n.blind(c, entries, true, false) == nil {
+			return nil
+		}
+		// Some address is absent (lifted by its kernel timeout, deleted
+		// twice) or inside a wider range: read the sets.
+		st, err := n.look(c)
 		if err != nil {
 			return err
 		}
-		done := map[netip.Prefix]bool{}
-		for _, a := range addrs {
-			a = a.Masked()
-			if a.Addr().Is6() != v6 || done[a] {
-				continue
+		b := n.newBatch(c)
+		for _, v6 := range []bool{false, true} {
+			s := n.set(n.kind, v6)
+			have, err := n.members(c, st, s.Name)
+			if err != nil {
+				return err
 			}
-			done[a] = true
-			if h, ok := covered(have, a); ok {
-				if p, ok := h.prefix(); ok && p == a {
-					if err := b.put(s, h.elems(0), nil); err != nil {
-						return err
+			done := map[netip.Prefix]bool{}
+			for _, a := range addrs {
+				a = a.Masked()
+				if a.Addr().Is6() != v6 || done[a] {
+					continue
+				}
+				done[a] = true
+				if h, ok := covered(have, a); ok {
+					if p, ok := h.prefix(); ok && p == a {
+						if err := b.put(s, h.elems(0), nil); err != nil {
+							return err
+						}
 					}
 				}
 			}
 		}
-	}
-	return b.flush()
+		return b.flush()
+	})
 }
 
 // held returns the members of the local sets that are one network each.
-func (n *NFTables) held() (out []Entry, err error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	c, err := n.conn()
-	if err != nil {
-		return nil, err
-	}
-	defer n.keep(&err)
-	st, err := n.look(c)
-	if err != nil {
-		return nil, err
-	}
-	for _, v6 := range []bool{false, true} {
-		have, err := n.members(c, st, NFTSetName(n.kind, v6))
+func (n *NFTables) held() ([]Entry, error) {
+	var out []Entry
+	err := n.do(func(c *nftables.Conn) error {
+		st, err := n.look(c)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		for _, r := range have {
-			if p, ok := r.prefix(); ok {
-				out = append(out, Entry{Net: p, TTL: r.expires})
+		for _, v6 := range []bool{false, true} {
+			have, err := n.members(c, st, NFTSetName(n.kind, v6))
+			if err != nil {
+				return err
+			}
+			for _, r := range have {
+				if p, ok := r.prefix(); ok {
+					out = append(out, Entry{Net: p, TTL: r.expires})
+				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -925,75 +923,66 @@ func (n *NFTables) Held() ([]Entry, error) { return n.held() }
 // Another tool flushing the ruleset or deleting our table is repaired
 // here.
 func (n *NFTables) Repair(entries []Entry) (notes []string, err error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	c, err := n.conn()
-	if err != nil {
-		return nil, err
-	}
-	defer n.keep(&err)
-	st, err := n.look(c)
-	if err != nil {
-		return nil, err
-	}
-	if !st.complete() {
-		if notes, err = n.fix(c, st, false); err != nil {
-			return notes, err
-		}
-		if st, err = n.look(c); err != nil {
-			return notes, err
-		}
-	}
-	n.complete = st.complete()
-	var lost []Entry
-	for i, fam := range byFamily(entries) {
-		name := NFTSetName(n.kind, i == 1)
-		have, err := n.members(c, st, name)
+	err = n.do(func(c *nftables.Conn) error {
+		st, err := n.look(c)
 		if err != nil {
-			return notes, err
+			return err
 		}
-		k := 0
-		for _, e := range fam {
-			// A ban about to end may have left the set by the kernel's
-			// own timeout: that is no loss.
-			if _, ok := covered(have, e.Net); !ok && e.TTL > time.Second {
-				lost = append(lost, e)
-				k++
+		if !st.complete() {
+			if notes, err = n.fix(c, st, false); err != nil {
+				return err
+			}
+			if st, err = n.look(c); err != nil {
+				return err
 			}
 		}
-		if k > 0 {
-			notes = append(notes, fmt.Sprintf("%s: set %s lost %d members: restored", n.what(), name, k))
+		n.complete = st.complete()
+		var lost []Entry
+		for i, fam := range byFamily(entries) {
+			name := NFTSetName(n.kind, i == 1)
+			have, err := n.members(c, st, name)
+			if err != nil {
+				return err
+			}
+			k := 0
+			for _, e := range fam {
+				// A ban about to end may have left the set by the kernel's
+				// own timeout: that is no loss.
+				if _, ok := covered(have, e.Net); !ok && e.TTL > time.Second {
+					lost = append(lost, e)
+					k++
+				}
+			}
+			if k > 0 {
+				notes = append(notes, fmt.Sprintf("%s: set %s lost %d members: restored", n.what(), name, k))
+			}
 		}
-	}
-	if len(lost) > 0 {
-		if err := n.write(c, st, lost, false); err != nil {
-			return notes, err
+		if len(lost) > 0 {
+			if err := n.write(c, st, lost, false); err != nil {
+				return err
+			}
 		}
-	}
-	return notes, nil
+		return nil
+	})
+	return notes, err
 }
 
 // Flush implements Backend: it deletes our table, with every set, chain
 // and rule in it.
-func (n *NFTables) Flush() (err error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	c, err := n.conn()
-	if err != nil {
-		return err
-	}
-	defer n.keep(&err)
-	st, err := n.look(c)
-	if err != nil {
-		return err
-	}
-	if !st.table {
+func (n *NFTables) Flush() error {
+	return n.do(func(c *nftables.Conn) error {
+		st, err := n.look(c)
+		if err != nil {
+			return err
+		}
+		if !st.table {
+			return nil
+		}
+		n.complete = false
+		c.DelTable(n.table)
+		if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("%s: delete: %w", n.what(), err)
+		}
 		return nil
-	}
-	n.complete = false
-	c.DelTable(n.table)
-	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("%s: delete: %w", n.what(), err)
-	}
-	return nil
+	})
 }
