@@ -19,7 +19,7 @@ import (
 // startSuricataOutputs is startSuricata with the outputs chosen: fast.log,
 // eve.json (the stock eve-log: alerts, flows, dns, stats, ...), or both;
 // rules is a rule file ("": the project's test rules).
-func startSuricataOutputs(t *testing.T, h hosttest.Host, dir, rules string, fast, eve bool) {
+func startSuricataOutputs(t *testing.T, h hosttest.Host, dir, rules string, fast, eve bool) *os.Process {
 	t.Helper()
 	if rules == "" {
 		rules = filepath.Join(repo, "testdata", "suricata", "quietwatch-test.rules")
@@ -63,6 +63,7 @@ func startSuricataOutputs(t *testing.T, h hosttest.Host, dir, rules string, fast
 			t.Fatalf("suricata writes %s: %v, want %v", name, err == nil, want)
 		}
 	}
+	return cmd.Process
 }
 
 // alertKey is what an alert must have the same from fast.log and eve.json.

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,40 +99,5 @@ func readFile(path string) string {
 // writing fast.log (and not eve.json, as the how-to sets it) into dir.
 func startSuricata(t *testing.T, h hosttest.Host, dir string) *os.Process {
 	t.Helper()
-	cmd := h.Command(context.Background(), "suricata",
-		"-c", "/etc/suricata/suricata.yaml",
-		"-S", filepath.Join(repo, "testdata", "suricata", "quietwatch-test.rules"),
-		"-l", dir, "--af-packet=eth0", "-k", "none",
-		"--set", "vars.address-groups.HOME_NET=[198.51.100.0/24,2001:db8::/64]",
-		"--set", "outputs.1.eve-log.enabled=no")
-	out, err := os.Create(filepath.Join(dir, "suricata.out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start suricata: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(sigterm)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		out.Close()
-	})
-	if !waitFor(30*time.Second, func() bool {
-		return strings.Contains(readFile(filepath.Join(dir, "suricata.out")), "Engine started") ||
-			strings.Contains(readFile(filepath.Join(dir, "suricata.log")), "Engine started")
-	}) {
-		t.Fatalf("suricata did not start:\n%s", readFile(filepath.Join(dir, "suricata.out")))
-	}
-	if _, err := os.Stat(filepath.Join(dir, "fast.log")); err != nil {
-		t.Fatalf("suricata writes no fast.log: %v", err)
-	}
-	return cmd.Process
+	return startSuricataOutputs(t, h, dir, "", true, false)
 }
