@@ -1,6 +1,13 @@
 // Package mail builds RFC 5322 text messages that MTAs accept whatever the
 // input held, and hands them to an MTA (sendmail or SMTP) or writes them to
-// an mbox. It knows nothing of alerts: callers give it a subject and a body.
+// an mbox. Message, the transports and Mbox know nothing of alerts: callers
+// give them a subject and a body.
+//
+// On top of them, alert mail: a Batcher groups alerts (a fixed window) and
+// applies the hourly limit, holding the excess for one digest (batch.go); a
+// Renderer lays a group out as OSSEC's mails do or through a template
+// (render.go), in several messages when one would exceed MaxMessage
+// (parts.go).
 //
 // Safety rules: nothing from a caller reaches a header raw. Header values
 // lose CR, LF and other control characters, invalid UTF-8 becomes U+FFFD,

@@ -14,6 +14,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/mail"
 	"github.com/quietwatch/quietwatch/pkg/record"
@@ -30,6 +31,7 @@ type Config struct {
 	Window     time.Duration
 	MaxPerHour int
 	Template   *template.Template // nil: the OSSEC layout
+	MaxMessage int                // a message's largest wire size (0: mail.MaxMessage; tests lower it)
 
 	SendTimeout time.Duration // a hung MTA is killed after this
 	RetryMin    time.Duration // first backoff after a failure
@@ -50,20 +52,21 @@ type Config struct {
 // closes, writes a message file; a sender goroutine hands messages over.
 type notifier struct {
 	cfg    Config
-	render renderer
+	render mail.Renderer
 	spool  *spool.Spool // nil in a dry run
 	chans  []*channel   // the transports: mail, webhooks (none in a dry run)
 	need   []string     // their names: a message is done when each is through with it
 	mbox   *mail.Mbox   // the dry run's output
 	log    *logWriter   // mail log records (nil in a dry run)
-	stderr io.Writer
-	now    func() time.Time
+	diag   command.Diag
+	now    func() time.Time // the run's clock: wall or event time
+	wall   func() time.Time // the wall clock
 	newID  func(time.Time) string
 	// sleep waits d or until ctx ends (false then): the senders' backoff.
 	sleep func(ctx context.Context, d time.Duration) bool
 
 	mu     sync.Mutex
-	b      batcher
+	b      mail.Batcher
 	seq    uint64            // entry numbers in a dry run
 	fields record.MailFields // the reader's scratch
 	err    error             // first fatal error of a timer-driven action
@@ -93,12 +96,13 @@ type channel struct {
 func newNotifier(cfg Config, sp *spool.Spool, tr mail.Transport, stdout, stderr io.Writer) *notifier {
 	n := &notifier{
 		cfg:    cfg,
-		render: renderer{host: cfg.Host, from: cfg.From, to: cfg.To, maxMails: cfg.MaxPerHour, tmpl: cfg.Template},
+		render: mail.Renderer{Host: cfg.Host, From: cfg.From, To: cfg.To, MaxMails: cfg.MaxPerHour, Template: cfg.Template, MaxSize: cfg.MaxMessage},
 		spool:  sp,
-		stderr: stderr,
+		diag:   command.Diag{Prog: "notify", W: stderr},
 		now:    time.Now,
+		wall:   time.Now,
 		sleep:  sleep,
-		b:      batcher{window: cfg.Window, max: cfg.MaxPerHour},
+		b:      mail.Batcher{Window: cfg.Window, Max: cfg.MaxPerHour},
 		wake:   make(chan struct{}, 1),
 	}
 	n.newID = n.messageID
@@ -130,6 +134,20 @@ func newNotifier(cfg Config, sp *spool.Spool, tr mail.Transport, stdout, stderr 
 			}})
 	}
 	return n
+}
+
+// use takes the clock, Message-IDs and backoff of e where it sets them.
+func (n *notifier) use(e *env) {
+	n.wall = e.Clock()
+	if !n.cfg.EventClock {
+		n.now = n.wall
+	}
+	if e.newID != nil {
+		n.newID = e.newID
+	}
+	if e.sleep != nil {
+		n.sleep = e.sleep
+	}
 }
 
 func (n *notifier) addChannel(c *channel) {
@@ -171,7 +189,7 @@ func (n *notifier) eventNow() time.Time {
 	if ns := n.evNow.Load(); ns != 0 {
 		return time.Unix(0, ns).UTC()
 	}
-	return time.Now()
+	return n.wall()
 }
 
 // advance moves the event clock to an alert's timestamp (never back).
@@ -206,7 +224,7 @@ func (n *notifier) recover() error {
 		return nil
 	}
 	st := n.spool.State()
-	n.b.sent = st.Sent
+	n.b.Sent = st.Sent
 	pending, err := n.spool.Pending()
 	if err != nil {
 		return err
@@ -217,17 +235,17 @@ func (n *notifier) recover() error {
 	err = n.spool.EachUnconsumed(func(l spool.Line) error {
 		var f record.MailFields
 		if err := record.ScanMailFields(l.Data, &f); err != nil || !f.HasRule {
-			fmt.Fprintf(n.stderr, "notify: spool journal entry %d: not an alert (skipped)\n", l.Seq)
+			n.diag.Printf("spool journal entry %d: not an alert (skipped)", l.Seq)
 			return nil
 		}
-		n.b.hold(&item{seq: l.Seq, level: f.Level, id: f.ID, raw: l.Data, borrowed: true})
+		n.b.Hold(&mail.Item{Seq: l.Seq, Level: f.Level, ID: f.ID, Raw: l.Data, Borrowed: true})
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if len(pending) > 0 || n.b.heldCount() > 0 {
-		fmt.Fprintf(n.stderr, "notify: spool: %d message(s) and %d alert(s) left by an earlier run\n", len(pending), n.b.heldCount())
+	if len(pending) > 0 || n.b.HeldCount() > 0 {
+		n.diag.Printf("spool: %d message(s) and %d alert(s) left by an earlier run", len(pending), n.b.HeldCount())
 	}
 	return nil
 }
@@ -253,7 +271,7 @@ func (n *notifier) add(line []byte, lineNo int) error {
 	n.m.read.Inc()
 	if err := record.ScanMailFields(line, f); err != nil {
 		n.m.refused.WithLabelValues("unparsable").Inc()
-		fmt.Fprintf(n.stderr, "notify: stdin:%d: %v, skipped\n", lineNo, err)
+		n.diag.Printf("stdin:%d: %v, skipped", lineNo, err)
 		return nil
 	}
 	if !n.selected(f) {
@@ -282,9 +300,9 @@ func (n *notifier) add(line []byte, lineNo int) error {
 		n.seq++
 		seq = n.seq
 	}
-	wasIdle := n.b.open == nil
-	it := &item{seq: seq, level: f.Level, id: f.ID, raw: line, borrowed: true}
-	outs := n.b.add(n.now(), it)
+	wasIdle := n.b.Idle()
+	it := &mail.Item{Seq: seq, Level: f.Level, ID: f.ID, Raw: line, Borrowed: true}
+	outs := n.b.Add(n.now(), it)
 	if wasIdle || len(outs) > 0 {
 		n.poke() // the ticker's next deadline may have changed
 	}
@@ -299,7 +317,7 @@ func (n *notifier) poke() {
 }
 
 // apply carries out the batcher's decisions. Called with n.mu held.
-func (n *notifier) apply(outs []outcome) error {
+func (n *notifier) apply(outs []mail.Outcome) error {
 	for _, o := range outs {
 		if err := n.apply1(o); err != nil {
 			return err
@@ -308,10 +326,10 @@ func (n *notifier) apply(outs []outcome) error {
 	return nil
 }
 
-func (n *notifier) apply1(o outcome) error {
+func (n *notifier) apply1(o mail.Outcome) error {
 	now := n.now()
-	ids := alertIDs(o.g.items)
-	if o.held {
+	ids := alertIDs(o.G.Items)
+	if o.Held {
 		// The record says these alerts are queued: make it true even if
 		// the process is killed right after it.
 		if n.spool != nil {
@@ -319,17 +337,17 @@ func (n *notifier) apply1(o outcome) error {
 				return err
 			}
 		}
-		n.log.write(now, record.MailInfo{Status: "queued", To: n.cfg.To, Subject: n.render.subject(o.g),
-			Alerts: ids, Omitted: o.g.more, Queued: n.b.heldCount()})
+		n.log.write(now, record.MailInfo{Status: "queued", To: n.cfg.To, Subject: n.render.Subject(o.G),
+			Alerts: ids, Omitted: o.G.More, Queued: n.b.HeldCount()})
 		return nil
 	}
-	parts, err := n.render.messages(o, now, n.newID)
+	parts, err := n.render.Messages(o, now, n.newID)
 	if err != nil {
-		fmt.Fprintf(n.stderr, "notify: template: %v (the message uses the built-in layout)\n", err)
+		n.diag.Printf("template: %v (the message uses the built-in layout)", err)
 	}
 	for k, p := range parts {
 		if n.spool == nil {
-			if err := n.mbox.Write(n.cfg.From, now, p.raw); err != nil {
+			if err := n.mbox.Write(n.cfg.From, now, p.Raw); err != nil {
 				return err
 			}
 			continue
@@ -338,15 +356,15 @@ func (n *notifier) apply1(o outcome) error {
 		// last one all of the group's: a crash between two parts leaves
 		// the alerts of the later ones in the journal (the next run
 		// mails them), none in two messages.
-		meta := spool.Meta{Upto: o.g.upto, Created: now, From: n.cfg.From, To: n.cfg.To,
-			Subject: p.msg.Subject, MessageID: p.msg.MessageID, Alerts: alertIDs(p.items), Omitted: o.g.more, Digest: o.digest}
+		meta := spool.Meta{Upto: o.G.Upto, Created: now, From: n.cfg.From, To: n.cfg.To,
+			Subject: p.Msg.Subject, MessageID: p.Msg.MessageID, Alerts: alertIDs(p.Items), Omitted: o.G.More, Digest: o.Digest}
 		if len(parts) > 1 {
 			meta.Part, meta.Parts = k+1, len(parts)
 			if k < len(parts)-1 {
-				meta.Upto, meta.Omitted = p.items[len(p.items)-1].seq, 0
+				meta.Upto, meta.Omitted = p.Items[len(p.Items)-1].Seq, 0
 			}
 		}
-		e, err := n.spool.Put(meta, p.raw)
+		e, err := n.spool.Put(meta, p.Raw)
 		if err != nil {
 			return err
 		}
@@ -355,10 +373,10 @@ func (n *notifier) apply1(o outcome) error {
 	return nil
 }
 
-func alertIDs(items []*item) []string {
+func alertIDs(items []*mail.Item) []string {
 	ids := make([]string, len(items))
 	for i, it := range items {
-		ids[i] = it.id
+		ids[i] = it.ID
 	}
 	return ids
 }
@@ -370,11 +388,11 @@ func (n *notifier) ticker(ctx context.Context) {
 	for {
 		n.mu.Lock()
 		now := n.now()
-		if err := n.apply(n.b.tick(now)); err != nil && n.err == nil {
-			fmt.Fprintf(n.stderr, "notify: %v\n", err)
+		if err := n.apply(n.b.Tick(now)); err != nil && n.err == nil {
+			n.diag.Printf("%v", err)
 			n.err = exitcode.Reported(exitcode.Failure)
 		}
-		next, ok := n.b.next(now)
+		next, ok := n.b.Next(now)
 		n.mu.Unlock()
 		wait := time.Hour
 		if ok {
@@ -403,7 +421,7 @@ func (n *notifier) syncer(ctx context.Context) {
 			return
 		case <-t.C:
 			if err := n.spool.Sync(); err != nil {
-				fmt.Fprintf(n.stderr, "notify: %v\n", err)
+				n.diag.Printf("%v", err)
 			}
 		}
 	}
@@ -465,14 +483,14 @@ func (n *notifier) sender(ctx context.Context, c *channel) {
 				break
 			}
 			n.mu.Lock()
-			queued := n.b.heldCount()
+			queued := n.b.HeldCount()
 			n.mu.Unlock()
 			n.m.retries.WithLabelValues(c.labels()...).Inc()
 			n.m.retrying.WithLabelValues(c.labels()...).Set(1)
 			rec := info("retry", e, queued, attempt, err.Error())
 			rec.Via = c.label
 			n.log.write(n.now(), rec)
-			fmt.Fprintf(n.stderr, "notify: %s%s: %v (will retry)\n", e.Meta.MessageID, via(c), err)
+			n.diag.Printf("%s%s: %v (will retry)", e.Meta.MessageID, via(c), err)
 			backoff := n.cfg.RetryMin << min(attempt-1, 30)
 			if backoff > n.cfg.RetryMax || backoff <= 0 {
 				backoff = n.cfg.RetryMax
@@ -503,7 +521,7 @@ func via(c *channel) string {
 func (n *notifier) mark(c *channel, e spool.Entry, status string, attempt int, sendErr error) {
 	final, path, err := n.spool.Mark(e.Name, c.name, status, n.need)
 	n.mu.Lock()
-	queued := n.b.heldCount()
+	queued := n.b.HeldCount()
 	if status == "failed" {
 		n.failed++
 	}
@@ -516,22 +534,22 @@ func (n *notifier) mark(c *channel, e spool.Entry, status string, attempt int, s
 	rec.Via = c.label
 	switch {
 	case err != nil && status == "sent":
-		fmt.Fprintf(n.stderr, "notify: %v (a restart would send it again%s)\n", err, via(c))
+		n.diag.Printf("%v (a restart would send it again%s)", err, via(c))
 	case err != nil && path == "":
-		fmt.Fprintf(n.stderr, "notify: %s%s: refused for good: %v; %v (it stays in the spool)\n", e.Meta.MessageID, via(c), sendErr, err)
+		n.diag.Printf("%s%s: refused for good: %v; %v (it stays in the spool)", e.Meta.MessageID, via(c), sendErr, err)
 	case status == "failed":
 		if err != nil {
-			fmt.Fprintf(n.stderr, "notify: %v\n", err)
+			n.diag.Printf("%v", err)
 		}
 		if final == "failed" {
-			fmt.Fprintf(n.stderr, "notify: %s%s: refused for good: %v (kept in %s, not sent again)\n", e.Meta.MessageID, via(c), sendErr, path)
+			n.diag.Printf("%s%s: refused for good: %v (kept in %s, not sent again)", e.Meta.MessageID, via(c), sendErr, path)
 		} else {
-			fmt.Fprintf(n.stderr, "notify: %s%s: refused for good: %v (moved to the spool's failed/ once the other transports are through with it)\n", e.Meta.MessageID, via(c), sendErr)
+			n.diag.Printf("%s%s: refused for good: %v (moved to the spool's failed/ once the other transports are through with it)", e.Meta.MessageID, via(c), sendErr)
 		}
 		rec.File = path
 	case final == "failed" && path != "":
 		// Another transport had refused it: this one was the last.
-		fmt.Fprintf(n.stderr, "notify: %s: refused for good by another transport (kept in %s)\n", e.Meta.MessageID, path)
+		n.diag.Printf("%s: refused for good by another transport (kept in %s)", e.Meta.MessageID, path)
 	}
 	n.log.write(n.now(), rec)
 }
@@ -593,17 +611,17 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 	}
 	n.mu.Lock()
 	now := n.now()
-	var outs []outcome
+	var outs []mail.Outcome
 	if n.spool == nil {
-		outs = n.b.drain(now) // the digest that would follow
+		outs = n.b.Drain(now) // the digest that would follow
 	} else {
-		outs = n.b.finish(now)
+		outs = n.b.Finish(now)
 	}
 	err = n.apply(outs)
 	if err == nil {
 		err = n.err
 	}
-	held := n.b.heldCount()
+	held := n.b.HeldCount()
 	n.mu.Unlock()
 	if err != nil {
 		return err
@@ -612,7 +630,7 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 		return nil
 	}
 	if held > 0 {
-		fmt.Fprintf(n.stderr, "notify: %d alert(s) held back by the hourly limit stay in the spool for the next run\n", held)
+		n.diag.Printf("%d alert(s) held back by the hourly limit stay in the spool for the next run", held)
 	}
 	if err := n.spool.Sync(); err != nil {
 		return err
@@ -702,7 +720,7 @@ func (n *notifier) read(in io.Reader) error {
 		case errors.As(err, &long):
 			n.m.read.Inc()
 			n.m.refused.WithLabelValues("too_long").Inc()
-			fmt.Fprintf(n.stderr, "notify: stdin:%d: %v\n", long.Line, err)
+			n.diag.Printf("stdin:%d: %v", long.Line, err)
 		case errors.Is(err, io.EOF):
 			if n.spool != nil {
 				return n.spool.Flush()
