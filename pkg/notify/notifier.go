@@ -81,18 +81,6 @@ type notifier struct {
 	m *stageMetrics
 }
 
-// channel is one transport with its own queue and sender, so that one
-// transport failing or hanging never holds up another.
-type channel struct {
-	name  string // the spool's done mark: "mail", "webhook-<digest>"
-	label string // how records and diagnostics name it ("" for mail: its records say nothing more)
-	host  string // a webhook's host[:port] (metrics)
-	send  func(ctx context.Context, e spool.Entry) error
-	// permanent reports whether err is a refusal that sending again cannot help.
-	permanent func(err error) bool
-	q         sendQueue
-}
-
 func newNotifier(cfg Config, sp *spool.Spool, tr mail.Transport, stdout, stderr io.Writer) *notifier {
 	n := &notifier{
 		cfg:    cfg,
@@ -430,140 +418,6 @@ func (n *notifier) syncer(ctx context.Context) {
 // errStopped is what the reader gets once run has returned.
 var errStopped = errors.New("stopped")
 
-// permanentTries is how many permanent failures in a row (an SMTP 5xx, a
-// sendmail EX_NOUSER, a webhook's 4xx, ...) make a transport give up a
-// message. More than one, so that a server answering 5xx (or 4xx) by
-// mistake for a moment (a reload, a misconfiguration fixed within
-// seconds) does not fail a message; a temporary failure in between starts
-// the count again.
-const permanentTries = 3
-
-// maxRetryAfter is the default cap of a webhook's Retry-After.
-const maxRetryAfter = time.Hour
-
-// sender hands spooled messages to one transport in order, retrying each
-// with exponential backoff (or the server's Retry-After, if longer) until
-// it is accepted, it is refused for good (permanentTries permanent
-// failures in a row: the transport gives it up and the next one goes), or
-// ctx ends (the message then stays in the spool). The spool marks the
-// message done for this transport; it leaves the spool when every
-// transport is through with it (a refusal by one moves it to failed/).
-func (n *notifier) sender(ctx context.Context, c *channel) {
-	for {
-		e, ok := c.q.pop(ctx)
-		if !ok {
-			return
-		}
-		permanent := 0
-		for attempt := 1; ; attempt++ {
-			sctx, cancel := context.WithTimeoutCause(ctx, n.cfg.SendTimeout,
-				fmt.Errorf("no answer within --send-timeout %s", n.cfg.SendTimeout))
-			err := c.send(sctx, e)
-			cancel()
-			if err == nil {
-				n.m.retrying.WithLabelValues(c.labels()...).Set(0)
-				n.m.sent.WithLabelValues(c.labels()...).Inc()
-				n.mark(c, e, "sent", attempt, nil)
-				c.q.done()
-				break
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			if c.permanent(err) {
-				permanent++
-			} else {
-				permanent = 0
-			}
-			if permanent >= permanentTries {
-				n.m.retrying.WithLabelValues(c.labels()...).Set(0)
-				n.m.failed.WithLabelValues(c.labels()...).Inc()
-				n.mark(c, e, "failed", attempt, err)
-				c.q.done()
-				break
-			}
-			n.mu.Lock()
-			queued := n.b.HeldCount()
-			n.mu.Unlock()
-			n.m.retries.WithLabelValues(c.labels()...).Inc()
-			n.m.retrying.WithLabelValues(c.labels()...).Set(1)
-			rec := info("retry", e, queued, attempt, err.Error())
-			rec.Via = c.label
-			n.log.write(n.now(), rec)
-			n.diag.Printf("%s%s: %v (will retry)", e.Meta.MessageID, via(c), err)
-			backoff := n.cfg.RetryMin << min(attempt-1, 30)
-			if backoff > n.cfg.RetryMax || backoff <= 0 {
-				backoff = n.cfg.RetryMax
-			}
-			if we := (*webhook.Error)(nil); errors.As(err, &we) && we.RetryAfter > 0 {
-				limit := n.cfg.MaxRetryAfter
-				if limit <= 0 {
-					limit = maxRetryAfter
-				}
-				backoff = max(backoff, min(we.RetryAfter, limit))
-			}
-			if !n.sleep(ctx, backoff) {
-				return
-			}
-		}
-	}
-}
-
-func via(c *channel) string {
-	if c.label == "" {
-		return ""
-	}
-	return " (" + c.label + ")"
-}
-
-// mark records the outcome of a transport's handover in the spool and the
-// mail log.
-func (n *notifier) mark(c *channel, e spool.Entry, status string, attempt int, sendErr error) {
-	final, path, err := n.spool.Mark(e.Name, c.name, status, n.need)
-	n.mu.Lock()
-	queued := n.b.HeldCount()
-	if status == "failed" {
-		n.failed++
-	}
-	n.mu.Unlock()
-	errText := ""
-	if sendErr != nil {
-		errText = sendErr.Error()
-	}
-	rec := info(status, e, queued, attempt, errText)
-	rec.Via = c.label
-	switch {
-	case err != nil && status == "sent":
-		n.diag.Printf("%v (a restart would send it again%s)", err, via(c))
-	case err != nil && path == "":
-		n.diag.Printf("%s%s: refused for good: %v; %v (it stays in the spool)", e.Meta.MessageID, via(c), sendErr, err)
-	case status == "failed":
-		if err != nil {
-			n.diag.Printf("%v", err)
-		}
-		if final == "failed" {
-			n.diag.Printf("%s%s: refused for good: %v (kept in %s, not sent again)", e.Meta.MessageID, via(c), sendErr, path)
-		} else {
-			n.diag.Printf("%s%s: refused for good: %v (moved to the spool's failed/ once the other transports are through with it)", e.Meta.MessageID, via(c), sendErr)
-		}
-		rec.File = path
-	case final == "failed" && path != "":
-		// Another transport had refused it: this one was the last.
-		n.diag.Printf("%s: refused for good by another transport (kept in %s)", e.Meta.MessageID, path)
-	}
-	n.log.write(n.now(), rec)
-}
-
-func info(status string, e spool.Entry, queued, attempt int, errText string) record.MailInfo {
-	alerts := e.Meta.Alerts
-	if alerts == nil {
-		alerts = []string{}
-	}
-	return record.MailInfo{Status: status, To: e.Meta.To, Subject: e.Meta.Subject, Alerts: alerts,
-		Omitted: e.Meta.Omitted, Queued: queued, MessageID: e.Meta.MessageID, Digest: e.Meta.Digest,
-		Part: e.Meta.Part, Parts: e.Meta.Parts, Attempt: attempt, Error: errText}
-}
-
 // run reads alerts from in until its end or ctx's, then waits (at most
 // ExitWait) for the MTA to take what is spooled.
 func (n *notifier) run(ctx context.Context, in io.Reader) error {
@@ -572,18 +426,7 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 	}
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	if n.spool != nil {
-		wg.Add(1 + len(n.chans))
-		for _, c := range n.chans {
-			go func() { defer wg.Done(); n.sender(bg, c) }()
-		}
-		go func() { defer wg.Done(); n.syncer(bg) }()
-	}
-	tickCtx, stopTick := context.WithCancel(bg)
-	if !n.cfg.EventClock { // event time moves only with the alerts
-		wg.Add(1)
-		go func() { defer wg.Done(); n.ticker(tickCtx) }()
-	}
+	stopTick := n.start(bg, &wg)
 	defer func() {
 		stopBG()
 		wg.Wait()
@@ -595,39 +438,16 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 	select {
 	case err = <-readErr:
 	case <-ctx.Done():
-		// SIGTERM: what was read is in the journal; the next run mails it.
 		stopTick()
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		n.stopped = true // the reader may still be in a read: it must not append once we return
-		if n.spool != nil {
-			return n.spool.Sync()
-		}
-		return nil
+		return n.stop()
 	}
 	stopTick()
 	if err != nil {
 		return err
 	}
-	n.mu.Lock()
-	now := n.now()
-	var outs []mail.Outcome
-	if n.spool == nil {
-		outs = n.b.Drain(now) // the digest that would follow
-	} else {
-		outs = n.b.Finish(now)
-	}
-	err = n.apply(outs)
-	if err == nil {
-		err = n.err
-	}
-	held := n.b.HeldCount()
-	n.mu.Unlock()
-	if err != nil {
+	held, err := n.endOfInput()
+	if err != nil || n.spool == nil {
 		return err
-	}
-	if n.spool == nil {
-		return nil
 	}
 	if held > 0 {
 		n.diag.Printf("%d alert(s) held back by the hourly limit stay in the spool for the next run", held)
@@ -635,6 +455,67 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 	if err := n.spool.Sync(); err != nil {
 		return err
 	}
+	if n.waitIdle(ctx, bg) {
+		return n.failedErr()
+	}
+	stopBG()
+	wg.Wait()
+	return n.leftPending(ctx, held)
+}
+
+// start starts, under bg, the senders and the journal's syncer (with a
+// spool) and the ticker (on the wall clock: event time moves only with the
+// alerts). stopTick stops the ticker alone.
+func (n *notifier) start(bg context.Context, wg *sync.WaitGroup) (stopTick func()) {
+	if n.spool != nil {
+		wg.Add(1 + len(n.chans))
+		for _, c := range n.chans {
+			go func() { defer wg.Done(); n.sender(bg, c) }()
+		}
+		go func() { defer wg.Done(); n.syncer(bg) }()
+	}
+	tickCtx, stopTick := context.WithCancel(bg)
+	if !n.cfg.EventClock {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.ticker(tickCtx) }()
+	}
+	return stopTick
+}
+
+// stop ends a run cut short (SIGTERM): what was read is in the journal;
+// the next run mails it.
+func (n *notifier) stop() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.stopped = true // the reader may still be in a read: it must not append once run returns
+	if n.spool != nil {
+		return n.spool.Sync()
+	}
+	return nil
+}
+
+// endOfInput closes the open group at once (a dry run also writes the
+// digest that would follow) and returns how many alerts the hourly limit
+// still holds back.
+func (n *notifier) endOfInput() (held int, err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := n.now()
+	var outs []mail.Outcome
+	if n.spool == nil {
+		outs = n.b.Drain(now) // the digest that would follow
+	} else {
+		outs = n.b.Finish(now)
+	}
+	if err := n.apply(outs); err != nil {
+		return 0, err
+	}
+	return n.b.HeldCount(), n.err
+}
+
+// waitIdle waits until every transport has taken what is queued for it
+// (true), or ExitWait passes or ctx ends (false).
+func (n *notifier) waitIdle(ctx, bg context.Context) bool {
 	wait := time.NewTimer(n.cfg.ExitWait)
 	defer wait.Stop()
 	idle := make(chan struct{})
@@ -650,12 +531,17 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 	}()
 	select {
 	case <-idle:
-		return n.failedErr()
+		return true
 	case <-ctx.Done():
 	case <-wait.C:
 	}
-	stopBG()
-	wg.Wait()
+	return false
+}
+
+// leftPending writes a "pending" record for each message the transports
+// did not take in time (the senders stopped): they stay in the spool for
+// the next run. Exit 75 unless ctx ended (SIGTERM is a normal end).
+func (n *notifier) leftPending(ctx context.Context, held int) error {
 	left, err := n.spool.Pending()
 	if err != nil {
 		return err
@@ -670,36 +556,6 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 		return nil
 	}
 	return exitcode.Errorf(exitcode.TempFail, "%d message(s) not accepted by %s within --exit-wait %s: they stay in the spool for the next run", len(left), n.who(), n.cfg.ExitWait)
-}
-
-// who names the transports in messages: "the MTA", "a webhook" or both.
-func (n *notifier) who() string {
-	mail, hooks := false, false
-	for _, c := range n.chans {
-		if c.label == "" {
-			mail = true
-		} else {
-			hooks = true
-		}
-	}
-	switch {
-	case mail && hooks:
-		return "the MTA or a webhook"
-	case hooks:
-		return "a webhook"
-	}
-	return "the MTA"
-}
-
-// failedErr is run's result when everything else went well: exit 1 if a
-// message was refused for good.
-func (n *notifier) failedErr() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.failed == 0 {
-		return nil
-	}
-	return exitcode.Errorf(exitcode.Failure, "%d message(s) refused for good by %s: kept in the spool's failed/ directory, not sent again", n.failed, n.who())
 }
 
 // read feeds the input's lines to add, flushing the journal whenever the
@@ -759,67 +615,4 @@ func (l *logWriter) write(now time.Time, m record.MailInfo) {
 	if l.w.WriteLine(rec) == nil {
 		l.w.Flush() //nolint:errcheck // a closed stdout must not stop the mail
 	}
-}
-
-// sendQueue is the sender's queue of spooled messages: unbounded, so the
-// reader never waits for it.
-type sendQueue struct {
-	mu     sync.Mutex
-	items  []spool.Entry
-	busy   int           // queued plus in flight
-	signal chan struct{} // a push happened
-	idle   chan struct{} // closed while busy == 0
-}
-
-func (q *sendQueue) init() {
-	q.signal = make(chan struct{}, 1)
-	q.idle = make(chan struct{})
-	close(q.idle)
-}
-
-func (q *sendQueue) push(e spool.Entry) {
-	q.mu.Lock()
-	q.items = append(q.items, e)
-	if q.busy == 0 {
-		q.idle = make(chan struct{})
-	}
-	q.busy++
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (q *sendQueue) pop(ctx context.Context) (spool.Entry, bool) {
-	for {
-		q.mu.Lock()
-		if len(q.items) > 0 {
-			e := q.items[0]
-			q.items = q.items[1:]
-			q.mu.Unlock()
-			return e, true
-		}
-		q.mu.Unlock()
-		select {
-		case <-q.signal:
-		case <-ctx.Done():
-			return spool.Entry{}, false
-		}
-	}
-}
-
-func (q *sendQueue) done() {
-	q.mu.Lock()
-	q.busy--
-	if q.busy == 0 {
-		close(q.idle)
-	}
-	q.mu.Unlock()
-}
-
-func (q *sendQueue) idleCh() <-chan struct{} {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.idle
 }
