@@ -19,7 +19,9 @@ package mail
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
+	"io"
 	"mime"
 	"mime/quotedprintable"
 	"net/mail"
@@ -337,4 +339,25 @@ func writeQP(b *bytes.Buffer, body string) {
 		b.Bytes()[b.Len()-1] = '\n'
 		out = out[i+2:]
 	}
+}
+
+// BodyText returns the body of a message Bytes rendered, decoded to
+// plain text (LF line ends, no trailing newline); "" if msg is no message.
+func BodyText(msg []byte) string {
+	m, err := mail.ReadMessage(bytes.NewReader(msg))
+	if err != nil {
+		return ""
+	}
+	var r io.Reader = m.Body
+	switch strings.ToLower(m.Header.Get("Content-Transfer-Encoding")) {
+	case "quoted-printable":
+		r = quotedprintable.NewReader(r)
+	case "base64":
+		r = base64.NewDecoder(base64.StdEncoding, r)
+	}
+	body, err := io.ReadAll(r)
+	if err != nil && len(body) == 0 {
+		return ""
+	}
+	return strings.TrimRight(strings.ReplaceAll(string(body), "\r\n", "\n"), "\n")
 }
