@@ -2,10 +2,10 @@
 // Lines from correlate) and mails the ones that matter, grouped and
 // rate-limited, through sendmail or SMTP, without ever making the pipe wait
 // for the MTA. Every message is spooled on disk before it is handed over.
-// The package holds the flags and the wiring (main.go) and the loop: intake
-// and timers (notifier.go), one sender per transport (sender.go); grouping,
-// the hourly limit and the messages' layout are pkg/mail's. See
-// docs/notify.md.
+// The package holds the flags and the wiring (main.go) and the loop: a run's
+// start, timers and end (notifier.go), the reader's intake (intake.go), one
+// sender per transport (sender.go); grouping, the hourly limit and the
+// messages' layout are pkg/mail's. See docs/notify.md.
 package notify
 
 import (
