@@ -1,6 +1,13 @@
 // Package mail builds RFC 5322 text messages that MTAs accept whatever the
 // input held, and hands them to an MTA (sendmail or SMTP) or writes them to
-// an mbox. It knows nothing of alerts: callers give it a subject and a body.
+// an mbox. Message, the transports and Mbox know nothing of alerts: callers
+// give them a subject and a body.
+//
+// On top of them, alert mail: a Batcher groups alerts (a fixed window) and
+// applies the hourly limit, holding the excess for one digest (batch.go); a
+// Renderer lays a group out as OSSEC's mails do or through a template
+// (render.go), in several messages when one would exceed MaxMessage
+// (parts.go).
 //
 // Safety rules: nothing from a caller reaches a header raw. Header values
 // lose CR, LF and other control characters, invalid UTF-8 becomes U+FFFD,
@@ -12,7 +19,9 @@ package mail
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
+	"io"
 	"mime"
 	"mime/quotedprintable"
 	"net/mail"
@@ -330,4 +339,25 @@ func writeQP(b *bytes.Buffer, body string) {
 		b.Bytes()[b.Len()-1] = '\n'
 		out = out[i+2:]
 	}
+}
+
+// BodyText returns the body of a message Bytes rendered, decoded to
+// plain text (LF line ends, no trailing newline); "" if msg is no message.
+func BodyText(msg []byte) string {
+	m, err := mail.ReadMessage(bytes.NewReader(msg))
+	if err != nil {
+		return ""
+	}
+	var r io.Reader = m.Body
+	switch strings.ToLower(m.Header.Get("Content-Transfer-Encoding")) {
+	case "quoted-printable":
+		r = quotedprintable.NewReader(r)
+	case "base64":
+		r = base64.NewDecoder(base64.StdEncoding, r)
+	}
+	body, err := io.ReadAll(r)
+	if err != nil && len(body) == 0 {
+		return ""
+	}
+	return strings.TrimRight(strings.ReplaceAll(string(body), "\r\n", "\n"), "\n")
 }

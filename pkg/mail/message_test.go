@@ -261,3 +261,18 @@ func FuzzText(f *testing.F) {
 		}
 	})
 }
+
+// TestBodyText: the body of a rendered message comes back as the text it
+// was given, whether it went out as 7bit or quoted-printable; no message
+// gives "".
+func TestBodyText(t *testing.T) {
+	for _, body := range []string{"plain ascii\nsecond line\n", "caf\u00e9 =3D " + strings.Repeat("x", 1200) + "\n"} {
+		m := &Message{From: "quietwatch@vm", To: []string{"root"}, Date: date, MessageID: "1.a@vm", Subject: "s", Body: body}
+		if got, want := BodyText(m.Bytes()), strings.TrimRight(body, "\n"); got != want {
+			t.Errorf("BodyText = %.80q, want %.80q", got, want)
+		}
+	}
+	if got := BodyText([]byte("no header line\n")); got != "" {
+		t.Errorf("BodyText of no message = %q", got)
+	}
+}

@@ -47,7 +47,7 @@ func BenchmarkIntake(b *testing.B) {
 			b.Fatal(err)
 		}
 		code := run(context.Background(), []string{"notify", "--to", "root", "--spool", dir, "--exit-wait", "0s", "--min-level", "0"},
-			bytes.NewReader(in.Bytes()), io.Discard, io.Discard, &hooks{transport: blockedMTA{}})
+			bytes.NewReader(in.Bytes()), io.Discard, io.Discard, &env{transport: blockedMTA{}})
 		if code != 75 {
 			b.Fatalf("exit %d", code)
 		}

@@ -187,7 +187,7 @@ func TestMTAFailures(t *testing.T) {
 		done <- run(context.Background(), []string{"notify", "--to", "root", "--sendmail", sm.path,
 			"--spool", t.TempDir(), "--group-window", "100ms", "--max-per-hour", "0",
 			"--send-timeout", "300ms", "--retry-min", "20ms", "--retry-max", "200ms", "--exit-wait", "60s"},
-			pr, &stdout, &stderr, nil)
+			pr, &stdout, &stderr, &env{})
 	}()
 	var want []string
 	feed := func(prefix string, n int) {
@@ -282,7 +282,7 @@ func TestKill9(t *testing.T) {
 	sm.set(t, "ok")
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), []string{"notify", "--to", "root", "--sendmail", sm.path, "--spool", spoolDir,
-		"--group-window", "0", "--max-per-hour", "0"}, strings.NewReader(""), &out, &errOut, nil)
+		"--group-window", "0", "--max-per-hour", "0"}, strings.NewReader(""), &out, &errOut, &env{})
 	if code != 0 {
 		t.Fatalf("restart: exit %d: %s", code, errOut.String())
 	}
@@ -306,7 +306,7 @@ func TestSIGTERM(t *testing.T) {
 		var stdout, stderr syncBuffer
 		go func() {
 			done <- run(ctx, []string{"notify", "--to", "root", "--spool", dir, "--group-window", "0", "--max-per-hour", "2"},
-				pr, &stdout, &stderr, &hooks{transport: blockedMTA{}})
+				pr, &stdout, &stderr, &env{transport: blockedMTA{}})
 		}()
 		for i := range 5 {
 			tag := fmt.Sprintf("s%d", i)
@@ -326,7 +326,7 @@ func TestSIGTERM(t *testing.T) {
 	mta := &fakeMTA{}
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"notify", "--to", "root", "--spool", dir, "--max-per-hour", "0"},
-		strings.NewReader(""), &out, &errOut, &hooks{transport: mta}); code != 0 {
+		strings.NewReader(""), &out, &errOut, &env{transport: mta}); code != 0 {
 		t.Fatalf("restart: exit %d: %s", code, errOut.String())
 	}
 	got := map[string]int{}
@@ -398,7 +398,7 @@ func TestKill9DuringSendmail(t *testing.T) {
 	}
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), []string{"notify", "--to", "root", "--sendmail", sm.path, "--spool", spoolDir},
-		strings.NewReader(""), &out, &errOut, nil)
+		strings.NewReader(""), &out, &errOut, &env{})
 	if code != 0 {
 		t.Fatalf("restart: exit %d: %s", code, errOut.String())
 	}

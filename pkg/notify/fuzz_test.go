@@ -26,7 +26,7 @@ func FuzzAlert(f *testing.F) {
 		}
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), []string{"notify", "--dry-run", "--to", "root", "--hostname", host},
-			bytes.NewReader(append(line, '\n')), &stdout, &stderr, fixedHooks())
+			bytes.NewReader(append(line, '\n')), &stdout, &stderr, fixedEnv())
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr.String())
 		}

@@ -2,7 +2,10 @@
 // Lines from correlate) and mails the ones that matter, grouped and
 // rate-limited, through sendmail or SMTP, without ever making the pipe wait
 // for the MTA. Every message is spooled on disk before it is handed over.
-// See docs/notify.md.
+// The package holds the flags and the wiring (main.go) and the loop: a run's
+// start, timers and end (notifier.go), the reader's intake (intake.go), one
+// sender per transport (sender.go); grouping, the hourly limit and the
+// messages' layout are pkg/mail's. See docs/notify.md.
 package notify
 
 import (
@@ -12,9 +15,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/template"
 	"time"
 
@@ -48,18 +49,27 @@ const usageText = `notify --to ADDRESS [options] < alerts.jsonl
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := command.SignalContext(context.Background())
 	defer stop()
-	return run(ctx, args, stdin, stdout, stderr, nil)
+	hooks, stopHooks := command.ProcessHooks()
+	defer stopHooks()
+	return run(ctx, args, stdin, stdout, stderr, &env{Hooks: hooks})
 }
 
-// hooks let tests replace the clock and the transport.
-type hooks struct {
-	now       func() time.Time
-	newID     func(time.Time) string
-	transport mail.Transport
-	sleep     func(context.Context, time.Duration) bool
+// env is what a run takes from outside besides its streams and flags: the
+// clock and SIGHUP (Main's come from the process; nil Hup: no SIGHUP
+// handling), and what tests replace. A nil field is the real thing.
+type env struct {
+	command.Hooks
+	newID     func(time.Time) string                          // Message-IDs (nil: time and random bytes)
+	transport mail.Transport                                  // instead of --sendmail or --smtp
+	sleep     func(ctx context.Context, d time.Duration) bool // the senders' backoff
+	// maxMessage lowers mail.MaxMessage (tests of messages in parts).
+	maxMessage int
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, h *hooks) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, e *env) int {
+	if e == nil {
+		e = &env{}
+	}
 	host, _ := os.Hostname()
 	app := &cli.App{
 		Name:      "notify",
@@ -89,7 +99,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},
 			&cli.StringFlag{Name: "webhook-ca", Usage: "trust only the CA certificates in PEM `FILE` for webhooks (default: the system's)"},
 		},
-		Action: func(c *cli.Context) error { return action(c, stdin, stdout, stderr, h) },
+		Action: func(c *cli.Context) error { return action(c, stdin, stdout, stderr, e) },
 	}
 	return command.Run(ctx, app, args, stdin, stdout, stderr)
 }
@@ -99,41 +109,124 @@ func loadTemplate(file string) (*template.Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--template: %w", err)
 	}
-	t, err := ParseTemplate(file, string(text))
+	t, err := mail.ParseTemplate(file, string(text))
 	if err != nil {
 		return nil, fmt.Errorf("--template: %w", err)
 	}
 	return t, nil
 }
 
-func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks) error {
-	if c.NArg() > 0 {
-		return command.UsageErrorf("unexpected argument %q: notify reads alerts from stdin", c.Args().First())
-	}
-	to := c.StringSlice("to")
-	hooks, err := webhooks(c, stderr)
+// action wires the stage from its flags and runs it.
+func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, e *env) error {
+	diag := command.Diag{Prog: "notify", W: stderr}
+	cfg, err := config(c, diag)
 	if err != nil {
 		return err
 	}
-	if len(to) == 0 && len(hooks) == 0 {
-		return command.UsageErrorf("--to is required (or a webhook)")
+	cfg.MaxMessage = e.maxMessage
+	var tr mail.Transport
+	var sp *spool.Spool
+	if !c.Bool("dry-run") {
+		if cfg.WebhookClient, err = webhookClient(c, cfg.Webhooks); err != nil {
+			return err
+		}
+		if tr, err = transport(c, cfg, e); err != nil {
+			return err
+		}
+		if sp, err = openSpool(c); err != nil {
+			return err
+		}
+	} else {
+		cfg.Webhooks = nil
+	}
+	n := newNotifier(cfg, sp, tr, stdout, stderr)
+	n.use(e)
+	defer reloadOnHUP(e.Hup, c.String("template"), n)()
+	defer writeMetrics(c.String("metrics-file"), n)()
+	err = n.run(c.Context, stdin)
+	if sp != nil {
+		if cerr := sp.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// config checks the flags and makes them a Config (the webhooks parsed,
+// their client not yet made).
+func config(c *cli.Context, diag command.Diag) (Config, error) {
+	if c.NArg() > 0 {
+		return Config{}, command.UsageErrorf("unexpected argument %q: notify reads alerts from stdin", c.Args().First())
+	}
+	hooks, err := webhooks(c, diag)
+	if err != nil {
+		return Config{}, err
+	}
+	to, from, host, err := addresses(c, len(hooks) > 0)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := checkLimits(c); err != nil {
+		return Config{}, err
+	}
+	clock := c.String("clock")
+	if clock != "wall" && clock != "event" {
+		return Config{}, command.UsageErrorf("--clock: %q: want wall or event", clock)
+	}
+	cfg := Config{
+		EventClock: clock == "event",
+		From:       from, To: to, Host: host,
+		MinLevel: c.Int("min-level"), Window: c.Duration("group-window"), MaxPerHour: c.Int("max-per-hour"),
+		SendTimeout: c.Duration("send-timeout"), RetryMin: c.Duration("retry-min"), RetryMax: c.Duration("retry-max"),
+		ExitWait: c.Duration("exit-wait"), SyncEvery: time.Second,
+		Webhooks: hooks,
+	}
+	if cfg.SendTimeout == 0 {
+		cfg.SendTimeout = 60 * time.Second
+	}
+	if cfg.RetryMin == 0 {
+		cfg.RetryMin = time.Second
+	}
+	cfg.RetryMax = max(cfg.RetryMax, cfg.RetryMin)
+	if file := c.String("template"); file != "" {
+		t, err := loadTemplate(file)
+		if err != nil {
+			return Config{}, exitcode.New(exitcode.Config, err)
+		}
+		cfg.Template = t
+	}
+	return cfg, nil
+}
+
+// addresses returns the recipients (--to: required without a webhook),
+// the sender and the host name, checked.
+func addresses(c *cli.Context, webhooks bool) (to []string, from, host string, err error) {
+	to = c.StringSlice("to")
+	if len(to) == 0 && !webhooks {
+		return nil, "", "", command.UsageErrorf("--to is required (or a webhook)")
 	}
 	for _, t := range to {
 		if err := mail.CheckAddress(t); err != nil {
-			return command.UsageErrorf("--to: %v", err)
+			return nil, "", "", command.UsageErrorf("--to: %v", err)
 		}
 	}
-	host := c.String("hostname")
+	host = c.String("hostname")
 	if host == "" {
 		host = "localhost"
 	}
-	from := c.String("from")
+	from = c.String("from")
 	if from == "" {
 		from = "quietwatch@" + idHost(host)
 	}
 	if err := mail.CheckAddress(from); err != nil {
-		return command.UsageErrorf("--from: %v", err)
+		return nil, "", "", command.UsageErrorf("--from: %v", err)
 	}
+	return to, from, host, nil
+}
+
+// checkLimits checks the durations, the hourly limit, the transport flags
+// and --metrics-file.
+func checkLimits(c *cli.Context) error {
 	for _, f := range []string{"group-window", "send-timeout", "retry-min", "retry-max", "exit-wait"} {
 		if c.Duration(f) < 0 {
 			return command.UsageErrorf("--%s: negative duration", f)
@@ -155,125 +248,108 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h *hooks)
 			return exitcode.Errorf(exitcode.Config, "--metrics-file: %w", err)
 		}
 	}
-	clock := c.String("clock")
-	if clock != "wall" && clock != "event" {
-		return command.UsageErrorf("--clock: %q: want wall or event", clock)
-	}
-	cfg := Config{
-		EventClock: clock == "event",
-		From:       from, To: to, Host: host,
-		MinLevel: c.Int("min-level"), Window: c.Duration("group-window"), MaxPerHour: c.Int("max-per-hour"),
-		SendTimeout: c.Duration("send-timeout"), RetryMin: c.Duration("retry-min"), RetryMax: c.Duration("retry-max"),
-		ExitWait: c.Duration("exit-wait"), SyncEvery: time.Second,
-	}
-	if cfg.SendTimeout == 0 {
-		cfg.SendTimeout = 60 * time.Second
-	}
-	if cfg.RetryMin == 0 {
-		cfg.RetryMin = time.Second
-	}
-	cfg.RetryMax = max(cfg.RetryMax, cfg.RetryMin)
-	tmplFile := c.String("template")
-	if tmplFile != "" {
-		t, err := loadTemplate(tmplFile)
-		if err != nil {
-			return exitcode.New(exitcode.Config, err)
-		}
-		cfg.Template = t
-	}
+	return nil
+}
 
-	if len(hooks) > 0 && !c.Bool("dry-run") {
-		cl, err := webhook.NewClient(c.String("webhook-ca"))
-		if err != nil {
-			return exitcode.Errorf(exitcode.Config, "--webhook-ca: %w", err)
-		}
-		cfg.Webhooks, cfg.WebhookClient = hooks, cl
+// webhookClient returns the HTTPS client of the webhooks (nil without
+// any).
+func webhookClient(c *cli.Context, hooks []*webhook.Hook) (*webhook.Client, error) {
+	if len(hooks) == 0 {
+		return nil, nil
 	}
+	cl, err := webhook.NewClient(c.String("webhook-ca"))
+	if err != nil {
+		return nil, exitcode.Errorf(exitcode.Config, "--webhook-ca: %w", err)
+	}
+	return cl, nil
+}
 
-	var tr mail.Transport
-	var sp *spool.Spool
-	if !c.Bool("dry-run") {
-		switch {
-		case len(to) == 0:
-			// webhooks only
-		case h != nil && h.transport != nil:
-			tr = h.transport
-		case c.IsSet("smtp"):
-			tr = mail.SMTP{Addr: c.String("smtp"), Hello: idHost(host)}
-		default:
-			path := c.String("sendmail")
-			if err := mail.CheckSendmail(path); err != nil {
-				return exitcode.New(exitcode.Unavailable, err)
+// transport returns the mail transport: the env's, SMTP or sendmail (nil:
+// webhooks only).
+func transport(c *cli.Context, cfg Config, e *env) (mail.Transport, error) {
+	switch {
+	case len(cfg.To) == 0:
+		return nil, nil
+	case e.transport != nil:
+		return e.transport, nil
+	case c.IsSet("smtp"):
+		return mail.SMTP{Addr: c.String("smtp"), Hello: idHost(cfg.Host)}, nil
+	}
+	path := c.String("sendmail")
+	if err := mail.CheckSendmail(path); err != nil {
+		return nil, exitcode.New(exitcode.Unavailable, err)
+	}
+	return mail.Sendmail{Path: path}, nil
+}
+
+// openSpool opens --spool; another notify holding it is a temporary
+// failure.
+func openSpool(c *cli.Context) (*spool.Spool, error) {
+	sp, err := spool.Open(c.String("spool"))
+	switch {
+	case errors.Is(err, spool.ErrLocked):
+		return nil, exitcode.New(exitcode.TempFail, err)
+	case err != nil && !c.IsSet("spool"):
+		return nil, exitcode.Errorf(exitcode.Config, "--spool (default %s): %w (give --spool DIR, or --dry-run)", DefaultSpool, err)
+	case err != nil:
+		return nil, exitcode.Errorf(exitcode.Config, "--spool: %w", err)
+	}
+	return sp, nil
+}
+
+// reloadOnHUP reloads the template on each SIGHUP from hup (a broken one
+// keeps the old; without --template a SIGHUP does nothing) until the
+// returned stop is called. A SIGHUP never ends the stage.
+func reloadOnHUP(hup <-chan os.Signal, file string, n *notifier) (stop func()) {
+	if hup == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
 			}
-			tr = mail.Sendmail{Path: path}
-		}
-		sp, err = spool.Open(c.String("spool"))
-		switch {
-		case errors.Is(err, spool.ErrLocked):
-			return exitcode.New(exitcode.TempFail, err)
-		case err != nil && !c.IsSet("spool"):
-			return exitcode.Errorf(exitcode.Config, "--spool (default %s): %w (give --spool DIR, or --dry-run)", DefaultSpool, err)
-		case err != nil:
-			return exitcode.Errorf(exitcode.Config, "--spool: %w", err)
-		}
-	}
-	n := newNotifier(cfg, sp, tr, stdout, stderr)
-	if h != nil {
-		if h.now != nil && !cfg.EventClock {
-			n.now = h.now
-		}
-		if h.newID != nil {
-			n.newID = h.newID
-		}
-		if h.sleep != nil {
-			n.sleep = h.sleep
-		}
-	}
-	if h == nil {
-		// SIGHUP reloads the template (a broken one keeps the old) and
-		// never ends the stage.
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer func() {
-			signal.Stop(hup)
-			close(hup)
-		}()
-		go func() {
-			for range hup {
-				if tmplFile == "" {
-					continue
-				}
-				t, err := loadTemplate(tmplFile)
-				if err != nil {
-					fmt.Fprintf(stderr, "notify: SIGHUP: %v (keeping the old template)\n", err)
-					continue
-				}
-				n.mu.Lock()
-				n.render.tmpl = t
-				n.mu.Unlock()
+			if file == "" {
+				continue
 			}
-		}()
-	}
-	if path := c.String("metrics-file"); path != "" {
-		stopMetrics := metrics.Start(n.m.reg, path, func(err error) { fmt.Fprintf(stderr, "notify: --metrics-file: %v\n", err) })
-		defer func() {
-			if err := stopMetrics(); err != nil {
-				fmt.Fprintf(stderr, "notify: --metrics-file: %v\n", err)
+			t, err := loadTemplate(file)
+			if err != nil {
+				n.diag.Printf("SIGHUP: %v (keeping the old template)", err)
+				continue
 			}
-		}()
+			n.mu.Lock()
+			n.render.Template = t
+			n.mu.Unlock()
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
 	}
-	err = n.run(c.Context, stdin)
-	if sp != nil {
-		if cerr := sp.Close(); err == nil && cerr != nil {
-			err = cerr
+}
+
+// writeMetrics writes n's metrics to path (none if empty) every 5 s and
+// when the returned stop is called.
+func writeMetrics(path string, n *notifier) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	stopMetrics := metrics.Start(n.m.reg, path, func(err error) { n.diag.Printf("--metrics-file: %v", err) })
+	return func() {
+		if err := stopMetrics(); err != nil {
+			n.diag.Printf("--metrics-file: %v", err)
 		}
 	}
-	return err
 }
 
 // webhooks returns the webhooks of --webhook and --webhook-file, each with
 // its format.
-func webhooks(c *cli.Context, stderr io.Writer) ([]*webhook.Hook, error) {
+func webhooks(c *cli.Context, diag command.Diag) ([]*webhook.Hook, error) {
 	format := c.String("webhook-format")
 	if !webhook.ValidFormat(format) {
 		return nil, command.UsageErrorf("--webhook-format: %q: want one of %s", format, strings.Join(webhook.Formats, ", "))
@@ -302,7 +378,7 @@ func webhooks(c *cli.Context, stderr io.Writer) ([]*webhook.Hook, error) {
 	}
 	if file := c.String("webhook-file"); file != "" {
 		if st, err := os.Stat(file); err == nil && st.Mode().Perm()&0o004 != 0 {
-			fmt.Fprintf(stderr, "notify: --webhook-file %s: readable by every user (mode %04o): its tokens are no secret (chmod o-r)\n", file, st.Mode().Perm())
+			diag.Printf("--webhook-file %s: readable by every user (mode %04o): its tokens are no secret (chmod o-r)", file, st.Mode().Perm())
 		}
 		fromFile, err := webhook.ReadFile(file, format)
 		if err != nil {

@@ -45,7 +45,7 @@ func newStageMetrics(n *notifier) *stageMetrics {
 		Help: "Alerts held back by the hourly limit, to go out in a digest."}, func() float64 {
 		n.mu.Lock()
 		defer n.mu.Unlock()
-		return float64(n.b.heldCount())
+		return float64(n.b.HeldCount())
 	}))
 	for _, c := range n.chans {
 		l := c.labels()

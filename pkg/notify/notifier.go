@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/mail"
 	"github.com/quietwatch/quietwatch/pkg/record"
@@ -30,6 +30,7 @@ type Config struct {
 	Window     time.Duration
 	MaxPerHour int
 	Template   *template.Template // nil: the OSSEC layout
+	MaxMessage int                // a message's largest wire size (0: mail.MaxMessage; tests lower it)
 
 	SendTimeout time.Duration // a hung MTA is killed after this
 	RetryMin    time.Duration // first backoff after a failure
@@ -50,20 +51,21 @@ type Config struct {
 // closes, writes a message file; a sender goroutine hands messages over.
 type notifier struct {
 	cfg    Config
-	render renderer
+	render mail.Renderer
 	spool  *spool.Spool // nil in a dry run
 	chans  []*channel   // the transports: mail, webhooks (none in a dry run)
 	need   []string     // their names: a message is done when each is through with it
 	mbox   *mail.Mbox   // the dry run's output
 	log    *logWriter   // mail log records (nil in a dry run)
-	stderr io.Writer
-	now    func() time.Time
+	diag   command.Diag
+	now    func() time.Time // the run's clock: wall or event time
+	wall   func() time.Time // the wall clock
 	newID  func(time.Time) string
 	// sleep waits d or until ctx ends (false then): the senders' backoff.
 	sleep func(ctx context.Context, d time.Duration) bool
 
 	mu     sync.Mutex
-	b      batcher
+	b      mail.Batcher
 	seq    uint64            // entry numbers in a dry run
 	fields record.MailFields // the reader's scratch
 	err    error             // first fatal error of a timer-driven action
@@ -78,27 +80,16 @@ type notifier struct {
 	m *stageMetrics
 }
 
-// channel is one transport with its own queue and sender, so that one
-// transport failing or hanging never holds up another.
-type channel struct {
-	name  string // the spool's done mark: "mail", "webhook-<digest>"
-	label string // how records and diagnostics name it ("" for mail: its records say nothing more)
-	host  string // a webhook's host[:port] (metrics)
-	send  func(ctx context.Context, e spool.Entry) error
-	// permanent reports whether err is a refusal that sending again cannot help.
-	permanent func(err error) bool
-	q         sendQueue
-}
-
 func newNotifier(cfg Config, sp *spool.Spool, tr mail.Transport, stdout, stderr io.Writer) *notifier {
 	n := &notifier{
 		cfg:    cfg,
-		render: renderer{host: cfg.Host, from: cfg.From, to: cfg.To, maxMails: cfg.MaxPerHour, tmpl: cfg.Template},
+		render: mail.Renderer{Host: cfg.Host, From: cfg.From, To: cfg.To, MaxMails: cfg.MaxPerHour, Template: cfg.Template, MaxSize: cfg.MaxMessage},
 		spool:  sp,
-		stderr: stderr,
+		diag:   command.Diag{Prog: "notify", W: stderr},
 		now:    time.Now,
+		wall:   time.Now,
 		sleep:  sleep,
-		b:      batcher{window: cfg.Window, max: cfg.MaxPerHour},
+		b:      mail.Batcher{Window: cfg.Window, Max: cfg.MaxPerHour},
 		wake:   make(chan struct{}, 1),
 	}
 	n.newID = n.messageID
@@ -130,6 +121,20 @@ func newNotifier(cfg Config, sp *spool.Spool, tr mail.Transport, stdout, stderr 
 			}})
 	}
 	return n
+}
+
+// use takes the clock, Message-IDs and backoff of e where it sets them.
+func (n *notifier) use(e *env) {
+	n.wall = e.Clock()
+	if !n.cfg.EventClock {
+		n.now = n.wall
+	}
+	if e.newID != nil {
+		n.newID = e.newID
+	}
+	if e.sleep != nil {
+		n.sleep = e.sleep
+	}
 }
 
 func (n *notifier) addChannel(c *channel) {
@@ -171,7 +176,7 @@ func (n *notifier) eventNow() time.Time {
 	if ns := n.evNow.Load(); ns != 0 {
 		return time.Unix(0, ns).UTC()
 	}
-	return time.Now()
+	return n.wall()
 }
 
 // advance moves the event clock to an alert's timestamp (never back).
@@ -206,7 +211,7 @@ func (n *notifier) recover() error {
 		return nil
 	}
 	st := n.spool.State()
-	n.b.sent = st.Sent
+	n.b.Sent = st.Sent
 	pending, err := n.spool.Pending()
 	if err != nil {
 		return err
@@ -217,150 +222,19 @@ func (n *notifier) recover() error {
 	err = n.spool.EachUnconsumed(func(l spool.Line) error {
 		var f record.MailFields
 		if err := record.ScanMailFields(l.Data, &f); err != nil || !f.HasRule {
-			fmt.Fprintf(n.stderr, "notify: spool journal entry %d: not an alert (skipped)\n", l.Seq)
+			n.diag.Printf("spool journal entry %d: not an alert (skipped)", l.Seq)
 			return nil
 		}
-		n.b.hold(&item{seq: l.Seq, level: f.Level, id: f.ID, raw: l.Data, borrowed: true})
+		n.b.Hold(&mail.Item{Seq: l.Seq, Level: f.Level, ID: f.ID, Raw: l.Data, Borrowed: true})
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if len(pending) > 0 || n.b.heldCount() > 0 {
-		fmt.Fprintf(n.stderr, "notify: spool: %d message(s) and %d alert(s) left by an earlier run\n", len(pending), n.b.heldCount())
+	if len(pending) > 0 || n.b.HeldCount() > 0 {
+		n.diag.Printf("spool: %d message(s) and %d alert(s) left by an earlier run", len(pending), n.b.HeldCount())
 	}
 	return nil
-}
-
-// selected reports whether an alert is to be mailed: rule.mail decides
-// when the rule has it (alert_by_email true, no_email_alert false), the
-// level threshold otherwise.
-func (n *notifier) selected(f *record.MailFields) bool {
-	if !f.HasRule {
-		return false
-	}
-	if f.Mail >= 0 {
-		return f.Mail == 1
-	}
-	return f.Level >= n.cfg.MinLevel
-}
-
-// add takes one input line.
-func (n *notifier) add(line []byte, lineNo int) error {
-	// Intake decodes only what selection needs; the whole alert is decoded
-	// when a message shows it.
-	f := &n.fields
-	n.m.read.Inc()
-	if err := record.ScanMailFields(line, f); err != nil {
-		n.m.refused.WithLabelValues("unparsable").Inc()
-		fmt.Fprintf(n.stderr, "notify: stdin:%d: %v, skipped\n", lineNo, err)
-		return nil
-	}
-	if !n.selected(f) {
-		return nil
-	}
-	n.m.selected.Inc()
-	if n.cfg.EventClock {
-		n.advance(f.Timestamp)
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.stopped {
-		return errStopped
-	}
-	if n.err != nil { // a timer-driven action failed (the spool): stop
-		return n.err
-	}
-	var seq uint64
-	if n.spool != nil {
-		s, err := n.spool.Append(line)
-		if err != nil {
-			return err
-		}
-		seq = s
-	} else {
-		n.seq++
-		seq = n.seq
-	}
-	wasIdle := n.b.open == nil
-	it := &item{seq: seq, level: f.Level, id: f.ID, raw: line, borrowed: true}
-	outs := n.b.add(n.now(), it)
-	if wasIdle || len(outs) > 0 {
-		n.poke() // the ticker's next deadline may have changed
-	}
-	return n.apply(outs)
-}
-
-func (n *notifier) poke() {
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
-}
-
-// apply carries out the batcher's decisions. Called with n.mu held.
-func (n *notifier) apply(outs []outcome) error {
-	for _, o := range outs {
-		if err := n.apply1(o); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (n *notifier) apply1(o outcome) error {
-	now := n.now()
-	ids := alertIDs(o.g.items)
-	if o.held {
-		// The record says these alerts are queued: make it true even if
-		// the process is killed right after it.
-		if n.spool != nil {
-			if err := n.spool.Flush(); err != nil {
-				return err
-			}
-		}
-		n.log.write(now, record.MailInfo{Status: "queued", To: n.cfg.To, Subject: n.render.subject(o.g),
-			Alerts: ids, Omitted: o.g.more, Queued: n.b.heldCount()})
-		return nil
-	}
-	parts, err := n.render.messages(o, now, n.newID)
-	if err != nil {
-		fmt.Fprintf(n.stderr, "notify: template: %v (the message uses the built-in layout)\n", err)
-	}
-	for k, p := range parts {
-		if n.spool == nil {
-			if err := n.mbox.Write(n.cfg.From, now, p.raw); err != nil {
-				return err
-			}
-			continue
-		}
-		// Each part takes the journal entries up to its last alert, the
-		// last one all of the group's: a crash between two parts leaves
-		// the alerts of the later ones in the journal (the next run
-		// mails them), none in two messages.
-		meta := spool.Meta{Upto: o.g.upto, Created: now, From: n.cfg.From, To: n.cfg.To,
-			Subject: p.msg.Subject, MessageID: p.msg.MessageID, Alerts: alertIDs(p.items), Omitted: o.g.more, Digest: o.digest}
-		if len(parts) > 1 {
-			meta.Part, meta.Parts = k+1, len(parts)
-			if k < len(parts)-1 {
-				meta.Upto, meta.Omitted = p.items[len(p.items)-1].seq, 0
-			}
-		}
-		e, err := n.spool.Put(meta, p.raw)
-		if err != nil {
-			return err
-		}
-		n.push(e)
-	}
-	return nil
-}
-
-func alertIDs(items []*item) []string {
-	ids := make([]string, len(items))
-	for i, it := range items {
-		ids[i] = it.id
-	}
-	return ids
 }
 
 // ticker runs the batcher's timers until ctx ends.
@@ -370,11 +244,11 @@ func (n *notifier) ticker(ctx context.Context) {
 	for {
 		n.mu.Lock()
 		now := n.now()
-		if err := n.apply(n.b.tick(now)); err != nil && n.err == nil {
-			fmt.Fprintf(n.stderr, "notify: %v\n", err)
+		if err := n.apply(n.b.Tick(now)); err != nil && n.err == nil {
+			n.diag.Printf("%v", err)
 			n.err = exitcode.Reported(exitcode.Failure)
 		}
-		next, ok := n.b.next(now)
+		next, ok := n.b.Next(now)
 		n.mu.Unlock()
 		wait := time.Hour
 		if ok {
@@ -403,147 +277,10 @@ func (n *notifier) syncer(ctx context.Context) {
 			return
 		case <-t.C:
 			if err := n.spool.Sync(); err != nil {
-				fmt.Fprintf(n.stderr, "notify: %v\n", err)
+				n.diag.Printf("%v", err)
 			}
 		}
 	}
-}
-
-// errStopped is what the reader gets once run has returned.
-var errStopped = errors.New("stopped")
-
-// permanentTries is how many permanent failures in a row (an SMTP 5xx, a
-// sendmail EX_NOUSER, a webhook's 4xx, ...) make a transport give up a
-// message. More than one, so that a server answering 5xx (or 4xx) by
-// mistake for a moment (a reload, a misconfiguration fixed within
-// seconds) does not fail a message; a temporary failure in between starts
-// the count again.
-const permanentTries = 3
-
-// maxRetryAfter is the default cap of a webhook's Retry-After.
-const maxRetryAfter = time.Hour
-
-// sender hands spooled messages to one transport in order, retrying each
-// with exponential backoff (or the server's Retry-After, if longer) until
-// it is accepted, it is refused for good (permanentTries permanent
-// failures in a row: the transport gives it up and the next one goes), or
-// ctx ends (the message then stays in the spool). The spool marks the
-// message done for this transport; it leaves the spool when every
-// transport is through with it (a refusal by one moves it to failed/).
-func (n *notifier) sender(ctx context.Context, c *channel) {
-	for {
-		e, ok := c.q.pop(ctx)
-		if !ok {
-			return
-		}
-		permanent := 0
-		for attempt := 1; ; attempt++ {
-			sctx, cancel := context.WithTimeoutCause(ctx, n.cfg.SendTimeout,
-				fmt.Errorf("no answer within --send-timeout %s", n.cfg.SendTimeout))
-			err := c.send(sctx, e)
-			cancel()
-			if err == nil {
-				n.m.retrying.WithLabelValues(c.labels()...).Set(0)
-				n.m.sent.WithLabelValues(c.labels()...).Inc()
-				n.mark(c, e, "sent", attempt, nil)
-				c.q.done()
-				break
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			if c.permanent(err) {
-				permanent++
-			} else {
-				permanent = 0
-			}
-			if permanent >= permanentTries {
-				n.m.retrying.WithLabelValues(c.labels()...).Set(0)
-				n.m.failed.WithLabelValues(c.labels()...).Inc()
-				n.mark(c, e, "failed", attempt, err)
-				c.q.done()
-				break
-			}
-			n.mu.Lock()
-			queued := n.b.heldCount()
-			n.mu.Unlock()
-			n.m.retries.WithLabelValues(c.labels()...).Inc()
-			n.m.retrying.WithLabelValues(c.labels()...).Set(1)
-			rec := info("retry", e, queued, attempt, err.Error())
-			rec.Via = c.label
-			n.log.write(n.now(), rec)
-			fmt.Fprintf(n.stderr, "notify: %s%s: %v (will retry)\n", e.Meta.MessageID, via(c), err)
-			backoff := n.cfg.RetryMin << min(attempt-1, 30)
-			if backoff > n.cfg.RetryMax || backoff <= 0 {
-				backoff = n.cfg.RetryMax
-			}
-			if we := (*webhook.Error)(nil); errors.As(err, &we) && we.RetryAfter > 0 {
-				limit := n.cfg.MaxRetryAfter
-				if limit <= 0 {
-					limit = maxRetryAfter
-				}
-				backoff = max(backoff, min(we.RetryAfter, limit))
-			}
-			if !n.sleep(ctx, backoff) {
-				return
-			}
-		}
-	}
-}
-
-func via(c *channel) string {
-	if c.label == "" {
-		return ""
-	}
-	return " (" + c.label + ")"
-}
-
-// mark records the outcome of a transport's handover in the spool and the
-// mail log.
-func (n *notifier) mark(c *channel, e spool.Entry, status string, attempt int, sendErr error) {
-	final, path, err := n.spool.Mark(e.Name, c.name, status, n.need)
-	n.mu.Lock()
-	queued := n.b.heldCount()
-	if status == "failed" {
-		n.failed++
-	}
-	n.mu.Unlock()
-	errText := ""
-	if sendErr != nil {
-		errText = sendErr.Error()
-	}
-	rec := info(status, e, queued, attempt, errText)
-	rec.Via = c.label
-	switch {
-	case err != nil && status == "sent":
-		fmt.Fprintf(n.stderr, "notify: %v (a restart would send it again%s)\n", err, via(c))
-	case err != nil && path == "":
-		fmt.Fprintf(n.stderr, "notify: %s%s: refused for good: %v; %v (it stays in the spool)\n", e.Meta.MessageID, via(c), sendErr, err)
-	case status == "failed":
-		if err != nil {
-			fmt.Fprintf(n.stderr, "notify: %v\n", err)
-		}
-		if final == "failed" {
-			fmt.Fprintf(n.stderr, "notify: %s%s: refused for good: %v (kept in %s, not sent again)\n", e.Meta.MessageID, via(c), sendErr, path)
-		} else {
-			fmt.Fprintf(n.stderr, "notify: %s%s: refused for good: %v (moved to the spool's failed/ once the other transports are through with it)\n", e.Meta.MessageID, via(c), sendErr)
-		}
-		rec.File = path
-	case final == "failed" && path != "":
-		// Another transport had refused it: this one was the last.
-		fmt.Fprintf(n.stderr, "notify: %s: refused for good by another transport (kept in %s)\n", e.Meta.MessageID, path)
-	}
-	n.log.write(n.now(), rec)
-}
-
-func info(status string, e spool.Entry, queued, attempt int, errText string) record.MailInfo {
-	alerts := e.Meta.Alerts
-	if alerts == nil {
-		alerts = []string{}
-	}
-	return record.MailInfo{Status: status, To: e.Meta.To, Subject: e.Meta.Subject, Alerts: alerts,
-		Omitted: e.Meta.Omitted, Queued: queued, MessageID: e.Meta.MessageID, Digest: e.Meta.Digest,
-		Part: e.Meta.Part, Parts: e.Meta.Parts, Attempt: attempt, Error: errText}
 }
 
 // run reads alerts from in until its end or ctx's, then waits (at most
@@ -554,18 +291,7 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 	}
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	if n.spool != nil {
-		wg.Add(1 + len(n.chans))
-		for _, c := range n.chans {
-			go func() { defer wg.Done(); n.sender(bg, c) }()
-		}
-		go func() { defer wg.Done(); n.syncer(bg) }()
-	}
-	tickCtx, stopTick := context.WithCancel(bg)
-	if !n.cfg.EventClock { // event time moves only with the alerts
-		wg.Add(1)
-		go func() { defer wg.Done(); n.ticker(tickCtx) }()
-	}
+	stopTick := n.start(bg, &wg)
 	defer func() {
 		stopBG()
 		wg.Wait()
@@ -577,46 +303,84 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 	select {
 	case err = <-readErr:
 	case <-ctx.Done():
-		// SIGTERM: what was read is in the journal; the next run mails it.
 		stopTick()
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		n.stopped = true // the reader may still be in a read: it must not append once we return
-		if n.spool != nil {
-			return n.spool.Sync()
-		}
-		return nil
+		return n.stop()
 	}
 	stopTick()
 	if err != nil {
 		return err
 	}
-	n.mu.Lock()
-	now := n.now()
-	var outs []outcome
-	if n.spool == nil {
-		outs = n.b.drain(now) // the digest that would follow
-	} else {
-		outs = n.b.finish(now)
-	}
-	err = n.apply(outs)
-	if err == nil {
-		err = n.err
-	}
-	held := n.b.heldCount()
-	n.mu.Unlock()
-	if err != nil {
+	held, err := n.endOfInput()
+	if err != nil || n.spool == nil {
 		return err
 	}
-	if n.spool == nil {
-		return nil
-	}
 	if held > 0 {
-		fmt.Fprintf(n.stderr, "notify: %d alert(s) held back by the hourly limit stay in the spool for the next run\n", held)
+		n.diag.Printf("%d alert(s) held back by the hourly limit stay in the spool for the next run", held)
 	}
 	if err := n.spool.Sync(); err != nil {
 		return err
 	}
+	if n.waitIdle(ctx, bg) {
+		return n.failedErr()
+	}
+	stopBG()
+	wg.Wait()
+	return n.leftPending(ctx, held)
+}
+
+// start starts, under bg, the senders and the journal's syncer (with a
+// spool) and the ticker (on the wall clock: event time moves only with the
+// alerts). stopTick stops the ticker alone.
+func (n *notifier) start(bg context.Context, wg *sync.WaitGroup) (stopTick func()) {
+	if n.spool != nil {
+		wg.Add(1 + len(n.chans))
+		for _, c := range n.chans {
+			go func() { defer wg.Done(); n.sender(bg, c) }()
+		}
+		go func() { defer wg.Done(); n.syncer(bg) }()
+	}
+	tickCtx, stopTick := context.WithCancel(bg)
+	if !n.cfg.EventClock {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.ticker(tickCtx) }()
+	}
+	return stopTick
+}
+
+// stop ends a run cut short (SIGTERM): what was read is in the journal;
+// the next run mails it.
+func (n *notifier) stop() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.stopped = true // the reader may still be in a read: it must not append once run returns
+	if n.spool != nil {
+		return n.spool.Sync()
+	}
+	return nil
+}
+
+// endOfInput closes the open group at once (a dry run also writes the
+// digest that would follow) and returns how many alerts the hourly limit
+// still holds back.
+func (n *notifier) endOfInput() (held int, err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := n.now()
+	var outs []mail.Outcome
+	if n.spool == nil {
+		outs = n.b.Drain(now) // the digest that would follow
+	} else {
+		outs = n.b.Finish(now)
+	}
+	if err := n.apply(outs); err != nil {
+		return 0, err
+	}
+	return n.b.HeldCount(), n.err
+}
+
+// waitIdle waits until every transport has taken what is queued for it
+// (true), or ExitWait passes or ctx ends (false).
+func (n *notifier) waitIdle(ctx, bg context.Context) bool {
 	wait := time.NewTimer(n.cfg.ExitWait)
 	defer wait.Stop()
 	idle := make(chan struct{})
@@ -632,12 +396,17 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 	}()
 	select {
 	case <-idle:
-		return n.failedErr()
+		return true
 	case <-ctx.Done():
 	case <-wait.C:
 	}
-	stopBG()
-	wg.Wait()
+	return false
+}
+
+// leftPending writes a "pending" record for each message the transports
+// did not take in time (the senders stopped): they stay in the spool for
+// the next run. Exit 75 unless ctx ended (SIGTERM is a normal end).
+func (n *notifier) leftPending(ctx context.Context, held int) error {
 	left, err := n.spool.Pending()
 	if err != nil {
 		return err
@@ -652,71 +421,6 @@ func (n *notifier) run(ctx context.Context, in io.Reader) error {
 		return nil
 	}
 	return exitcode.Errorf(exitcode.TempFail, "%d message(s) not accepted by %s within --exit-wait %s: they stay in the spool for the next run", len(left), n.who(), n.cfg.ExitWait)
-}
-
-// who names the transports in messages: "the MTA", "a webhook" or both.
-func (n *notifier) who() string {
-	mail, hooks := false, false
-	for _, c := range n.chans {
-		if c.label == "" {
-			mail = true
-		} else {
-			hooks = true
-		}
-	}
-	switch {
-	case mail && hooks:
-		return "the MTA or a webhook"
-	case hooks:
-		return "a webhook"
-	}
-	return "the MTA"
-}
-
-// failedErr is run's result when everything else went well: exit 1 if a
-// message was refused for good.
-func (n *notifier) failedErr() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.failed == 0 {
-		return nil
-	}
-	return exitcode.Errorf(exitcode.Failure, "%d message(s) refused for good by %s: kept in the spool's failed/ directory, not sent again", n.failed, n.who())
-}
-
-// read feeds the input's lines to add, flushing the journal whenever the
-// input has nothing more buffered.
-func (n *notifier) read(in io.Reader) error {
-	r := record.NewReader(in, 0)
-	for {
-		line, err := r.ReadLine()
-		var long *record.LineTooLongError
-		switch {
-		case err == nil:
-			if len(line) == 0 {
-				continue
-			}
-			if err := n.add(line, r.Line()); err != nil {
-				return err
-			}
-		case errors.As(err, &long):
-			n.m.read.Inc()
-			n.m.refused.WithLabelValues("too_long").Inc()
-			fmt.Fprintf(n.stderr, "notify: stdin:%d: %v\n", long.Line, err)
-		case errors.Is(err, io.EOF):
-			if n.spool != nil {
-				return n.spool.Flush()
-			}
-			return nil
-		default:
-			return fmt.Errorf("stdin: %w", err)
-		}
-		if r.Buffered() == 0 && n.spool != nil {
-			if err := n.spool.Flush(); err != nil {
-				return err
-			}
-		}
-	}
 }
 
 // logWriter writes mail log records, one Write per record.
@@ -741,67 +445,4 @@ func (l *logWriter) write(now time.Time, m record.MailInfo) {
 	if l.w.WriteLine(rec) == nil {
 		l.w.Flush() //nolint:errcheck // a closed stdout must not stop the mail
 	}
-}
-
-// sendQueue is the sender's queue of spooled messages: unbounded, so the
-// reader never waits for it.
-type sendQueue struct {
-	mu     sync.Mutex
-	items  []spool.Entry
-	busy   int           // queued plus in flight
-	signal chan struct{} // a push happened
-	idle   chan struct{} // closed while busy == 0
-}
-
-func (q *sendQueue) init() {
-	q.signal = make(chan struct{}, 1)
-	q.idle = make(chan struct{})
-	close(q.idle)
-}
-
-func (q *sendQueue) push(e spool.Entry) {
-	q.mu.Lock()
-	q.items = append(q.items, e)
-	if q.busy == 0 {
-		q.idle = make(chan struct{})
-	}
-	q.busy++
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (q *sendQueue) pop(ctx context.Context) (spool.Entry, bool) {
-	for {
-		q.mu.Lock()
-		if len(q.items) > 0 {
-			e := q.items[0]
-			q.items = q.items[1:]
-			q.mu.Unlock()
-			return e, true
-		}
-		q.mu.Unlock()
-		select {
-		case <-q.signal:
-		case <-ctx.Done():
-			return spool.Entry{}, false
-		}
-	}
-}
-
-func (q *sendQueue) done() {
-	q.mu.Lock()
-	q.busy--
-	if q.busy == 0 {
-		close(q.idle)
-	}
-	q.mu.Unlock()
-}
-
-func (q *sendQueue) idleCh() <-chan struct{} {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.idle
 }

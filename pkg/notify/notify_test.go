@@ -115,7 +115,7 @@ func TestHourlyLimit(t *testing.T) {
 		}()
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), []string{"notify", "--to", "root", "--hostname", "vm",
-			"--spool", dir, "--max-per-hour", "6"}, pr, &stdout, &stderr, &hooks{transport: mta})
+			"--spool", dir, "--max-per-hour", "6"}, pr, &stdout, &stderr, &env{transport: mta})
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr.String())
 		}
@@ -171,7 +171,7 @@ func TestHeldStayInSpool(t *testing.T) {
 		}
 		args := []string{"notify", "--to", "root", "--spool", dir, "--max-per-hour", "1", "--group-window", "0"}
 		var stdout, stderr bytes.Buffer
-		if code := run(context.Background(), args, strings.NewReader(in.String()), &stdout, &stderr, &hooks{transport: mta}); code != 0 {
+		if code := run(context.Background(), args, strings.NewReader(in.String()), &stdout, &stderr, &env{transport: mta}); code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr.String())
 		}
 		if n := len(mta.messages()); n != 1 {
@@ -183,7 +183,7 @@ func TestHeldStayInSpool(t *testing.T) {
 		// A second run at once: the limit is still used up.
 		stdout.Reset()
 		stderr.Reset()
-		if code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr, &hooks{transport: mta}); code != 0 {
+		if code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr, &env{transport: mta}); code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr.String())
 		}
 		if n := len(mta.messages()); n != 1 {
@@ -192,7 +192,7 @@ func TestHeldStayInSpool(t *testing.T) {
 		// An hour later: the digest.
 		time.Sleep(time.Hour)
 		stderr.Reset()
-		if code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr, &hooks{transport: mta}); code != 0 {
+		if code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr, &env{transport: mta}); code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr.String())
 		}
 		msgs := mta.messages()
@@ -220,7 +220,7 @@ func TestFlood(t *testing.T) {
 	mta := &fakeMTA{}
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"notify", "--to", "root", "--spool", dir}, strings.NewReader(in.String()),
-		&stdout, &stderr, &hooks{transport: mta})
+		&stdout, &stderr, &env{transport: mta})
 	if code != 0 || stderr.Len() > 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -259,7 +259,7 @@ func TestLevelWrittenOtherwise(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"notify", "--to", "root", "--hostname", "vm", "--dry-run", "--group-window", "0"},
-		strings.NewReader(in.String()), &stdout, &stderr, nil)
+		strings.NewReader(in.String()), &stdout, &stderr, &env{})
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -295,7 +295,7 @@ func TestSubjectControlCharacters(t *testing.T) {
 	mta := &fakeMTA{}
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"notify", "--to", "root", "--hostname", "vm", "--spool", t.TempDir(), "--group-window", "0"},
-		strings.NewReader(line), &stdout, &stderr, &hooks{transport: mta})
+		strings.NewReader(line), &stdout, &stderr, &env{transport: mta})
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}

@@ -161,7 +161,7 @@ func TestPermanentSMTP(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"notify", "--to", "root", "--smtp", srv.ln.Addr().String(),
 		"--spool", dir, "--group-window", "0", "--max-per-hour", "0", "--retry-min", "10ms", "--retry-max", "50ms",
-		"--exit-wait", "30s"}, strings.NewReader(permanentInput()), &stdout, &stderr, nil)
+		"--exit-wait", "30s"}, strings.NewReader(permanentInput()), &stdout, &stderr, &env{})
 	if code != 1 || !strings.Contains(stderr.String(), "1 message(s) refused for good by the MTA") {
 		t.Fatalf("exit %d, want 1: %s", code, stderr.String())
 	}
@@ -183,7 +183,7 @@ func TestTemporarySMTP(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"notify", "--to", "root", "--smtp", srv.ln.Addr().String(),
 		"--spool", dir, "--group-window", "0", "--max-per-hour", "0", "--retry-min", "1ms", "--retry-max", "1ms",
-		"--exit-wait", "0"}, strings.NewReader(alertLine("bad", "bad", 10)), &stdout, &stderr, nil)
+		"--exit-wait", "0"}, strings.NewReader(alertLine("bad", "bad", 10)), &stdout, &stderr, &env{})
 	if code != 75 {
 		t.Fatalf("exit %d, want 75: %s", code, stderr.String())
 	}
@@ -233,7 +233,7 @@ mv %[1]s/tmp.$$ %[1]s/$$.eml
 	args := []string{"notify", "--to", "root", "--sendmail", sm.path, "--spool", dir, "--group-window", "0",
 		"--max-per-hour", "0", "--retry-min", "10ms", "--retry-max", "50ms", "--exit-wait", "30s"}
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), args, strings.NewReader(permanentInput()), &stdout, &stderr, nil)
+	code := run(context.Background(), args, strings.NewReader(permanentInput()), &stdout, &stderr, &env{})
 	if code != 1 {
 		t.Fatalf("exit %d, want 1: %s", code, stderr.String())
 	}
@@ -243,7 +243,7 @@ mv %[1]s/tmp.$$ %[1]s/$$.eml
 	// The next run: nothing pending, nothing sent again.
 	stdout.Reset()
 	stderr.Reset()
-	if code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr, nil); code != 0 {
+	if code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr, &env{}); code != 0 {
 		t.Fatalf("restart: exit %d: %s", code, stderr.String())
 	}
 	if stdout.Len() != 0 {

@@ -10,10 +10,13 @@ import (
 	"net/mail"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rogpeppe/go-internal/txtar"
 
 	"github.com/quietwatch/quietwatch/internal/hosttest"
 )
@@ -165,7 +168,7 @@ func TestPostfixSendmail(t *testing.T) {
 	defer in.Close()
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"notify", "--to", "root", "--hostname", tag, "--spool", t.TempDir(),
-		"--group-window", "0", "--max-per-hour", "0"}, in, &stdout, &stderr, nil)
+		"--group-window", "0", "--max-per-hour", "0"}, in, &stdout, &stderr, &env{})
 	if code != 0 || stderr.Len() > 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -187,7 +190,7 @@ func TestPostfixSMTP(t *testing.T) {
 	defer in.Close()
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"notify", "--to", "root", "--hostname", tag, "--spool", t.TempDir(),
-		"--smtp", "127.0.0.1:25"}, in, &stdout, &stderr, nil)
+		"--smtp", "127.0.0.1:25"}, in, &stdout, &stderr, &env{})
 	if code != 0 || stderr.Len() > 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -208,15 +211,18 @@ func TestPostfixSMTP(t *testing.T) {
 func TestPostfixHostile(t *testing.T) {
 	requirePostfix(t)
 	tag := uniqueTag(t)
-	ar, err := os.ReadFile("../../testdata/notify/hostile.txtar")
+	ar, err := txtar.ParseFile("../../testdata/notify/hostile.txtar")
 	if err != nil {
 		t.Fatal(err)
 	}
-	input := ar[bytes.Index(ar, []byte("-- input --\n"))+len("-- input --\n"):]
-	input = input[:bytes.Index(input, []byte("\n-- "))+1]
+	i := slices.IndexFunc(ar.Files, func(f txtar.File) bool { return f.Name == "input" })
+	if i < 0 {
+		t.Fatal("hostile.txtar: no input section")
+	}
+	input := ar.Files[i].Data
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"notify", "--to", "root", "--hostname", tag, "--spool", t.TempDir()},
-		bytes.NewReader(input), &stdout, &stderr, nil)
+		bytes.NewReader(input), &stdout, &stderr, &env{})
 	if code != 0 || stderr.Len() > 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -282,7 +288,7 @@ func TestPostfixMessageSize(t *testing.T) {
 	tag := uniqueTag(t)
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"notify", "--to", "nobody", "--hostname", tag, "--spool", t.TempDir(),
-		"--smtp", "127.0.0.1:25", "--retry-min", "10ms"}, strings.NewReader(bigAlerts(7, 700_000, "pf")), &stdout, &stderr, nil)
+		"--smtp", "127.0.0.1:25", "--retry-min", "10ms"}, strings.NewReader(bigAlerts(7, 700_000, "pf")), &stdout, &stderr, &env{})
 	if code != 0 || stderr.Len() > 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}

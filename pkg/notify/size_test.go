@@ -8,8 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/quietwatch/quietwatch/pkg/record"
+	"github.com/quietwatch/quietwatch/pkg/mail"
 	"github.com/quietwatch/quietwatch/pkg/spool"
 )
 
@@ -43,7 +44,7 @@ func TestMessageSizeCap(t *testing.T) {
 	mta := &fakeMTA{}
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"notify", "--to", "root", "--hostname", "vm", "--spool", dir, "--max-per-hour", "2"},
-		strings.NewReader(bigAlerts(total, 700_000, "big")), &stdout, &stderr, &hooks{transport: mta})
+		strings.NewReader(bigAlerts(total, 700_000, "big")), &stdout, &stderr, &env{transport: mta})
 	if code != 0 || stderr.Len() > 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -54,7 +55,7 @@ func TestMessageSizeCap(t *testing.T) {
 	}
 	var shown []string
 	for i, m := range msgs {
-		if size := wireSize(m); size > maxMessage || size > postfixLimit/2 {
+		if size := mail.WireSize(m); size > mail.MaxMessage || size > postfixLimit/2 {
 			t.Errorf("message %d: %d bytes on the wire", i, size)
 		}
 		subject, body := decodedBody(t, m)
@@ -108,31 +109,31 @@ func TestMessageSizeCap(t *testing.T) {
 // notify stops after spooling the first, the next run sends it and mails
 // the other alerts from the journal, none twice.
 func TestMessagePartsCrash(t *testing.T) {
-	defer func(old int) { maxMessage = old }(maxMessage)
-	maxMessage = 40_000
+	const maxMessage = 40_000
 	dir := t.TempDir()
 	sp, err := spool.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := newNotifier(Config{From: "quietwatch@vm", To: []string{"root"}, Host: "vm", MinLevel: 9, Window: 0}, sp, &fakeMTA{}, &bytes.Buffer{}, &bytes.Buffer{})
-	g := &group{}
+	n := newNotifier(Config{From: "quietwatch@vm", To: []string{"root"}, Host: "vm", MinLevel: 9, Window: 0, MaxMessage: maxMessage}, sp, &fakeMTA{}, &bytes.Buffer{}, &bytes.Buffer{})
+	g := &mail.Group{}
 	in := bigAlerts(6, 10_000, "p")
 	for i, l := range strings.Split(strings.TrimSpace(in), "\n") {
 		seq, err := sp.Append([]byte(l))
 		if err != nil {
 			t.Fatal(err)
 		}
-		g.add(&item{seq: seq, level: 10, id: fmt.Sprintf("p%02d", i), raw: []byte(l)}, maxBody)
+		g.Add(&mail.Item{Seq: seq, Level: 10, ID: fmt.Sprintf("p%02d", i), Raw: []byte(l)}, mail.MaxShown)
 	}
-	parts, err := n.render.messages(outcome{g: g}, t0, n.newID)
+	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	parts, err := n.render.Messages(mail.Outcome{G: g}, t0, n.newID)
 	if err != nil || len(parts) < 3 {
 		t.Fatalf("%d parts, %v", len(parts), err)
 	}
 	// What apply1 does for the first part only; then a "crash".
 	first := parts[0]
-	if _, err := sp.Put(spool.Meta{Upto: first.items[len(first.items)-1].seq, Created: t0, To: []string{"root"},
-		MessageID: first.msg.MessageID, Part: 1, Parts: len(parts), Alerts: alertIDs(first.items)}, first.raw); err != nil {
+	if _, err := sp.Put(spool.Meta{Upto: first.Items[len(first.Items)-1].Seq, Created: t0, To: []string{"root"},
+		MessageID: first.Msg.MessageID, Part: 1, Parts: len(parts), Alerts: alertIDs(first.Items)}, first.Raw); err != nil {
 		t.Fatal(err)
 	}
 	sp.Close()
@@ -140,14 +141,14 @@ func TestMessagePartsCrash(t *testing.T) {
 	mta := &fakeMTA{}
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"notify", "--to", "root", "--hostname", "vm", "--spool", dir, "--max-per-hour", "0"},
-		strings.NewReader(""), &stdout, &stderr, &hooks{transport: mta})
+		strings.NewReader(""), &stdout, &stderr, &env{transport: mta, maxMessage: maxMessage})
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	count := map[string]int{}
 	for _, m := range mta.messages() {
-		if wireSize(m) > maxMessage {
-			t.Errorf("message of %d bytes", wireSize(m))
+		if mail.WireSize(m) > maxMessage {
+			t.Errorf("message of %d bytes", mail.WireSize(m))
 		}
 		_, body := decodedBody(t, m)
 		for _, tag := range tags(body) {
@@ -165,8 +166,7 @@ func TestMessagePartsCrash(t *testing.T) {
 // own is cut, and its message says how much is not shown; with a
 // --template that makes it larger still, too.
 func TestAlertTooLargeAlone(t *testing.T) {
-	defer func(old int) { maxMessage = old }(maxMessage)
-	maxMessage = 100_000
+	const maxMessage = 100_000
 	tmpl := filepath.Join(t.TempDir(), "t.tmpl")
 	if err := os.WriteFile(tmpl, []byte("{{range .Alerts}}{{.FullLog}}\n{{.FullLog}}\n{{.FullLog}}\n{{range .PreviousOutput}}{{.}}\n{{end}}{{end}}"), 0o600); err != nil {
 		t.Fatal(err)
@@ -176,14 +176,14 @@ func TestAlertTooLargeAlone(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		in := bigAlerts(1, 500_000, "cut") + alertLine("small", "small", 10)
 		code := run(context.Background(), append([]string{"notify", "--to", "root", "--hostname", "vm", "--spool", t.TempDir()}, args...),
-			strings.NewReader(in), &stdout, &stderr, &hooks{transport: mta})
+			strings.NewReader(in), &stdout, &stderr, &env{transport: mta, maxMessage: maxMessage})
 		if code != 0 || stderr.Len() > 0 {
 			t.Fatalf("%v: exit %d: %s", args, code, stderr.String())
 		}
 		msgs := mta.messages()
 		var all string
 		for _, m := range msgs {
-			if size := wireSize(m); size > maxMessage {
+			if size := mail.WireSize(m); size > maxMessage {
 				t.Errorf("%v: message of %d bytes", args, size)
 			}
 			_, body := decodedBody(t, m)
@@ -195,20 +195,5 @@ func TestAlertTooLargeAlone(t *testing.T) {
 		if !strings.Contains(all, " bytes of this alert not shown: it is too large for one mail]") {
 			t.Errorf("%v: the cut alert does not say so", args)
 		}
-	}
-}
-
-// TestCutAlert: cutting keeps whole characters and counts what it drops.
-func TestCutAlert(t *testing.T) {
-	a := &record.Alert{Event: record.Event{FullLog: strings.Repeat("é", 10), Location: strings.Repeat("x", 2000)},
-		Rule: &record.Rule{ID: "1", Description: "d"}, PreviousOutput: []string{"abc", "def"}}
-	c := cutAlert(a, 5)
-	if c.FullLog != "éé" || len(c.Location) != maxCutField || a.FullLog != strings.Repeat("é", 10) {
-		t.Fatalf("cut %q %d; original changed: %v", c.FullLog, len(c.Location), a.FullLog != strings.Repeat("é", 10))
-	}
-	// 16 bytes of full_log, 2000-1024 of location, "bc" and "def".
-	want := fmt.Sprintf("[quietwatch: %d bytes of this alert not shown: it is too large for one mail]", 16+2000-maxCutField+2+3)
-	if len(c.PreviousOutput) != 2 || c.PreviousOutput[0] != "a" || c.PreviousOutput[1] != want {
-		t.Errorf("previous_output %q, want %q", c.PreviousOutput, want)
 	}
 }

@@ -104,7 +104,7 @@ func TestSpoolWritableByOthers(t *testing.T) {
 			sm.set(t, "ok")
 			var stdout, stderr bytes.Buffer
 			code := run(context.Background(), []string{"notify", "--to", "root", "--sendmail", sm.path, "--spool", dir, "--exit-wait", "5s"},
-				strings.NewReader(""), &stdout, &stderr, nil)
+				strings.NewReader(""), &stdout, &stderr, &env{})
 			if code != exitcode.Config {
 				t.Errorf("exit %d, want %d; stderr: %s", code, exitcode.Config, stderr.String())
 			}
@@ -140,7 +140,7 @@ func TestSpoolPlantedFile(t *testing.T) {
 	sm := newFakeSendmail(t)
 	sm.set(t, "ok")
 	code := run(context.Background(), []string{"notify", "--to", "root", "--sendmail", sm.path, "--spool", dir},
-		strings.NewReader(""), io.Discard, &stderr, nil)
+		strings.NewReader(""), io.Discard, &stderr, &env{})
 	if code != exitcode.Config || !strings.Contains(stderr.String(), "00000000000000000001.eml: owned by uid 65534 (nobody), not by uid 0 (root)") {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}
@@ -159,7 +159,7 @@ func TestSpoolPlantedFile(t *testing.T) {
 	}
 	stderr.Reset()
 	code = run(context.Background(), []string{"notify", "--to", "root", "--sendmail", sm.path, "--spool", dir},
-		strings.NewReader(""), io.Discard, &stderr, nil)
+		strings.NewReader(""), io.Discard, &stderr, &env{})
 	if code != exitcode.Config || !strings.Contains(stderr.String(), "/msg: is a symbolic link") {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}

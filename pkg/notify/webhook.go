@@ -1,13 +1,7 @@
 package notify
 
 import (
-	"bytes"
-	"encoding/base64"
-	"io"
-	"mime/quotedprintable"
-	"net/mail"
-	"strings"
-
+	"github.com/quietwatch/quietwatch/pkg/mail"
 	"github.com/quietwatch/quietwatch/pkg/spool"
 	"github.com/quietwatch/quietwatch/pkg/webhook"
 )
@@ -20,26 +14,6 @@ func (n *notifier) payload(e spool.Entry) *webhook.Payload {
 	if p.Alerts == nil {
 		p.Alerts = []string{}
 	}
-	p.Text = messageText(e.Msg)
+	p.Text = mail.BodyText(e.Msg)
 	return p
-}
-
-// messageText returns the body of a message notify made, decoded.
-func messageText(msg []byte) string {
-	m, err := mail.ReadMessage(bytes.NewReader(msg))
-	if err != nil {
-		return ""
-	}
-	var r io.Reader = m.Body
-	switch strings.ToLower(m.Header.Get("Content-Transfer-Encoding")) {
-	case "quoted-printable":
-		r = quotedprintable.NewReader(r)
-	case "base64":
-		r = base64.NewDecoder(base64.StdEncoding, r)
-	}
-	body, err := io.ReadAll(r)
-	if err != nil && len(body) == 0 {
-		return ""
-	}
-	return strings.TrimRight(strings.ReplaceAll(string(body), "\r\n", "\n"), "\n")
 }

@@ -20,8 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rogpeppe/go-internal/txtar"
-
+	"github.com/quietwatch/quietwatch/internal/golden"
 	"github.com/quietwatch/quietwatch/pkg/metrics/metricstest"
 	"github.com/quietwatch/quietwatch/pkg/record"
 	"github.com/quietwatch/quietwatch/pkg/spool"
@@ -133,73 +132,52 @@ func noSecret(t *testing.T, what string, out []byte) {
 // HTTPS with a test CA (testdata/notify/webhook/FORMAT.txtar; a
 // "template" section is a --webhook-template).
 func TestWebhookGolden(t *testing.T) {
-	files, err := filepath.Glob("../../testdata/notify/webhook/*.txtar")
-	if err != nil || len(files) < len(webhook.Formats)+1 {
-		t.Fatalf("golden files: %v, %v", files, err)
-	}
-	for _, file := range files {
-		name := strings.TrimSuffix(filepath.Base(file), ".txtar")
-		t.Run(name, func(t *testing.T) {
-			ar, err := txtar.ParseFile(file)
-			if err != nil {
+	cases := 0
+	golden.Run(t, "../../testdata/notify/webhook", func(t *testing.T, c *golden.Case) {
+		cases++
+		name := strings.TrimSuffix(filepath.Base(c.File), ".txtar")
+		hs := newHookServer(t)
+		path := "/hook/" + secret
+		if name == "telegram" {
+			path = "/bot123:" + secret + "/sendMessage?chat_id=-100123"
+		}
+		format := name
+		args := []string{"notify", "--webhook-ca", hs.ca, "--spool", t.TempDir(), "--group-window", "0", "--hostname", "vm"}
+		if tmpl, ok := c.Section("template"); ok {
+			tf := filepath.Join(t.TempDir(), "hook.tmpl")
+			if err := os.WriteFile(tf, tmpl, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			hs := newHookServer(t)
-			path := "/hook/" + secret
-			if name == "telegram" {
-				path = "/bot123:" + secret + "/sendMessage?chat_id=-100123"
-			}
-			format := name
-			args := []string{"notify", "--webhook-ca", hs.ca, "--spool", t.TempDir(), "--group-window", "0", "--hostname", "vm"}
-			for _, f := range ar.Files {
-				if f.Name == "template" {
-					tf := filepath.Join(t.TempDir(), "hook.tmpl")
-					if err := os.WriteFile(tf, f.Data, 0o600); err != nil {
-						t.Fatal(err)
-					}
-					args = append(args, "--webhook-template", tf)
-					format = ""
-				}
-			}
-			args = append(args, "--webhook-file", hs.file(t, format, path))
-			var out, errOut bytes.Buffer
-			in := alertLine("1764363600.1", "golden", 10)
-			if code := run(context.Background(), args, strings.NewReader(in), &out, &errOut, fixedHooks()); code != 0 || errOut.Len() > 0 {
-				t.Fatalf("exit %d, stderr:\n%s", code, errOut.String())
-			}
-			noSecret(t, "stdout", out.Bytes())
-			reqs := hs.requests()
-			if len(reqs) != 1 {
-				t.Fatalf("%d requests, want 1", len(reqs))
-			}
-			r := reqs[0]
-			got := fmt.Sprintf("%s %s\nContent-Type: %s\n", r.method, strings.ReplaceAll(r.uri, secret, "SECRET"), r.header.Get("Content-Type"))
-			if v := r.header.Get("Title"); v != "" {
-				got += "Title: " + v + "\n"
-			}
-			got += "\n" + string(r.body) + "\n"
-			i := slices.IndexFunc(ar.Files, func(f txtar.File) bool { return f.Name == "request" })
-			if *update {
-				if i < 0 {
-					ar.Files = append(ar.Files, txtar.File{Name: "request"})
-					i = len(ar.Files) - 1
-				}
-				ar.Files[i].Data = []byte(got)
-				if err := os.WriteFile(file, txtar.Format(ar), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if i < 0 {
-				t.Fatal("no request section (run with -update)")
-			}
-			if want := string(ar.Files[i].Data); got != want {
-				t.Errorf("request:\n%s\nwant:\n%s", got, want)
-			}
-			if !strings.Contains(out.String(), `"status":"sent"`) || !strings.Contains(out.String(), `"via":"webhook https://127.0.0.1:`) {
-				t.Errorf("mail log:\n%s", out.String())
-			}
-		})
+			args = append(args, "--webhook-template", tf)
+			format = ""
+		}
+		args = append(args, "--webhook-file", hs.file(t, format, path))
+		var out, errOut bytes.Buffer
+		feed := golden.Feeds([]byte(alertLine("1764363600.1", "golden", 10)))[0]
+		if code := run(context.Background(), args, feed.Reader(), &out, &errOut, fixedEnv()); code != 0 || errOut.Len() > 0 {
+			t.Fatalf("exit %d, stderr:\n%s", code, errOut.String())
+		}
+		noSecret(t, "stdout", out.Bytes())
+		reqs := hs.requests()
+		if len(reqs) != 1 {
+			t.Fatalf("%d requests, want 1", len(reqs))
+		}
+		r := reqs[0]
+		got := fmt.Sprintf("%s %s\nContent-Type: %s\n", r.method, strings.ReplaceAll(r.uri, secret, "SECRET"), r.header.Get("Content-Type"))
+		if v := r.header.Get("Title"); v != "" {
+			got += "Title: " + v + "\n"
+		}
+		got += "\n" + string(r.body) + "\n"
+		if _, ok := c.Section("request"); !ok && !*golden.Update {
+			t.Fatal("no request section (run with -update)")
+		}
+		c.Expect(t, feed, "request", got)
+		if !strings.Contains(out.String(), `"status":"sent"`) || !strings.Contains(out.String(), `"via":"webhook https://127.0.0.1:`) {
+			t.Errorf("mail log:\n%s", out.String())
+		}
+	})
+	if cases < len(webhook.Formats)+1 {
+		t.Errorf("%d golden cases, want one per format and a template", cases)
 	}
 }
 
@@ -227,7 +205,7 @@ func TestWebhookRetryAfter(t *testing.T) {
 	})
 	var mu sync.Mutex
 	var waits []time.Duration
-	h := fixedHooks()
+	h := fixedEnv()
 	h.sleep = func(ctx context.Context, d time.Duration) bool {
 		mu.Lock()
 		waits = append(waits, d)
@@ -286,9 +264,9 @@ func TestWebhookHung(t *testing.T) {
 	spoolDir := t.TempDir()
 	hookFile := hs.file(t, "json", "/hook/"+secret)
 	mta := &fakeMTA{}
-	h := fixedHooks()
+	h := fixedEnv()
 	h.transport = mta
-	h.now = nil // wall clock: send timeouts are real
+	h.Now = nil // wall clock: send timeouts are real
 	pr, pw := io.Pipe()
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
@@ -320,7 +298,7 @@ func TestWebhookHung(t *testing.T) {
 	noSecret(t, "stdout", []byte(stdout.String()))
 	hs.set(nil)
 	var out, errOut bytes.Buffer
-	h2 := fixedHooks()
+	h2 := fixedEnv()
 	h2.transport = mta
 	code := run(context.Background(), []string{"notify", "--to", "root", "--webhook-ca", hs.ca, "--webhook-file", hookFile,
 		"--spool", spoolDir, "--group-window", "0"}, strings.NewReader(""), &out, &errOut, h2)
@@ -351,7 +329,7 @@ func TestWebhookPermanent(t *testing.T) {
 	})
 	spoolDir := t.TempDir()
 	mta := &fakeMTA{}
-	h := fixedHooks()
+	h := fixedEnv()
 	h.transport = mta
 	h.sleep = func(ctx context.Context, _ time.Duration) bool { return ctx.Err() == nil }
 	var out, errOut bytes.Buffer
@@ -467,7 +445,7 @@ func TestWebhookKill9(t *testing.T) {
 	accept.Store(true)
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), []string{"notify", "--webhook-ca", hs.ca, "--webhook-file", hookFile, "--spool", spoolDir,
-		"--group-window", "0", "--max-per-hour", "0"}, strings.NewReader(""), &out, &errOut, nil)
+		"--group-window", "0", "--max-per-hour", "0"}, strings.NewReader(""), &out, &errOut, &env{})
 	if code != 0 {
 		t.Fatalf("restart: exit %d: %s", code, errOut.String())
 	}
@@ -509,7 +487,7 @@ func TestWebhookFlags(t *testing.T) {
 	} {
 		var out, errOut bytes.Buffer
 		args := append([]string{"notify", "--spool", t.TempDir()}, c.args...)
-		code := run(context.Background(), args, strings.NewReader(""), &out, &errOut, nil)
+		code := run(context.Background(), args, strings.NewReader(""), &out, &errOut, &env{})
 		if code != c.code || !strings.Contains(errOut.String(), c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errOut.String(), c.code, c.want)
 		}
