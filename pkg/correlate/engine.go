@@ -11,8 +11,8 @@ import (
 
 	"github.com/quietwatch/quietwatch/pkg/record"
 	"github.com/quietwatch/quietwatch/pkg/rule"
-	"github.com/quietwatch/quietwatch/pkg/seen"
-	"github.com/quietwatch/quietwatch/pkg/window"
+	"github.com/quietwatch/quietwatch/pkg/rule/seen"
+	"github.com/quietwatch/quietwatch/pkg/rule/window"
 )
 
 // keyKind is what a composite counts by.

@@ -7,7 +7,7 @@ import (
 	"strconv"
 
 	"github.com/quietwatch/quietwatch/pkg/record"
-	"github.com/quietwatch/quietwatch/pkg/seen"
+	"github.com/quietwatch/quietwatch/pkg/rule/seen"
 )
 
 // decoderName is what <decoded_as> compares with: every input record is

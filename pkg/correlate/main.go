@@ -28,8 +28,8 @@ import (
 	"github.com/quietwatch/quietwatch/pkg/metrics"
 	"github.com/quietwatch/quietwatch/pkg/record"
 	"github.com/quietwatch/quietwatch/pkg/rule"
-	"github.com/quietwatch/quietwatch/pkg/seen"
-	"github.com/quietwatch/quietwatch/pkg/window"
+	"github.com/quietwatch/quietwatch/pkg/rule/seen"
+	"github.com/quietwatch/quietwatch/pkg/rule/window"
 )
 
 const usageText = `correlate [-r RULES]... [options] [FILE...] < events.jsonl > alerts.jsonl
