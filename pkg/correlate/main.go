@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -154,7 +155,7 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 		}
 	}
 	maxKeys := c.Int("max-keys")
-	eng := newEngine(set, window.NewStore(maxKeys), fts, v6bits)
+	eng := rule.NewEngine(set, window.NewStore(maxKeys), fts, v6bits)
 
 	inputs := []string{"-"}
 	if c.NArg() > 0 {
@@ -169,7 +170,7 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 			p.diagf("rules not reloaded: the ones loaded before stay in force")
 			return
 		}
-		p.eng = newEngine(set, window.NewStore(maxKeys), fts, v6bits)
+		p.eng = rule.NewEngine(set, window.NewStore(maxKeys), fts, v6bits)
 		p.pre.Store(p.newPretest(p.eng))
 		p.diagf("rules reloaded (%d rules); composite counts start afresh", len(set.Rules))
 	}
@@ -240,7 +241,7 @@ func loadRules(paths []string, builtin bool, stderr io.Writer) (*rule.Set, bool)
 // goroutine, the rules and the writing in the caller's, with batches of
 // lines passed between them: on two cores that nearly doubles throughput.
 type pipeline struct {
-	eng    *Engine
+	eng    *rule.Engine
 	cfg    config
 	out    *output
 	diag   *bufio.Writer
@@ -251,7 +252,7 @@ type pipeline struct {
 	last  int64 // newest time seen, µs
 	ahead int64 // events stamped later than this are not believed
 	// pre is what the reading goroutine tests ahead (set with eng)
-	pre atomic.Pointer[pretest]
+	pre atomic.Pointer[rule.Pretest]
 	// late is set stopGrace after SIGTERM: the lines read but not yet
 	// evaluated are dropped (counted in dropped), so slow rules cannot
 	// hold the stop back.
@@ -267,10 +268,8 @@ type pipeline struct {
 // patterns take long on every line get near it.
 const stopGrace = time.Second
 
-func (p *pipeline) newPretest(e *Engine) *pretest {
-	pt := newPretest(e)
-	pt.late = &p.late
-	return pt
+func (p *pipeline) newPretest(e *rule.Engine) *rule.Pretest {
+	return rule.NewPretest(e, &p.late)
 }
 
 const (
@@ -289,7 +288,7 @@ type item struct {
 	diag   string // a diagnostic (the line is skipped)
 	blank  bool
 	fields record.EventFields
-	ev     event
+	ev     rule.Input
 	t      int64
 	tOK    bool
 }
@@ -579,7 +578,7 @@ const (
 
 // scan does the stateless part of an event: JSON check, fields, match
 // text, timestamp.
-func scan(it *item, pt *pretest) {
+func scan(it *item, pt *rule.Pretest) {
 	it.diag, it.blank = "", false
 	if len(bytes.TrimSpace(it.line)) == 0 {
 		it.blank = true
@@ -594,8 +593,7 @@ func scan(it *item, pt *pretest) {
 		it.diag = fmt.Sprintf("record already has correlate's %q key (an alert fed back?), skipped", f.Own)
 		return
 	}
-	prepare(&it.ev, f, it.line, pt.v6bits)
-	pt.run(&it.ev)
+	pt.Prepare(&it.ev, f, it.line)
 	it.t, it.tOK = 0, false
 	if f.Timestamp != nil {
 		it.t, it.tOK = record.ParseTime(f.Timestamp)
@@ -633,9 +631,9 @@ func (p *pipeline) record(name string, it *item) error {
 	}
 	f, ev := &it.fields, &it.ev
 	now := p.now(it.t, it.tOK)
-	if ev.preSet != p.eng.set { // read before a reload, or a pretest cut short
-		p.newPretest(p.eng).run(ev)
-		if ev.preSet != p.eng.set {
+	if !p.eng.Pretested(ev) { // read before a reload, or a pretest cut short
+		p.newPretest(p.eng).Run(ev)
+		if !p.eng.Pretested(ev) {
 			p.dropped++ // cut short: stopping
 			return nil
 		}
@@ -646,28 +644,28 @@ func (p *pipeline) record(name string, it *item) error {
 		}
 	}
 	if p.cfg.explain {
-		p.eng.explain = func(depth int, format string, args ...any) {
+		p.eng.Explain = func(depth int, format string, args ...any) {
 			p.diagf("%s:%d: %s%s", name, it.lineNo, indent(depth), fmt.Sprintf(format, args...))
 		}
-		explainf("event at %s, text %q", fmtTime(now), ev.Text)
+		explainf("event at %s, text %q", rule.FormatTime(now), ev.Text)
 	}
-	res := p.eng.eval(ev, now)
-	rs := res.rs
+	res := p.eng.Eval(ev, now)
+	r := res.Rule()
 	switch {
-	case rs == nil:
+	case r == nil:
 		explainf("no rule matched: no alert")
 		return nil
-	case rs.r.Level == 0:
-		explainf("result rule %d has level 0: event dropped", rs.r.ID)
+	case r.Level == 0:
+		explainf("result rule %d has level 0: event dropped", r.ID)
 		return nil
-	case rs.r.NoAlert:
-		explainf("result rule %d is noalert: no alert", rs.r.ID)
+	case r.NoAlert:
+		explainf("result rule %d is noalert: no alert", r.ID)
 		return nil
-	case rs.r.NoLog:
-		explainf("result rule %d has option no_log: no alert written", rs.r.ID)
+	case r.NoLog:
+		explainf("result rule %d has option no_log: no alert written", r.ID)
 		return nil
-	case rs.r.Level < p.cfg.minLevel:
-		explainf("result rule %d level %d is below --min-level %d: not written", rs.r.ID, rs.r.Level, p.cfg.minLevel)
+	case r.Level < p.cfg.minLevel:
+		explainf("result rule %d level %d is below --min-level %d: not written", r.ID, r.Level, p.cfg.minLevel)
 		return nil
 	}
 	host := p.cfg.hostname
@@ -677,28 +675,31 @@ func (p *pipeline) record(name string, it *item) error {
 	var err error
 	o := p.out
 	n := len(o.buf)
-	o.buf, err = rs.enc.AppendAlert(o.buf, it.line, rs.rec.FiredTimes, floorDiv(now, 1e6), it.seq, res.prev, host)
+	o.buf, err = res.Alert().AppendAlert(o.buf, it.line, res.FiredTimes(), floorDiv(now, 1e6), it.seq, res.Previous, host)
 	if err != nil {
 		p.diagf("%s:%d: %v, skipped", name, it.lineNo, err)
 		return nil
 	}
-	if rs.bySource && ev.net.IsValid() {
+	if net := ev.Net(); res.BySource() && net.IsValid() {
 		// the network the source was counted as, for block and notify
-		p.scratch = ev.net.AppendTo(append(p.scratch[:0], '"'))
+		p.scratch = net.AppendTo(append(p.scratch[:0], '"'))
 		p.scratch = append(p.scratch, '"')
 		out, _ := record.AppendField(o.buf[n:], "src_prefix", p.scratch) // (an object: AppendAlert made it)
 		o.buf = append(o.buf[:n], out...)
 	}
 	o.buf = append(o.buf, '\n')
-	p.m.alert(rs.r.ID, rs.r.Level)
+	p.m.alert(r.ID, r.Level)
 	if p.cfg.explain { // (the arguments would be boxed even when not)
-		explainf("alert: rule %d level %d", rs.r.ID, rs.r.Level)
+		explainf("alert: rule %d level %d", r.ID, r.Level)
 	}
 	if len(o.buf) >= outSize {
 		return o.Flush()
 	}
 	return nil
 }
+
+// indent is the --explain indentation of a depth.
+func indent(depth int) string { return strings.Repeat("  ", depth) }
 
 // outSize is how many bytes of alerts are collected before one write.
 const outSize = 64 << 10
