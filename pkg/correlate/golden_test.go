@@ -13,12 +13,18 @@ import (
 	"time"
 
 	"golang.org/x/tools/txtar"
+
+	"github.com/quietwatch/quietwatch/pkg/command"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 // wallClock is the --clock wall time of the golden cases.
 func wallClock() time.Time { return time.Date(2020, 5, 14, 22, 10, 17, 0, time.UTC) }
+
+// fixedEnv is the stage's env with the wall clock fixed at wallClock and
+// no SIGHUP.
+func fixedEnv() *env { return &env{Hooks: command.Hooks{Now: wallClock}} }
 
 // TestGolden runs testdata/correlate/*.txtar: the comment's "flags:" line
 // gives the arguments ($REPO is the repository root, $RULES the case's own
@@ -71,7 +77,7 @@ func TestGolden(t *testing.T) {
 				if byteByByte {
 					rd = iotest.OneByteReader(r)
 				}
-				code := run(context.Background(), append([]string{"correlate"}, args...), rd, &stdout, &stderr, hooks{wall: wallClock})
+				code := run(context.Background(), append([]string{"correlate"}, args...), rd, &stdout, &stderr, fixedEnv())
 				return stdout.String(), strings.ReplaceAll(stderr.String(), dir, "$DIR"), code
 			}
 			out, errOut, code := runCase(input, false)

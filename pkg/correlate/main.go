@@ -14,12 +14,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -57,25 +55,28 @@ const (
 	MinIPv6Prefix = 48
 )
 
+// prog is the stage's name, the prefix of its diagnostics.
+const prog = "correlate"
+
 // Main runs the stage and returns its exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := command.SignalContext(context.Background())
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	return run(ctx, args, stdin, stdout, stderr, hooks{wall: time.Now, hup: hup})
+	h, stopHooks := command.ProcessHooks()
+	defer stopHooks()
+	return run(ctx, args, stdin, stdout, stderr, &env{Hooks: h})
 }
 
-// hooks let tests replace the wall clock and deliver SIGHUP.
-type hooks struct {
-	wall func() time.Time
-	hup  <-chan os.Signal
+// env is what the stage takes from the process besides its streams: the
+// wall clock (--clock wall, and the bound on believable event times) and
+// SIGHUP (reload the rules). Tests fix the clock and bring their own Hup.
+type env struct {
+	command.Hooks
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, h hooks) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, e *env) int {
 	app := &cli.App{
-		Name:      "correlate",
+		Name:      prog,
 		Usage:     "turn IDS events into leveled alerts with OSSEC-compatible rules",
 		UsageText: usageText,
 		Flags: []cli.Flag{
@@ -92,7 +93,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},
 			&cli.IntFlag{Name: "ipv6-prefix", Value: DefaultIPv6Prefix, Usage: "count an IPv6 source as its network of `N` bits (48 to 128; 128: each address on its own) in same-source counting and first-time-seen keys"},
 		},
-		Action: func(c *cli.Context) error { return action(ctx, c, stdin, stdout, stderr, h) },
+		Action: func(c *cli.Context) error { return action(ctx, c, stdin, stdout, stderr, e) },
 	}
 	return command.Run(ctx, app, args, stdin, stdout, stderr)
 }
@@ -101,31 +102,52 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 type config struct {
 	minLevel int
 	explain  bool
-	wall     func() time.Time // nil: event clock
+	wall     bool // --clock wall: events are evaluated at their arrival
 	hostname string
+
+	rules   []string // -r
+	builtin bool     // not --no-builtin
+	maxKeys int
+	maxFTS  int
+	v6bits  int // --ipv6-prefix
+	state   string
+	metrics string // --metrics-file
 }
 
-func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h hooks) error {
-	cfg := config{minLevel: c.Int("min-level"), explain: c.Bool("explain"), hostname: c.String("hostname")}
+// parseConfig checks the flags (all but --check) and returns what they say.
+func parseConfig(c *cli.Context) (config, error) {
+	cfg := config{
+		minLevel: c.Int("min-level"), explain: c.Bool("explain"), hostname: c.String("hostname"),
+		rules: c.StringSlice("rules"), builtin: !c.Bool("no-builtin"),
+		maxKeys: c.Int("max-keys"), maxFTS: c.Int("max-fts"), v6bits: c.Int("ipv6-prefix"),
+		state: c.String("state"), metrics: c.String("metrics-file"),
+	}
 	switch c.String("clock") {
 	case "event":
 	case "wall":
-		cfg.wall = h.wall
+		cfg.wall = true
 	default:
-		return command.UsageErrorf("--clock: %q is neither event nor wall", c.String("clock"))
+		return cfg, command.UsageErrorf("--clock: %q is neither event nor wall", c.String("clock"))
 	}
-	if c.Int("max-keys") < 1 || c.Int("max-fts") < 2 {
-		return command.UsageErrorf("--max-keys and --max-fts must be positive")
+	if cfg.maxKeys < 1 || cfg.maxFTS < 2 {
+		return cfg, command.UsageErrorf("--max-keys and --max-fts must be positive")
 	}
-	v6bits := c.Int("ipv6-prefix")
-	if v6bits < MinIPv6Prefix || v6bits > 128 {
-		return command.UsageErrorf("--ipv6-prefix: %d is outside %d..128", v6bits, MinIPv6Prefix)
+	if cfg.v6bits < MinIPv6Prefix || cfg.v6bits > 128 {
+		return cfg, command.UsageErrorf("--ipv6-prefix: %d is outside %d..128", cfg.v6bits, MinIPv6Prefix)
 	}
-	if c.Bool("no-builtin") && len(c.StringSlice("rules")) == 0 {
-		return command.UsageErrorf("no rules: give -r FILE or leave out --no-builtin")
+	if !cfg.builtin && len(cfg.rules) == 0 {
+		return cfg, command.UsageErrorf("no rules: give -r FILE or leave out --no-builtin")
 	}
-	rules, builtin := c.StringSlice("rules"), !c.Bool("no-builtin")
-	set, ok := loadRules(rules, builtin, stderr)
+	return cfg, nil
+}
+
+func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, e *env) error {
+	cfg, err := parseConfig(c)
+	if err != nil {
+		return err
+	}
+	diag := command.Diag{Prog: prog, W: stderr}
+	set, ok := loadRules(cfg.rules, cfg.builtin, diag)
 	if !ok {
 		return exitcode.Reported(exitcode.Config)
 	}
@@ -135,64 +157,30 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 		}
 		return nil
 	}
-
-	fts := seen.New(c.Int("max-fts"))
-	var ftsPath string
-	if dir := c.String("state"); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return exitcode.Errorf(exitcode.Config, "--state: %w", err)
-		}
-		ftsPath = filepath.Join(dir, "first-time-seen")
-		s, err := seen.Load(ftsPath, c.Int("max-fts"))
-		switch {
-		case err != nil && s != nil: // damaged: keep what was read before the damage
-			fmt.Fprintf(stderr, "correlate: %v; keeping the %d first-time-seen keys read before it\n", err, s.Len())
-		case err != nil:
-			fmt.Fprintf(stderr, "correlate: %v; starting with no first-time-seen memory\n", err)
-		}
-		if s != nil {
-			fts = s
-		}
+	fts, ftsPath, err := openState(cfg.state, cfg.maxFTS, diag)
+	if err != nil {
+		return err
 	}
-	maxKeys := c.Int("max-keys")
-	eng := rule.NewEngine(set, window.NewStore(maxKeys), fts, v6bits)
-
 	inputs := []string{"-"}
 	if c.NArg() > 0 {
 		inputs = c.Args().Slice()
 	}
-	p := &pipeline{eng: eng, cfg: cfg, out: &output{w: stdout, buf: make([]byte, 0, outSize+4096)}, diag: bufio.NewWriter(stderr), hup: h.hup}
-	p.pre.Store(p.newPretest(eng))
-	// SIGHUP reloads the rules; with a mistake in them, the old rules stay.
-	p.reload = func() {
-		set, ok := loadRules(rules, builtin, p.diag)
-		if !ok {
-			p.diagf("rules not reloaded: the ones loaded before stay in force")
-			return
-		}
-		p.eng = rule.NewEngine(set, window.NewStore(maxKeys), fts, v6bits)
-		p.pre.Store(p.newPretest(p.eng))
-		p.diagf("rules reloaded (%d rules); composite counts start afresh", len(set.Rules))
-	}
-	if ftsPath != "" {
-		p.save = func() error { return fts.Save(ftsPath) }
-	}
-	p.m = newStageMetrics()
-	if path := c.String("metrics-file"); path != "" {
-		if err := metrics.Check(path); err != nil {
+	p := newPipeline(cfg, set, fts, ftsPath, e, stdout, stderr)
+	if cfg.metrics != "" {
+		if err := metrics.Check(cfg.metrics); err != nil {
 			return exitcode.Errorf(exitcode.Config, "--metrics-file: %w", err)
 		}
-		stop := metrics.Start(p.m.reg, path, func(err error) { fmt.Fprintf(stderr, "correlate: --metrics-file: %v\n", err) })
+		stop := metrics.Start(p.m.reg, cfg.metrics, func(err error) { diag.Printf("--metrics-file: %v", err) })
 		defer func() {
 			if err := stop(); err != nil {
-				fmt.Fprintf(stderr, "correlate: --metrics-file: %v\n", err)
+				diag.Printf("--metrics-file: %v", err)
 			}
 		}()
 	}
-	err := p.run(ctx, inputs, stdin)
+	err = p.run(ctx, inputs, stdin)
 	if ftsPath != "" {
 		if serr := fts.Save(ftsPath); serr != nil {
-			fmt.Fprintf(stderr, "correlate: saving first-time-seen keys: %v\n", serr)
+			diag.Printf("saving first-time-seen keys: %v", serr)
 			if err == nil {
 				err = exitcode.Reported(exitcode.Failure)
 			}
@@ -201,9 +189,59 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 	return err
 }
 
+// openState returns the first-time-seen memory: with --state DIR, what
+// DIR/first-time-seen holds (a damaged file keeps the keys read before the
+// damage, with a diagnostic) and that path; without, an empty set and "".
+func openState(dir string, maxFTS int, diag command.Diag) (*seen.Set, string, error) {
+	if dir == "" {
+		return seen.New(maxFTS), "", nil
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, "", exitcode.Errorf(exitcode.Config, "--state: %w", err)
+	}
+	path := filepath.Join(dir, "first-time-seen")
+	s, err := seen.Load(path, maxFTS)
+	switch {
+	case err != nil && s != nil: // damaged: keep what was read before the damage
+		diag.Printf("%v; keeping the %d first-time-seen keys read before it", err, s.Len())
+	case err != nil:
+		diag.Printf("%v; starting with no first-time-seen memory", err)
+	}
+	if s == nil {
+		s = seen.New(maxFTS)
+	}
+	return s, path, nil
+}
+
+// newPipeline wires the engine for set, the output, SIGHUP's reload and
+// the state's saving (with ftsPath) into a pipeline.
+func newPipeline(cfg config, set *rule.Set, fts *seen.Set, ftsPath string, e *env, stdout, stderr io.Writer) *pipeline {
+	p := &pipeline{
+		eng: rule.NewEngine(set, window.NewStore(cfg.maxKeys), fts, cfg.v6bits), cfg: cfg, clock: e.Clock(),
+		out: &output{w: stdout, buf: make([]byte, 0, outSize+4096)}, diag: bufio.NewWriter(stderr), hup: e.Hup,
+	}
+	p.pre.Store(p.newPretest(p.eng))
+	// SIGHUP reloads the rules; with a mistake in them, the old rules stay.
+	p.reload = func() {
+		set, ok := loadRules(cfg.rules, cfg.builtin, command.Diag{Prog: prog, W: p.diag})
+		if !ok {
+			p.diagf("rules not reloaded: the ones loaded before stay in force")
+			return
+		}
+		p.eng = rule.NewEngine(set, window.NewStore(cfg.maxKeys), fts, cfg.v6bits)
+		p.pre.Store(p.newPretest(p.eng))
+		p.diagf("rules reloaded (%d rules); composite counts start afresh", len(set.Rules))
+	}
+	if ftsPath != "" {
+		p.save = func() error { return fts.Save(ftsPath) }
+	}
+	p.m = newStageMetrics()
+	return p
+}
+
 // loadRules reads the built-in set and the -r paths; it reports every
-// problem on stderr and returns ok false if there was any.
-func loadRules(paths []string, builtin bool, stderr io.Writer) (*rule.Set, bool) {
+// problem through diag and returns ok false if there was any.
+func loadRules(paths []string, builtin bool, diag command.Diag) (*rule.Set, bool) {
 	var srcs []rule.Source
 	if builtin {
 		srcs = append(srcs, rule.Builtin())
@@ -215,14 +253,14 @@ func loadRules(paths []string, builtin bool, stderr io.Writer) (*rule.Set, bool)
 			files, _ = filepath.Glob(filepath.Join(p, "*.xml"))
 			sort.Strings(files)
 			if len(files) == 0 {
-				fmt.Fprintf(stderr, "correlate: %s: no *.xml rule files in the directory\n", p)
+				diag.Printf("%s: no *.xml rule files in the directory", p)
 				ok = false
 			}
 		}
 		for _, f := range files {
 			data, err := os.ReadFile(f)
 			if err != nil {
-				fmt.Fprintf(stderr, "correlate: %v\n", err)
+				diag.Printf("%v", err)
 				ok = false
 				continue
 			}
@@ -231,7 +269,7 @@ func loadRules(paths []string, builtin bool, stderr io.Writer) (*rule.Set, bool)
 	}
 	set, errs := rule.Load(srcs)
 	for _, e := range errs {
-		fmt.Fprintf(stderr, "correlate: %v\n", e)
+		diag.Printf("%v", e)
 	}
 	return set, ok && len(errs) == 0
 }
@@ -243,6 +281,7 @@ func loadRules(paths []string, builtin bool, stderr io.Writer) (*rule.Set, bool)
 type pipeline struct {
 	eng    *rule.Engine
 	cfg    config
+	clock  func() time.Time // the wall clock
 	out    *output
 	diag   *bufio.Writer
 	hup    <-chan os.Signal
@@ -601,9 +640,7 @@ func scan(it *item, pt *rule.Pretest) {
 }
 
 func (p *pipeline) diagf(format string, args ...any) {
-	p.diag.WriteString("correlate: ")
-	fmt.Fprintf(p.diag, format, args...)
-	p.diag.WriteByte('\n')
+	command.Diag{Prog: prog, W: p.diag}.Printf(format, args...)
 }
 
 func (p *pipeline) process(b *batch) error {
@@ -735,12 +772,13 @@ const maxAhead = 24 * time.Hour
 // events) and the newest time seen stays unset, so a replay of old events
 // behind it keeps its own times.
 func (p *pipeline) now(t int64, ok bool) int64 {
-	if p.cfg.wall != nil {
-		t = p.cfg.wall().UnixMicro()
+	if p.cfg.wall {
+		t = p.clock().UnixMicro()
 	} else {
 		if ok && t > p.last && t > p.ahead {
-			// the bound is refreshed only when an event passes it
-			p.ahead = time.Now().Add(maxAhead).UnixMicro()
+			// the bound is refreshed only when an event passes it (the
+			// machine's clock, through the hook so tests can fix it)
+			p.ahead = p.clock().Add(maxAhead).UnixMicro()
 			ok = t <= p.ahead
 		}
 		if !ok {

@@ -29,7 +29,7 @@ func correlate(t *testing.T, args []string, lines ...string) ([]string, []record
 	t.Helper()
 	var out, errb bytes.Buffer
 	in := strings.Join(lines, "\n") + "\n"
-	code := run(context.Background(), append([]string{"correlate"}, args...), strings.NewReader(in), &out, &errb, hooks{wall: wallClock})
+	code := run(context.Background(), append([]string{"correlate"}, args...), strings.NewReader(in), &out, &errb, fixedEnv())
 	var ids []string
 	var alerts []record.Alert
 	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
@@ -183,6 +183,24 @@ func TestFutureTimestampNotBelieved(t *testing.T) {
 	}
 	if want := "1589494200.1 1589494200.2 1589494202.3"; strings.Join(got, " ") != want {
 		t.Errorf("ids %v, want %s: a 2099 event is evaluated at the newest believable time", got, want)
+	}
+}
+
+// The bound on believable event times is the env's clock plus maxAhead,
+// not the process's: with the clock at wallClock (2020-05-14 22:10:17), an
+// event stamped two days later is evaluated at the newest believable time,
+// one stamped 23 hours later at its own.
+func TestAheadBoundUsesClockHook(t *testing.T) {
+	later := func(sec float64, day string) string {
+		return strings.Replace(ev(sec, "192.0.2.1", 1), "2020-05-14T", day, 1)
+	}
+	_, alerts, _, _ := correlate(t, []string{"-r", howto}, ev(0, "192.0.2.1", 1), later(1, "2020-05-16T"), later(2, "2020-05-15T"))
+	var got []string
+	for _, a := range alerts {
+		got = append(got, a.ID)
+	}
+	if want := "1589494200.1 1589494200.2 1589580602.3"; strings.Join(got, " ") != want {
+		t.Errorf("ids %v, want %s", got, want)
 	}
 }
 
