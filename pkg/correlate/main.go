@@ -3,6 +3,8 @@
 // (the built-in IDS set and the user's XML files) and writes one alert per
 // event that ends at a rule of level 1 or more: the event's bytes
 // unchanged plus "rule", "id" and, for composites, "previous_output".
+// The rules and the engine that walks them are package rule; this package
+// holds the flags, the pipeline (read, evaluate, write) and the metrics.
 // See docs/correlate.md.
 package correlate
 
