@@ -214,6 +214,10 @@ func (pt *Pretest) Run(ev *Input) {
 	ev.preSet = pt.set
 }
 
+// Pretested reports whether ev's pretest was done, in full, for e's rule
+// set (not one loaded before a reload, nor cut short).
+func (e *Engine) Pretested(ev *Input) bool { return ev.preSet == e.set }
+
 // from is, for --explain, what ws counts ev's events by; a source counted
 // as its network says so ("from this source (2001:db8::/64)").
 func (ws *winState) from(ev *Input) string {
@@ -222,10 +226,6 @@ func (ws *winState) from(ev *Input) string {
 	}
 	return ws.name
 }
-
-// Pretested reports whether ev's pretest was done, in full, for e's rule
-// set (not one loaded before a reload, nor cut short).
-func (e *Engine) Pretested(ev *Input) bool { return ev.preSet == e.set }
 
 // Result is the outcome of one event.
 type Result struct {
