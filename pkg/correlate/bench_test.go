@@ -8,6 +8,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/quietwatch/quietwatch/pkg/command"
 )
 
 // benchEvents builds n events like genfastlog's: a mix of priorities from
@@ -50,7 +52,7 @@ func BenchmarkCorrelate(b *testing.B) {
 	b.SetBytes(int64(len(in) / lines))
 	b.ResetTimer()
 	for done := 0; done < b.N; done += lines {
-		code := run(context.Background(), []string{"correlate", "-r", howto}, bytes.NewReader(in), io.Discard, io.Discard, hooks{wall: time.Now})
+		code := run(context.Background(), []string{"correlate", "-r", howto}, bytes.NewReader(in), io.Discard, io.Discard, &env{Hooks: command.Hooks{Now: time.Now}})
 		if code != 0 {
 			b.Fatal("exit", code)
 		}
@@ -67,7 +69,7 @@ func BenchmarkCorrelateIPv6(b *testing.B) {
 		b.Run("prefix-"+bits, func(b *testing.B) {
 			b.SetBytes(int64(len(in) / lines))
 			for done := 0; done < b.N; done += lines {
-				code := run(context.Background(), []string{"correlate", "-r", howto, "--ipv6-prefix", bits}, bytes.NewReader(in), io.Discard, io.Discard, hooks{wall: time.Now})
+				code := run(context.Background(), []string{"correlate", "-r", howto, "--ipv6-prefix", bits}, bytes.NewReader(in), io.Discard, io.Discard, &env{Hooks: command.Hooks{Now: time.Now}})
 				if code != 0 {
 					b.Fatal("exit", code)
 				}

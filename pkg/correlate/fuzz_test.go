@@ -21,7 +21,7 @@ func FuzzCorrelate(f *testing.F) {
 	f.Add([]byte(ev(0, "2001:db8::1", 1) + "\n" + ev(1, "2001:db8::2", 1) + "\n" + ev(2, "::ffff:192.0.2.1", 1) + "\n" + ev(3, "fe80::1%eth0", 2) + "\n" + ev(4, "2001:db8::1::2", 2) + "\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var out bytes.Buffer
-		code := run(context.Background(), []string{"correlate", "-r", howto, "--explain"}, bytes.NewReader(in), &out, io.Discard, hooks{wall: wallClock})
+		code := run(context.Background(), []string{"correlate", "-r", howto, "--explain"}, bytes.NewReader(in), &out, io.Discard, fixedEnv())
 		if code != 0 {
 			t.Fatalf("exit %d", code)
 		}

@@ -91,7 +91,7 @@ func TestReaderEdges(t *testing.T) {
 			iotest.DataErrReader,
 		} {
 			var out, errb bytes.Buffer
-			code := run(context.Background(), []string{"correlate", "-r", howto}, feed(strings.NewReader(tc.in)), &out, &errb, hooks{wall: wallClock})
+			code := run(context.Background(), []string{"correlate", "-r", howto}, feed(strings.NewReader(tc.in)), &out, &errb, fixedEnv())
 			if code != 0 {
 				t.Fatalf("%s: exit %d: %s", tc.name, code, errb.String())
 			}

@@ -3,6 +3,8 @@
 // (the built-in IDS set and the user's XML files) and writes one alert per
 // event that ends at a rule of level 1 or more: the event's bytes
 // unchanged plus "rule", "id" and, for composites, "previous_output".
+// The rules and the engine that walks them are package rule; this package
+// holds the flags, the pipeline (read, evaluate, write) and the metrics.
 // See docs/correlate.md.
 package correlate
 
@@ -14,11 +16,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -28,8 +29,8 @@ import (
 	"github.com/quietwatch/quietwatch/pkg/metrics"
 	"github.com/quietwatch/quietwatch/pkg/record"
 	"github.com/quietwatch/quietwatch/pkg/rule"
-	"github.com/quietwatch/quietwatch/pkg/seen"
-	"github.com/quietwatch/quietwatch/pkg/window"
+	"github.com/quietwatch/quietwatch/pkg/rule/seen"
+	"github.com/quietwatch/quietwatch/pkg/rule/window"
 )
 
 const usageText = `correlate [-r RULES]... [options] [FILE...] < events.jsonl > alerts.jsonl
@@ -56,25 +57,28 @@ const (
 	MinIPv6Prefix = 48
 )
 
+// prog is the stage's name, the prefix of its diagnostics.
+const prog = "correlate"
+
 // Main runs the stage and returns its exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := command.SignalContext(context.Background())
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	return run(ctx, args, stdin, stdout, stderr, hooks{wall: time.Now, hup: hup})
+	h, stopHooks := command.ProcessHooks()
+	defer stopHooks()
+	return run(ctx, args, stdin, stdout, stderr, &env{Hooks: h})
 }
 
-// hooks let tests replace the wall clock and deliver SIGHUP.
-type hooks struct {
-	wall func() time.Time
-	hup  <-chan os.Signal
+// env is what the stage takes from the process besides its streams: the
+// wall clock (--clock wall, and the bound on believable event times) and
+// SIGHUP (reload the rules). Tests fix the clock and bring their own Hup.
+type env struct {
+	command.Hooks
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, h hooks) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, e *env) int {
 	app := &cli.App{
-		Name:      "correlate",
+		Name:      prog,
 		Usage:     "turn IDS events into leveled alerts with OSSEC-compatible rules",
 		UsageText: usageText,
 		Flags: []cli.Flag{
@@ -91,7 +95,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},
 			&cli.IntFlag{Name: "ipv6-prefix", Value: DefaultIPv6Prefix, Usage: "count an IPv6 source as its network of `N` bits (48 to 128; 128: each address on its own) in same-source counting and first-time-seen keys"},
 		},
-		Action: func(c *cli.Context) error { return action(ctx, c, stdin, stdout, stderr, h) },
+		Action: func(c *cli.Context) error { return action(ctx, c, stdin, stdout, stderr, e) },
 	}
 	return command.Run(ctx, app, args, stdin, stdout, stderr)
 }
@@ -100,31 +104,52 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 type config struct {
 	minLevel int
 	explain  bool
-	wall     func() time.Time // nil: event clock
+	wall     bool // --clock wall: events are evaluated at their arrival
 	hostname string
+
+	rules   []string // -r
+	builtin bool     // not --no-builtin
+	maxKeys int
+	maxFTS  int
+	v6bits  int // --ipv6-prefix
+	state   string
+	metrics string // --metrics-file
 }
 
-func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, h hooks) error {
-	cfg := config{minLevel: c.Int("min-level"), explain: c.Bool("explain"), hostname: c.String("hostname")}
+// parseConfig checks the flags (all but --check) and returns what they say.
+func parseConfig(c *cli.Context) (config, error) {
+	cfg := config{
+		minLevel: c.Int("min-level"), explain: c.Bool("explain"), hostname: c.String("hostname"),
+		rules: c.StringSlice("rules"), builtin: !c.Bool("no-builtin"),
+		maxKeys: c.Int("max-keys"), maxFTS: c.Int("max-fts"), v6bits: c.Int("ipv6-prefix"),
+		state: c.String("state"), metrics: c.String("metrics-file"),
+	}
 	switch c.String("clock") {
 	case "event":
 	case "wall":
-		cfg.wall = h.wall
+		cfg.wall = true
 	default:
-		return command.UsageErrorf("--clock: %q is neither event nor wall", c.String("clock"))
+		return cfg, command.UsageErrorf("--clock: %q is neither event nor wall", c.String("clock"))
 	}
-	if c.Int("max-keys") < 1 || c.Int("max-fts") < 2 {
-		return command.UsageErrorf("--max-keys and --max-fts must be positive")
+	if cfg.maxKeys < 1 || cfg.maxFTS < 2 {
+		return cfg, command.UsageErrorf("--max-keys and --max-fts must be positive")
 	}
-	v6bits := c.Int("ipv6-prefix")
-	if v6bits < MinIPv6Prefix || v6bits > 128 {
-		return command.UsageErrorf("--ipv6-prefix: %d is outside %d..128", v6bits, MinIPv6Prefix)
+	if cfg.v6bits < MinIPv6Prefix || cfg.v6bits > 128 {
+		return cfg, command.UsageErrorf("--ipv6-prefix: %d is outside %d..128", cfg.v6bits, MinIPv6Prefix)
 	}
-	if c.Bool("no-builtin") && len(c.StringSlice("rules")) == 0 {
-		return command.UsageErrorf("no rules: give -r FILE or leave out --no-builtin")
+	if !cfg.builtin && len(cfg.rules) == 0 {
+		return cfg, command.UsageErrorf("no rules: give -r FILE or leave out --no-builtin")
 	}
-	rules, builtin := c.StringSlice("rules"), !c.Bool("no-builtin")
-	set, ok := loadRules(rules, builtin, stderr)
+	return cfg, nil
+}
+
+func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr io.Writer, e *env) error {
+	cfg, err := parseConfig(c)
+	if err != nil {
+		return err
+	}
+	diag := command.Diag{Prog: prog, W: stderr}
+	set, ok := loadRules(cfg.rules, cfg.builtin, diag)
 	if !ok {
 		return exitcode.Reported(exitcode.Config)
 	}
@@ -134,64 +159,30 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 		}
 		return nil
 	}
-
-	fts := seen.New(c.Int("max-fts"))
-	var ftsPath string
-	if dir := c.String("state"); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return exitcode.Errorf(exitcode.Config, "--state: %w", err)
-		}
-		ftsPath = filepath.Join(dir, "first-time-seen")
-		s, err := seen.Load(ftsPath, c.Int("max-fts"))
-		switch {
-		case err != nil && s != nil: // damaged: keep what was read before the damage
-			fmt.Fprintf(stderr, "correlate: %v; keeping the %d first-time-seen keys read before it\n", err, s.Len())
-		case err != nil:
-			fmt.Fprintf(stderr, "correlate: %v; starting with no first-time-seen memory\n", err)
-		}
-		if s != nil {
-			fts = s
-		}
+	fts, ftsPath, err := openState(cfg.state, cfg.maxFTS, diag)
+	if err != nil {
+		return err
 	}
-	maxKeys := c.Int("max-keys")
-	eng := newEngine(set, window.NewStore(maxKeys), fts, v6bits)
-
 	inputs := []string{"-"}
 	if c.NArg() > 0 {
 		inputs = c.Args().Slice()
 	}
-	p := &pipeline{eng: eng, cfg: cfg, out: &output{w: stdout, buf: make([]byte, 0, outSize+4096)}, diag: bufio.NewWriter(stderr), hup: h.hup}
-	p.pre.Store(p.newPretest(eng))
-	// SIGHUP reloads the rules; with a mistake in them, the old rules stay.
-	p.reload = func() {
-		set, ok := loadRules(rules, builtin, p.diag)
-		if !ok {
-			p.diagf("rules not reloaded: the ones loaded before stay in force")
-			return
-		}
-		p.eng = newEngine(set, window.NewStore(maxKeys), fts, v6bits)
-		p.pre.Store(p.newPretest(p.eng))
-		p.diagf("rules reloaded (%d rules); composite counts start afresh", len(set.Rules))
-	}
-	if ftsPath != "" {
-		p.save = func() error { return fts.Save(ftsPath) }
-	}
-	p.m = newStageMetrics()
-	if path := c.String("metrics-file"); path != "" {
-		if err := metrics.Check(path); err != nil {
+	p := newPipeline(cfg, set, fts, ftsPath, e, stdout, stderr)
+	if cfg.metrics != "" {
+		if err := metrics.Check(cfg.metrics); err != nil {
 			return exitcode.Errorf(exitcode.Config, "--metrics-file: %w", err)
 		}
-		stop := metrics.Start(p.m.reg, path, func(err error) { fmt.Fprintf(stderr, "correlate: --metrics-file: %v\n", err) })
+		stop := metrics.Start(p.m.reg, cfg.metrics, func(err error) { diag.Printf("--metrics-file: %v", err) })
 		defer func() {
 			if err := stop(); err != nil {
-				fmt.Fprintf(stderr, "correlate: --metrics-file: %v\n", err)
+				diag.Printf("--metrics-file: %v", err)
 			}
 		}()
 	}
-	err := p.run(ctx, inputs, stdin)
+	err = p.run(ctx, inputs, stdin)
 	if ftsPath != "" {
 		if serr := fts.Save(ftsPath); serr != nil {
-			fmt.Fprintf(stderr, "correlate: saving first-time-seen keys: %v\n", serr)
+			diag.Printf("saving first-time-seen keys: %v", serr)
 			if err == nil {
 				err = exitcode.Reported(exitcode.Failure)
 			}
@@ -200,9 +191,59 @@ func action(ctx context.Context, c *cli.Context, stdin io.Reader, stdout, stderr
 	return err
 }
 
+// openState returns the first-time-seen memory: with --state DIR, what
+// DIR/first-time-seen holds (a damaged file keeps the keys read before the
+// damage, with a diagnostic) and that path; without, an empty set and "".
+func openState(dir string, maxFTS int, diag command.Diag) (*seen.Set, string, error) {
+	if dir == "" {
+		return seen.New(maxFTS), "", nil
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, "", exitcode.Errorf(exitcode.Config, "--state: %w", err)
+	}
+	path := filepath.Join(dir, "first-time-seen")
+	s, err := seen.Load(path, maxFTS)
+	switch {
+	case err != nil && s != nil: // damaged: keep what was read before the damage
+		diag.Printf("%v; keeping the %d first-time-seen keys read before it", err, s.Len())
+	case err != nil:
+		diag.Printf("%v; starting with no first-time-seen memory", err)
+	}
+	if s == nil {
+		s = seen.New(maxFTS)
+	}
+	return s, path, nil
+}
+
+// newPipeline wires the engine for set, the output, SIGHUP's reload and
+// the state's saving (with ftsPath) into a pipeline.
+func newPipeline(cfg config, set *rule.Set, fts *seen.Set, ftsPath string, e *env, stdout, stderr io.Writer) *pipeline {
+	p := &pipeline{
+		eng: rule.NewEngine(set, window.NewStore(cfg.maxKeys), fts, cfg.v6bits), cfg: cfg, clock: e.Clock(),
+		out: &output{w: stdout, buf: make([]byte, 0, outSize+4096)}, diag: bufio.NewWriter(stderr), hup: e.Hup,
+	}
+	p.pre.Store(p.newPretest(p.eng))
+	// SIGHUP reloads the rules; with a mistake in them, the old rules stay.
+	p.reload = func() {
+		set, ok := loadRules(cfg.rules, cfg.builtin, command.Diag{Prog: prog, W: p.diag})
+		if !ok {
+			p.diagf("rules not reloaded: the ones loaded before stay in force")
+			return
+		}
+		p.eng = rule.NewEngine(set, window.NewStore(cfg.maxKeys), fts, cfg.v6bits)
+		p.pre.Store(p.newPretest(p.eng))
+		p.diagf("rules reloaded (%d rules); composite counts start afresh", len(set.Rules))
+	}
+	if ftsPath != "" {
+		p.save = func() error { return fts.Save(ftsPath) }
+	}
+	p.m = newStageMetrics()
+	return p
+}
+
 // loadRules reads the built-in set and the -r paths; it reports every
-// problem on stderr and returns ok false if there was any.
-func loadRules(paths []string, builtin bool, stderr io.Writer) (*rule.Set, bool) {
+// problem through diag and returns ok false if there was any.
+func loadRules(paths []string, builtin bool, diag command.Diag) (*rule.Set, bool) {
 	var srcs []rule.Source
 	if builtin {
 		srcs = append(srcs, rule.Builtin())
@@ -214,14 +255,14 @@ func loadRules(paths []string, builtin bool, stderr io.Writer) (*rule.Set, bool)
 			files, _ = filepath.Glob(filepath.Join(p, "*.xml"))
 			sort.Strings(files)
 			if len(files) == 0 {
-				fmt.Fprintf(stderr, "correlate: %s: no *.xml rule files in the directory\n", p)
+				diag.Printf("%s: no *.xml rule files in the directory", p)
 				ok = false
 			}
 		}
 		for _, f := range files {
 			data, err := os.ReadFile(f)
 			if err != nil {
-				fmt.Fprintf(stderr, "correlate: %v\n", err)
+				diag.Printf("%v", err)
 				ok = false
 				continue
 			}
@@ -230,7 +271,7 @@ func loadRules(paths []string, builtin bool, stderr io.Writer) (*rule.Set, bool)
 	}
 	set, errs := rule.Load(srcs)
 	for _, e := range errs {
-		fmt.Fprintf(stderr, "correlate: %v\n", e)
+		diag.Printf("%v", e)
 	}
 	return set, ok && len(errs) == 0
 }
@@ -240,8 +281,9 @@ func loadRules(paths []string, builtin bool, stderr io.Writer) (*rule.Set, bool)
 // goroutine, the rules and the writing in the caller's, with batches of
 // lines passed between them: on two cores that nearly doubles throughput.
 type pipeline struct {
-	eng    *Engine
+	eng    *rule.Engine
 	cfg    config
+	clock  func() time.Time // the wall clock
 	out    *output
 	diag   *bufio.Writer
 	hup    <-chan os.Signal
@@ -251,7 +293,7 @@ type pipeline struct {
 	last  int64 // newest time seen, µs
 	ahead int64 // events stamped later than this are not believed
 	// pre is what the reading goroutine tests ahead (set with eng)
-	pre atomic.Pointer[pretest]
+	pre atomic.Pointer[rule.Pretest]
 	// late is set stopGrace after SIGTERM: the lines read but not yet
 	// evaluated are dropped (counted in dropped), so slow rules cannot
 	// hold the stop back.
@@ -267,10 +309,8 @@ type pipeline struct {
 // patterns take long on every line get near it.
 const stopGrace = time.Second
 
-func (p *pipeline) newPretest(e *Engine) *pretest {
-	pt := newPretest(e)
-	pt.late = &p.late
-	return pt
+func (p *pipeline) newPretest(e *rule.Engine) *rule.Pretest {
+	return rule.NewPretest(e, &p.late)
 }
 
 const (
@@ -289,7 +329,7 @@ type item struct {
 	diag   string // a diagnostic (the line is skipped)
 	blank  bool
 	fields record.EventFields
-	ev     event
+	ev     rule.Input
 	t      int64
 	tOK    bool
 }
@@ -579,7 +619,7 @@ const (
 
 // scan does the stateless part of an event: JSON check, fields, match
 // text, timestamp.
-func scan(it *item, pt *pretest) {
+func scan(it *item, pt *rule.Pretest) {
 	it.diag, it.blank = "", false
 	if len(bytes.TrimSpace(it.line)) == 0 {
 		it.blank = true
@@ -594,8 +634,7 @@ func scan(it *item, pt *pretest) {
 		it.diag = fmt.Sprintf("record already has correlate's %q key (an alert fed back?), skipped", f.Own)
 		return
 	}
-	prepare(&it.ev, f, it.line, pt.v6bits)
-	pt.run(&it.ev)
+	pt.Prepare(&it.ev, f, it.line)
 	it.t, it.tOK = 0, false
 	if f.Timestamp != nil {
 		it.t, it.tOK = record.ParseTime(f.Timestamp)
@@ -603,9 +642,7 @@ func scan(it *item, pt *pretest) {
 }
 
 func (p *pipeline) diagf(format string, args ...any) {
-	p.diag.WriteString("correlate: ")
-	fmt.Fprintf(p.diag, format, args...)
-	p.diag.WriteByte('\n')
+	command.Diag{Prog: prog, W: p.diag}.Printf(format, args...)
 }
 
 func (p *pipeline) process(b *batch) error {
@@ -633,9 +670,9 @@ func (p *pipeline) record(name string, it *item) error {
 	}
 	f, ev := &it.fields, &it.ev
 	now := p.now(it.t, it.tOK)
-	if ev.preSet != p.eng.set { // read before a reload, or a pretest cut short
-		p.newPretest(p.eng).run(ev)
-		if ev.preSet != p.eng.set {
+	if !p.eng.Pretested(ev) { // read before a reload, or a pretest cut short
+		p.newPretest(p.eng).Run(ev)
+		if !p.eng.Pretested(ev) {
 			p.dropped++ // cut short: stopping
 			return nil
 		}
@@ -646,28 +683,28 @@ func (p *pipeline) record(name string, it *item) error {
 		}
 	}
 	if p.cfg.explain {
-		p.eng.explain = func(depth int, format string, args ...any) {
+		p.eng.Explain = func(depth int, format string, args ...any) {
 			p.diagf("%s:%d: %s%s", name, it.lineNo, indent(depth), fmt.Sprintf(format, args...))
 		}
-		explainf("event at %s, text %q", fmtTime(now), ev.Text)
+		explainf("event at %s, text %q", rule.FormatTime(now), ev.Text)
 	}
-	res := p.eng.eval(ev, now)
-	rs := res.rs
+	res := p.eng.Eval(ev, now)
+	r := res.Rule()
 	switch {
-	case rs == nil:
+	case r == nil:
 		explainf("no rule matched: no alert")
 		return nil
-	case rs.r.Level == 0:
-		explainf("result rule %d has level 0: event dropped", rs.r.ID)
+	case r.Level == 0:
+		explainf("result rule %d has level 0: event dropped", r.ID)
 		return nil
-	case rs.r.NoAlert:
-		explainf("result rule %d is noalert: no alert", rs.r.ID)
+	case r.NoAlert:
+		explainf("result rule %d is noalert: no alert", r.ID)
 		return nil
-	case rs.r.NoLog:
-		explainf("result rule %d has option no_log: no alert written", rs.r.ID)
+	case r.NoLog:
+		explainf("result rule %d has option no_log: no alert written", r.ID)
 		return nil
-	case rs.r.Level < p.cfg.minLevel:
-		explainf("result rule %d level %d is below --min-level %d: not written", rs.r.ID, rs.r.Level, p.cfg.minLevel)
+	case r.Level < p.cfg.minLevel:
+		explainf("result rule %d level %d is below --min-level %d: not written", r.ID, r.Level, p.cfg.minLevel)
 		return nil
 	}
 	host := p.cfg.hostname
@@ -677,28 +714,31 @@ func (p *pipeline) record(name string, it *item) error {
 	var err error
 	o := p.out
 	n := len(o.buf)
-	o.buf, err = rs.enc.AppendAlert(o.buf, it.line, rs.rec.FiredTimes, floorDiv(now, 1e6), it.seq, res.prev, host)
+	o.buf, err = res.Alert().AppendAlert(o.buf, it.line, res.FiredTimes(), floorDiv(now, 1e6), it.seq, res.Previous, host)
 	if err != nil {
 		p.diagf("%s:%d: %v, skipped", name, it.lineNo, err)
 		return nil
 	}
-	if rs.bySource && ev.net.IsValid() {
+	if net := ev.Net(); res.BySource() && net.IsValid() {
 		// the network the source was counted as, for block and notify
-		p.scratch = ev.net.AppendTo(append(p.scratch[:0], '"'))
+		p.scratch = net.AppendTo(append(p.scratch[:0], '"'))
 		p.scratch = append(p.scratch, '"')
 		out, _ := record.AppendField(o.buf[n:], "src_prefix", p.scratch) // (an object: AppendAlert made it)
 		o.buf = append(o.buf[:n], out...)
 	}
 	o.buf = append(o.buf, '\n')
-	p.m.alert(rs.r.ID, rs.r.Level)
+	p.m.alert(r.ID, r.Level)
 	if p.cfg.explain { // (the arguments would be boxed even when not)
-		explainf("alert: rule %d level %d", rs.r.ID, rs.r.Level)
+		explainf("alert: rule %d level %d", r.ID, r.Level)
 	}
 	if len(o.buf) >= outSize {
 		return o.Flush()
 	}
 	return nil
 }
+
+// indent is the --explain indentation of a depth.
+func indent(depth int) string { return strings.Repeat("  ", depth) }
 
 // outSize is how many bytes of alerts are collected before one write.
 const outSize = 64 << 10
@@ -734,12 +774,13 @@ const maxAhead = 24 * time.Hour
 // events) and the newest time seen stays unset, so a replay of old events
 // behind it keeps its own times.
 func (p *pipeline) now(t int64, ok bool) int64 {
-	if p.cfg.wall != nil {
-		t = p.cfg.wall().UnixMicro()
+	if p.cfg.wall {
+		t = p.clock().UnixMicro()
 	} else {
 		if ok && t > p.last && t > p.ahead {
-			// the bound is refreshed only when an event passes it
-			p.ahead = time.Now().Add(maxAhead).UnixMicro()
+			// the bound is refreshed only when an event passes it (the
+			// machine's clock, through the hook so tests can fix it)
+			p.ahead = p.clock().Add(maxAhead).UnixMicro()
 			ok = t <= p.ahead
 		}
 		if !ok {

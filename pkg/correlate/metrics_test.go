@@ -27,7 +27,7 @@ func TestMetricsFile(t *testing.T) {
 	in.WriteString(`{"a":"` + strings.Repeat("x", record.DefaultMaxLine+10) + `"}` + "\n")
 	path := filepath.Join(t.TempDir(), "correlate.prom")
 	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"correlate", "--metrics-file", path}, strings.NewReader(in.String()), &out, &errb, hooks{wall: wallClock})
+	code := run(context.Background(), []string{"correlate", "--metrics-file", path}, strings.NewReader(in.String()), &out, &errb, fixedEnv())
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}

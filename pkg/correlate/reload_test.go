@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/record"
 )
 
@@ -41,7 +42,7 @@ func TestSIGHUPReloadsRules(t *testing.T) {
 	hup := make(chan os.Signal, 1)
 	code := make(chan int, 1)
 	go func() {
-		code <- run(context.Background(), []string{"correlate", "--no-builtin", "-r", rules}, inR, outW, &stderr, hooks{wall: wallClock, hup: hup})
+		code <- run(context.Background(), []string{"correlate", "--no-builtin", "-r", rules}, inR, outW, &stderr, &env{Hooks: command.Hooks{Now: wallClock, Hup: hup}})
 		outW.Close()
 	}()
 	out := bufio.NewReader(outR)
@@ -103,7 +104,7 @@ func TestStopSavesState(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, []string{"correlate", "-r", howto, "--state", dir}, inR, outW, io.Discard, hooks{wall: wallClock})
+		code <- run(ctx, []string{"correlate", "-r", howto, "--state", dir}, inR, outW, io.Discard, fixedEnv())
 		outW.Close()
 	}()
 	if _, err := io.WriteString(inW, ev(0, "192.0.2.9", 2)+"\n"); err != nil {
@@ -135,7 +136,7 @@ func TestStopDrainsLinesRead(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		code := make(chan int, 1)
 		go func() {
-			code <- run(ctx, []string{"correlate", "-r", howto}, inR, outW, io.Discard, hooks{wall: wallClock})
+			code <- run(ctx, []string{"correlate", "-r", howto}, inR, outW, io.Discard, fixedEnv())
 			outW.Close()
 		}()
 		var written atomic.Int64
@@ -175,7 +176,7 @@ func TestHalfLineDoesNotHoldBack(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, []string{"correlate", "-r", howto}, inR, outW, io.Discard, hooks{wall: wallClock})
+		code <- run(ctx, []string{"correlate", "-r", howto}, inR, outW, io.Discard, fixedEnv())
 		outW.Close()
 	}()
 	go io.WriteString(inW, ev(0, "192.0.2.1", 1)+"\n"+ev(1, "192.0.2.1", 1)+"\n"+ev(2, "192.0.2.1", 1)[:40])
@@ -231,7 +232,7 @@ func TestStopWithSlowRegex(t *testing.T) {
 	in := &firstRead{r: strings.NewReader(input.String())}
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, []string{"correlate", "--no-builtin", "-r", path}, in, io.Discard, &stderr, hooks{wall: wallClock})
+		code <- run(ctx, []string{"correlate", "--no-builtin", "-r", path}, in, io.Discard, &stderr, fixedEnv())
 	}()
 	// Once the first read has returned, its seven lines are being tested,
 	// four seconds each (a stop during a read counts its data as unread).

@@ -456,6 +456,8 @@ func (p *parser) rule(t xml.StartElement, start int, groups []string) {
 	}
 }
 
+// option reads one element of a <rule> (at off) into r; seen holds the
+// elements a rule may have only once that it has had so far.
 func (p *parser) option(r *Rule, refs *ruleRefs, t xml.StartElement, off int, seen map[string]bool) {
 	name := t.Name.Local
 	pos := p.pos(off)
@@ -463,104 +465,35 @@ func (p *parser) option(r *Rule, refs *ruleRefs, t xml.StartElement, off int, se
 		p.errPos(p.attrPos(off, a.Name.Local), "unknown attribute %q on <%s>", a.Name.Local, name)
 	}
 	v, _ := p.subst(p.text(name), pos)
-	single := func() bool {
+	if once(name) {
 		if seen[name] {
 			p.errPos(pos, "more than one <%s> in a rule", name)
-			return false
+			return
 		}
 		seen[name] = true
-		return true
-	}
-	empty := func() {
-		if v != "" {
-			p.errPos(pos, "<%s> takes no value", name)
-		}
 	}
 	var err error
 	switch name {
-	case "match":
-		if single() {
-			r.Match, err = CompileMatch(v)
-		}
-	case "regex":
-		if single() {
-			r.Regex, err = CompileRegex(v)
-		}
-	case "id":
-		if single() {
-			r.SigID, err = CompileMatch(v)
-		}
-	case "category":
-		if single() {
-			if !categories[v] {
-				err = errorf("unknown category %q (want ids, syslog, firewall, web-log, squid, windows or ossec)", v)
-			}
-			r.Category = v
-		}
-	case "decoded_as":
-		if single() {
-			r.DecodedAs = v
-		}
+	case "match", "regex", "id", "category", "decoded_as":
+		err = condition(r, name, v)
 	case "srcip", "dstip":
-		c, e := parseIPCond(v)
-		if e != nil {
-			err = e
-		} else if name == "srcip" {
-			r.SrcIP = append(r.SrcIP, c)
-		} else {
-			r.DstIP = append(r.DstIP, c)
+		err = ipCondition(r, name, v)
+	case "if_sid", "if_matched_sid", "if_group", "if_matched_group", "if_level":
+		err = parent(r, refs, name, v, pos)
+	case "same_source_ip", "same_id", "different_srcip", "if_fts":
+		if v != "" {
+			p.errPos(pos, "<%s> takes no value", name)
 		}
-	case "if_sid", "if_matched_sid":
-		if single() {
-			var ids []int
-			for _, f := range splitList(v) {
-				n, ok := parseInt(f, 1, MaxID)
-				if !ok {
-					err = errorf("bad rule id %q in <%s>", f, name)
-					break
-				}
-				ids = append(ids, n)
-			}
-			if len(ids) == 0 && err == nil {
-				err = errorf("<%s> names no rule", name)
-			}
-			if name == "if_sid" {
-				r.IfSID, refs.ifSID = ids, pos
-			} else {
-				r.IfMatchedSID, refs.ifMatchedSID = ids, pos
-			}
+		switch name {
+		case "same_source_ip":
+			r.SameSourceIP = true
+		case "same_id":
+			r.SameID = true
+		case "different_srcip":
+			r.DifferentSrcIP = true
+		case "if_fts":
+			r.IfFTS = true
 		}
-	case "if_group", "if_matched_group":
-		if single() {
-			if v == "" {
-				err = errorf("<%s> names no group", name)
-			}
-			if name == "if_group" {
-				r.IfGroup, refs.ifGroup = v, pos
-			} else {
-				r.IfMatchedGroup, refs.ifMG = v, pos
-			}
-		}
-	case "if_level":
-		if single() {
-			n, ok := parseInt(v, 1, 15)
-			if !ok {
-				err = errorf("bad if_level %q: want a number from 1 to 15", v)
-			}
-			r.IfLevel = n
-		}
-	case "same_source_ip":
-		empty()
-		r.SameSourceIP = true
-	case "same_id":
-		empty()
-		r.SameID = true
-	case "different_srcip":
-		empty()
-		r.DifferentSrcIP = true
-	case "if_fts":
-		empty()
-		r.IfFTS = true
 	case "description":
 		if r.Description != "" && v != "" {
 			r.Description += " "
@@ -569,20 +502,7 @@ func (p *parser) option(r *Rule, refs *ruleRefs, t xml.StartElement, off int, se
 	case "group":
 		r.Groups = append(r.Groups, splitList(v)...)
 	case "options":
-		for _, o := range splitList(v) {
-			switch o {
-			case "alert_by_email", "no_email_alert":
-				want := o == "alert_by_email"
-				if r.Mail != nil && *r.Mail != want {
-					err = errorf("options alert_by_email and no_email_alert contradict each other")
-				}
-				r.Mail = &want
-			case "no_log":
-				r.NoLog = true
-			default:
-				err = errorf("unknown option %q (want alert_by_email, no_email_alert or no_log)", o)
-			}
-		}
+		err = options(r, v)
 	default:
 		p.errPos(pos, "unknown element <%s> in <rule>", name)
 		return
@@ -590,6 +510,115 @@ func (p *parser) option(r *Rule, refs *ruleRefs, t xml.StartElement, off int, se
 	if err != nil {
 		p.errPos(pos, "%v", err)
 	}
+}
+
+// once reports whether a rule may hold the element only once.
+func once(name string) bool {
+	switch name {
+	case "match", "regex", "id", "category", "decoded_as",
+		"if_sid", "if_matched_sid", "if_group", "if_matched_group", "if_level":
+		return true
+	}
+	return false
+}
+
+// condition reads one of the event's own conditions: <match>, <regex>,
+// <id> (patterns), <category>, <decoded_as>.
+func condition(r *Rule, name, v string) error {
+	var err error
+	switch name {
+	case "match":
+		r.Match, err = CompileMatch(v)
+	case "regex":
+		r.Regex, err = CompileRegex(v)
+	case "id":
+		r.SigID, err = CompileMatch(v)
+	case "category":
+		if !categories[v] {
+			err = errorf("unknown category %q (want ids, syslog, firewall, web-log, squid, windows or ossec)", v)
+		}
+		r.Category = v
+	case "decoded_as":
+		r.DecodedAs = v
+	}
+	return err
+}
+
+// ipCondition reads a <srcip> or <dstip> (a rule may hold several).
+func ipCondition(r *Rule, name, v string) error {
+	c, err := parseIPCond(v)
+	switch {
+	case err != nil:
+		return err
+	case name == "srcip":
+		r.SrcIP = append(r.SrcIP, c)
+	default:
+		r.DstIP = append(r.DstIP, c)
+	}
+	return nil
+}
+
+// parent reads what places r in the tree: <if_sid>, <if_matched_sid>
+// (lists of rule ids), <if_group>, <if_matched_group>, <if_level>. The
+// references are resolved by link; refs keeps where they were written.
+func parent(r *Rule, refs *ruleRefs, name, v string, pos Pos) error {
+	var err error
+	switch name {
+	case "if_sid", "if_matched_sid":
+		var ids []int
+		for _, f := range splitList(v) {
+			n, ok := parseInt(f, 1, MaxID)
+			if !ok {
+				err = errorf("bad rule id %q in <%s>", f, name)
+				break
+			}
+			ids = append(ids, n)
+		}
+		if len(ids) == 0 && err == nil {
+			err = errorf("<%s> names no rule", name)
+		}
+		if name == "if_sid" {
+			r.IfSID, refs.ifSID = ids, pos
+		} else {
+			r.IfMatchedSID, refs.ifMatchedSID = ids, pos
+		}
+	case "if_group", "if_matched_group":
+		if v == "" {
+			err = errorf("<%s> names no group", name)
+		}
+		if name == "if_group" {
+			r.IfGroup, refs.ifGroup = v, pos
+		} else {
+			r.IfMatchedGroup, refs.ifMG = v, pos
+		}
+	case "if_level":
+		n, ok := parseInt(v, 1, 15)
+		if !ok {
+			err = errorf("bad if_level %q: want a number from 1 to 15", v)
+		}
+		r.IfLevel = n
+	}
+	return err
+}
+
+// options reads an <options> list: alert_by_email, no_email_alert, no_log.
+func options(r *Rule, v string) error {
+	var err error
+	for _, o := range splitList(v) {
+		switch o {
+		case "alert_by_email", "no_email_alert":
+			want := o == "alert_by_email"
+			if r.Mail != nil && *r.Mail != want {
+				err = errorf("options alert_by_email and no_email_alert contradict each other")
+			}
+			r.Mail = &want
+		case "no_log":
+			r.NoLog = true
+		default:
+			err = errorf("unknown option %q (want alert_by_email, no_email_alert or no_log)", o)
+		}
+	}
+	return err
 }
 
 func parseIPCond(s string) (IPCond, error) {
@@ -648,66 +677,8 @@ func (l *loader) link() {
 		}
 	}
 	parents := make([][]*Rule, len(l.rules))
-	addParent := func(r, p *Rule) {
-		if p == r {
-			return
-		}
-		for _, q := range parents[r.Index] {
-			if q == p {
-				return
-			}
-		}
-		parents[r.Index] = append(parents[r.Index], p)
-	}
 	for _, r := range l.rules {
-		refs := l.refs[r]
-		for _, id := range r.IfSID {
-			if p := l.byID[id]; p == r {
-				l.errRef(r, refs.ifSID, "rule %d names itself in if_sid (a cycle: it could only match after itself)", id)
-			} else if p != nil {
-				addParent(r, p)
-			} else {
-				l.errRef(r, refs.ifSID, "if_sid %d names no rule", id)
-			}
-		}
-		for _, id := range r.IfMatchedSID {
-			if p := l.byID[id]; p == r {
-				l.errRef(r, refs.ifMatchedSID, "rule %d names itself in if_matched_sid (a cycle: it could only match after itself)", id)
-			} else if p != nil {
-				addParent(r, p)
-				r.Base = appendOnce(r.Base, p)
-			} else {
-				l.errRef(r, refs.ifMatchedSID, "if_matched_sid %d names no rule", id)
-			}
-		}
-		if r.IfGroup != "" {
-			if len(groups[r.IfGroup]) == 0 {
-				l.errRef(r, refs.ifGroup, "if_group %q names no rule's group", r.IfGroup)
-			}
-			for _, p := range groups[r.IfGroup] {
-				addParent(r, p)
-			}
-		}
-		if r.IfMatchedGroup != "" {
-			if len(groups[r.IfMatchedGroup]) == 0 {
-				l.errRef(r, refs.ifMG, "if_matched_group %q names no rule's group", r.IfMatchedGroup)
-			}
-			for _, p := range groups[r.IfMatchedGroup] {
-				if p != r {
-					addParent(r, p)
-					r.Base = appendOnce(r.Base, p)
-				}
-			}
-		}
-		if r.IfLevel > 0 {
-			// not under other if_level rules: two of them would each be
-			// the other's parent
-			for _, p := range l.rules {
-				if p.Level >= r.IfLevel && p.IfLevel == 0 {
-					addParent(r, p)
-				}
-			}
-		}
+		parents[r.Index] = l.parents(r, groups)
 	}
 	for _, r := range l.rules {
 		for _, p := range parents[r.Index] {
@@ -717,7 +688,74 @@ func (l *loader) link() {
 	for _, r := range l.rules {
 		sortRules(r.Children)
 	}
-	// A cycle would make the walk endless.
+	l.checkCycles()
+}
+
+// parents resolves r's if_sid, if_matched_sid, if_group, if_matched_group
+// and if_level into its parents (each once, never r itself), adding the
+// if_matched_ ones to r.Base; a reference to no rule is an error. groups
+// lists the rules of each group.
+func (l *loader) parents(r *Rule, groups map[string][]*Rule) []*Rule {
+	var parents []*Rule
+	add := func(p *Rule) {
+		if p != r {
+			parents = appendOnce(parents, p)
+		}
+	}
+	refs := l.refs[r]
+	for _, id := range r.IfSID {
+		if p := l.byID[id]; p == r {
+			l.errRef(r, refs.ifSID, "rule %d names itself in if_sid (a cycle: it could only match after itself)", id)
+		} else if p != nil {
+			add(p)
+		} else {
+			l.errRef(r, refs.ifSID, "if_sid %d names no rule", id)
+		}
+	}
+	for _, id := range r.IfMatchedSID {
+		if p := l.byID[id]; p == r {
+			l.errRef(r, refs.ifMatchedSID, "rule %d names itself in if_matched_sid (a cycle: it could only match after itself)", id)
+		} else if p != nil {
+			add(p)
+			r.Base = appendOnce(r.Base, p)
+		} else {
+			l.errRef(r, refs.ifMatchedSID, "if_matched_sid %d names no rule", id)
+		}
+	}
+	if r.IfGroup != "" {
+		if len(groups[r.IfGroup]) == 0 {
+			l.errRef(r, refs.ifGroup, "if_group %q names no rule's group", r.IfGroup)
+		}
+		for _, p := range groups[r.IfGroup] {
+			add(p)
+		}
+	}
+	if r.IfMatchedGroup != "" {
+		if len(groups[r.IfMatchedGroup]) == 0 {
+			l.errRef(r, refs.ifMG, "if_matched_group %q names no rule's group", r.IfMatchedGroup)
+		}
+		for _, p := range groups[r.IfMatchedGroup] {
+			if p != r {
+				add(p)
+				r.Base = appendOnce(r.Base, p)
+			}
+		}
+	}
+	if r.IfLevel > 0 {
+		// not under other if_level rules: two of them would each be
+		// the other's parent
+		for _, p := range l.rules {
+			if p.Level >= r.IfLevel && p.IfLevel == 0 {
+				add(p)
+			}
+		}
+	}
+	return parents
+}
+
+// checkCycles reports rules that are their own ancestor (one for each
+// cycle met): a cycle would make the walk endless.
+func (l *loader) checkCycles() {
 	const (
 		white = iota
 		grey

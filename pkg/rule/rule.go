@@ -1,8 +1,10 @@
-// Package rule is quietwatch's OSSEC-compatible rule language: it loads
-// rule files (<group>, <var>, <rule>) into a rule tree, checks them with
-// file:line:col diagnostics, and tests a rule's own conditions against an
-// event. Counting over time (frequency, ignore, first time seen) is the
-// caller's: this package is stateless.
+// Package rule is quietwatch's OSSEC-compatible rule language and its
+// engine: it loads rule files (<group>, <var>, <rule>) into a rule tree,
+// checks them with file:line:col diagnostics, and tests a rule's own
+// conditions against an event (Rule.Test, stateless). Engine walks the
+// tree for each event with the memory over time: composite counts
+// (frequency, timeframe, ignore) in package window, first time seen in
+// package seen, both below this one.
 package rule
 
 import (

@@ -22,7 +22,7 @@ type Store struct {
 	max        int
 	n          int
 	head, tail *Track // most and least recently used
-	evicted    uint64
+	evicted    uint64 // keys forgotten to stay under the cap (for tests)
 	// Removed tracks are reused, but not during the event that removed
 	// them (the caller may still hold them): pending waits for Begin.
 	free, pending []*Track
@@ -45,9 +45,6 @@ func NewStore(max int) *Store {
 
 // Len returns the number of keys tracked.
 func (s *Store) Len() int { return s.n }
-
-// Evicted returns how many keys were forgotten to stay under the cap.
-func (s *Store) Evicted() uint64 { return s.evicted }
 
 // Window is one kind of count: its rules (slots) share the events.
 type Window struct {

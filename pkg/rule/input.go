@@ -1,4 +1,4 @@
-package correlate
+package rule
 
 import (
 	"bytes"
@@ -7,8 +7,37 @@ import (
 	"strconv"
 
 	"github.com/quietwatch/quietwatch/pkg/record"
-	"github.com/quietwatch/quietwatch/pkg/seen"
+	"github.com/quietwatch/quietwatch/pkg/rule/seen"
 )
+
+// Input is one input record as the engine sees it: the Event its rules
+// test, and what the engine counts it by. Pretest.Prepare fills it.
+type Input struct {
+	Event
+	src []byte // src_ip as written
+	// srcKey is what the source counts as (same_source_ip,
+	// different_srcip, first time seen): src, or its IPv6 network (see
+	// sourceKey)
+	srcKey []byte
+	keyBuf []byte // srcKey's buffer when it is not src
+	// net is the IPv6 network the source counts as (the alert's
+	// src_prefix); not valid for IPv4 sources and with --ipv6-prefix 128
+	net netip.Prefix
+	dst []byte // dest_ip as written
+	log []byte // full_log (or the compact record) for previous_output
+	// compact is the buffer of the compact record (for a record without
+	// full_log)
+	compact []byte
+	seq     uint64    // for feeding each window once per event
+	srcSig  []byte    // scratch for the keySrcSig key
+	sigBuf  []byte    // scratch for SigID
+	ftsKey  seen.Hash // the first-time-seen key (made by prepare)
+	// pre holds the results of Test for the rules of preSet that have
+	// patterns, computed in the reading goroutine (see Pretest); used
+	// only when preSet is the engine's set
+	pre    []Failure
+	preSet *Set
+}
 
 // decoderName is what <decoded_as> compares with: every input record is
 // an IDS event, and OSSEC's decoder for snort-fast lines is "snort".
@@ -17,7 +46,7 @@ const decoderName = "snort"
 // prepare fills ev from the scanned fields of line (all but the parsed
 // addresses, which only rules with srcip/dstip need); v6bits is
 // --ipv6-prefix.
-func prepare(ev *event, f *record.EventFields, line []byte, v6bits int) {
+func prepare(ev *Input, f *record.EventFields, line []byte, v6bits int) {
 	ev.IDS = true
 	ev.Decoder = decoderName
 	ev.src, ev.dst = f.SrcIP, f.DestIP
@@ -47,6 +76,27 @@ func prepare(ev *event, f *record.EventFields, line []byte, v6bits int) {
 	ev.ftsKey = seen.NewHash().Add([]byte(decoderName)).Add(ev.SigID).Add(ev.srcKey).Add(ev.dst)
 }
 
+// Net is the IPv6 network the source was counted as (the alert's
+// src_prefix); not valid for an IPv4 source, nor with --ipv6-prefix 128.
+func (ev *Input) Net() netip.Prefix { return ev.net }
+
+// key returns ev's key for a window kind, nil when ev lacks it.
+func (ev *Input) key(k keyKind) []byte {
+	switch k {
+	case keySrc:
+		return ev.srcKey
+	case keySig:
+		return ev.SigID
+	case keySrcSig:
+		if ev.srcKey == nil || ev.SigID == nil {
+			return nil
+		}
+		ev.srcSig = append(append(append(ev.srcSig[:0], ev.srcKey...), ' '), ev.SigID...)
+		return ev.srcSig
+	}
+	return []byte{}
+}
+
 // sourceKey sets ev.srcKey, what the source is counted as, and ev.net:
 // an IPv6 address counts as its network of v6bits bits (ev.net, the
 // alert's src_prefix, when v6bits < 128), an IPv4-mapped IPv6 address as
@@ -58,7 +108,7 @@ func prepare(ev *event, f *record.EventFields, line []byte, v6bits int) {
 // An IPv6 key is the network's bytes in hex and its length
 // ("20010db800000000/64", "20010db8000000000000000000000001/128"): cheaper
 // to make than the canonical text, and never taken for an IPv4 address.
-func (ev *event) sourceKey(v6bits int) {
+func (ev *Input) sourceKey(v6bits int) {
 	ev.srcKey, ev.net = ev.src, netip.Prefix{}
 	if bytes.IndexByte(ev.src, ':') < 0 {
 		return // IPv4 (or none): the fast path

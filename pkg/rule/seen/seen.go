@@ -54,13 +54,6 @@ func New(max int) *Set {
 // Len returns the number of keys held.
 func (s *Set) Len() int { return len(s.cur) + len(s.old) }
 
-// Seen reports whether h was seen before, without recording it.
-func (s *Set) Seen(h Hash) bool {
-	_, a := s.cur[uint64(h)]
-	_, b := s.old[uint64(h)]
-	return a || b
-}
-
 // FirstTime records h and reports whether it was new.
 func (s *Set) FirstTime(h Hash) bool {
 	k := uint64(h)

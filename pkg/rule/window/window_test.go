@@ -51,7 +51,7 @@ func TestLRUAndExpire(t *testing.T) {
 	w.Track([]byte("b")).Add(sec, nil, nil)
 	w.Track([]byte("a")) // a is now the most recent
 	w.Track([]byte("c")).Add(2*sec, nil, nil)
-	if w.Peek([]byte("b")) != nil || w.Peek([]byte("a")) == nil || s.Len() != 2 || s.Evicted() != 1 {
+	if w.Peek([]byte("b")) != nil || w.Peek([]byte("a")) == nil || s.Len() != 2 || s.evicted != 1 {
 		t.Fatalf("LRU kept the wrong keys: len %d", s.Len())
 	}
 	s.Expire(11*sec, 10) // a's last entry is at 0: dead; c's at 2 s: live

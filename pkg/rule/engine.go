@@ -1,18 +1,16 @@
-package correlate
+package rule
 
 import (
 	"fmt"
 	"net/netip"
 	"sort"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/quietwatch/quietwatch/pkg/record"
-	"github.com/quietwatch/quietwatch/pkg/rule"
-	"github.com/quietwatch/quietwatch/pkg/seen"
-	"github.com/quietwatch/quietwatch/pkg/window"
+	"github.com/quietwatch/quietwatch/pkg/rule/seen"
+	"github.com/quietwatch/quietwatch/pkg/rule/window"
 )
 
 // keyKind is what a composite counts by.
@@ -25,34 +23,6 @@ const (
 	keySrcSig                // both
 )
 
-// event is one input record as the engine sees it.
-type event struct {
-	rule.Event
-	src []byte // src_ip as written
-	// srcKey is what the source counts as (same_source_ip,
-	// different_srcip, first time seen): src, or its IPv6 network (see
-	// sourceKey)
-	srcKey []byte
-	keyBuf []byte // srcKey's buffer when it is not src
-	// net is the IPv6 network the source counts as (the alert's
-	// src_prefix); not valid for IPv4 sources and with --ipv6-prefix 128
-	net netip.Prefix
-	dst []byte // dest_ip as written
-	log []byte // full_log (or the compact record) for previous_output
-	// compact is the buffer of the compact record (for a record without
-	// full_log)
-	compact []byte
-	seq     uint64    // for feeding each window once per event
-	srcSig  []byte    // scratch for the keySrcSig key
-	sigBuf  []byte    // scratch for SigID
-	ftsKey  seen.Hash // the first-time-seen key (made by prepare)
-	// pre holds the results of Test for the rules of preSet that have
-	// patterns, computed in the reading goroutine (see pretest); used
-	// only when preSet is the engine's set
-	pre    []rule.Failure
-	preSet *rule.Set
-}
-
 // winState is a window and how its key is made.
 type winState struct {
 	w    *window.Window
@@ -64,7 +34,7 @@ type winState struct {
 
 // ruleState is a rule with its runtime state.
 type ruleState struct {
-	r     *rule.Rule
+	r     *Rule
 	rec   record.Rule
 	enc   *record.EncodedRule // rec, encoded once
 	win   *winState           // composite: the window it counts in
@@ -83,26 +53,29 @@ type ruleState struct {
 }
 
 // Engine walks the rule tree for each event and keeps the composite and
-// first-time-seen memory.
+// first-time-seen memory. It is not safe for concurrent use: one goroutine
+// evaluates (Pretest's part may run in another).
 type Engine struct {
-	set     *rule.Set
-	rules   []*ruleState
-	wins    []*winState
-	store   *window.Store
-	fts     *seen.Set
-	explain func(depth int, format string, args ...any)
+	set   *Set
+	rules []*ruleState
+	wins  []*winState
+	store *window.Store
+	fts   *seen.Set
+	// Explain, when set, is told each rule tried and why it matched or
+	// not (--explain), depth the rule's depth in the tree.
+	Explain func(depth int, format string, args ...any)
 	needIP  bool
 	prev    [][]byte
 	nEvents uint64
 	v6bits  int // --ipv6-prefix
 }
 
-// newEngine prepares set for evaluation. Composites that count the same
+// NewEngine prepares set for evaluation. Composites that count the same
 // rules by the same key share one window (the how-to's four Priority-1
 // composites keep one list per source, not four).
 // v6bits is --ipv6-prefix: how many leading bits of an IPv6 source its
 // key keeps.
-func newEngine(set *rule.Set, store *window.Store, fts *seen.Set, v6bits int) *Engine {
+func NewEngine(set *Set, store *window.Store, fts *seen.Set, v6bits int) *Engine {
 	e := &Engine{set: set, store: store, fts: fts, v6bits: v6bits}
 	e.rules = make([]*ruleState, len(set.Rules))
 	for _, r := range set.Rules {
@@ -185,22 +158,24 @@ func newEngine(set *rule.Set, store *window.Store, fts *seen.Set, v6bits int) *E
 
 // pretested reports whether r's own conditions are worth testing ahead,
 // in the reading goroutine: those with patterns (the costly part of Test).
-func pretested(r *rule.Rule) bool {
+func pretested(r *Rule) bool {
 	return r.Match != nil || r.Regex != nil || r.SigID != nil
 }
 
-// pretest is what the reading goroutine needs to test rules ahead of the
-// engine: the set and which of its rules to test.
-type pretest struct {
-	set    *rule.Set
-	rules  []*rule.Rule
+// Pretest is what the reading goroutine needs to prepare events and test
+// rules ahead of the engine: the set and which of its rules to test.
+type Pretest struct {
+	set    *Set
+	rules  []*Rule
 	needIP bool
 	v6bits int          // --ipv6-prefix, for prepare
 	late   *atomic.Bool // set: stop testing (the event is not evaluated); may be nil
 }
 
-func newPretest(e *Engine) *pretest {
-	pt := &pretest{set: e.set, needIP: e.needIP, v6bits: e.v6bits}
+// NewPretest returns e's pretest; once late is set (it may be nil), the
+// tests still running are cut short.
+func NewPretest(e *Engine, late *atomic.Bool) *Pretest {
+	pt := &Pretest{set: e.set, needIP: e.needIP, v6bits: e.v6bits, late: late}
 	for _, rs := range e.rules {
 		if rs.pre {
 			pt.rules = append(pt.rules, rs.r)
@@ -209,16 +184,23 @@ func newPretest(e *Engine) *pretest {
 	return pt
 }
 
-// run tests ev against the rules of pt (ev's addresses are parsed when
+// Prepare fills ev from the scanned fields of its line, then tests it
+// against pt's rules (Run).
+func (pt *Pretest) Prepare(ev *Input, f *record.EventFields, line []byte) {
+	prepare(ev, f, line, pt.v6bits)
+	pt.Run(ev)
+}
+
+// Run tests ev against the rules of pt (ev's addresses are parsed when
 // the rules need them).
-func (pt *pretest) run(ev *event) {
+func (pt *Pretest) Run(ev *Input) {
 	ev.SrcIP, ev.DestIP = netip.Addr{}, netip.Addr{}
 	if pt.needIP {
 		ev.SrcIP, _ = netip.ParseAddr(string(ev.src))
 		ev.DestIP, _ = netip.ParseAddr(string(ev.dst))
 	}
 	if n := len(pt.set.Rules); cap(ev.pre) < n {
-		ev.pre = make([]rule.Failure, n)
+		ev.pre = make([]Failure, n)
 	} else {
 		ev.pre = ev.pre[:n]
 	}
@@ -232,40 +214,47 @@ func (pt *pretest) run(ev *event) {
 	ev.preSet = pt.set
 }
 
+// Pretested reports whether ev's pretest was done, in full, for e's rule
+// set (not one loaded before a reload, nor cut short).
+func (e *Engine) Pretested(ev *Input) bool { return ev.preSet == e.set }
+
 // from is, for --explain, what ws counts ev's events by; a source counted
 // as its network says so ("from this source (2001:db8::/64)").
-func (ws *winState) from(ev *event) string {
+func (ws *winState) from(ev *Input) string {
 	if ev.net.IsValid() && (ws.key == keySrc || ws.key == keySrcSig) {
 		return ws.name + " (" + ev.net.String() + ")"
 	}
 	return ws.name
 }
 
-// key returns ev's key for a window kind, nil when ev lacks it.
-func (ev *event) key(k keyKind) []byte {
-	switch k {
-	case keySrc:
-		return ev.srcKey
-	case keySig:
-		return ev.SigID
-	case keySrcSig:
-		if ev.srcKey == nil || ev.SigID == nil {
-			return nil
-		}
-		ev.srcSig = append(append(append(ev.srcSig[:0], ev.srcKey...), ' '), ev.SigID...)
-		return ev.srcSig
+// Result is the outcome of one event.
+type Result struct {
+	rs *ruleState // nil: no rule matched
+	// Previous holds a composite's counted events (previous_output); it
+	// is valid until the next Eval.
+	Previous [][]byte
+}
+
+// Rule is the rule the event ended at, nil when no rule matched.
+func (res Result) Rule() *Rule {
+	if res.rs == nil {
+		return nil
 	}
-	return []byte{}
+	return res.rs.r
 }
 
-// result is the outcome of one event.
-type result struct {
-	rs   *ruleState // nil: no rule matched
-	prev [][]byte
-}
+// Alert is the rule as alerts show it, encoded once.
+func (res Result) Alert() *record.EncodedRule { return res.rs.enc }
 
-// eval walks the tree for ev at now (µs).
-func (e *Engine) eval(ev *event, now int64) result {
+// FiredTimes is how many times the rule has fired, this time included.
+func (res Result) FiredTimes() int { return res.rs.rec.FiredTimes }
+
+// BySource reports whether the rule counts by source (a composite with
+// same_source_ip, or if_fts), so its alerts say the source's network.
+func (res Result) BySource() bool { return res.rs.bySource }
+
+// Eval walks the tree for ev at now (µs).
+func (e *Engine) Eval(ev *Input, now int64) Result {
 	e.nEvents++
 	ev.seq = e.nEvents
 	e.prev = e.prev[:0]
@@ -280,7 +269,7 @@ func (e *Engine) eval(ev *event, now int64) result {
 	return res
 }
 
-func (e *Engine) walk(rules []*rule.Rule, ev *event, now int64, depth int) result {
+func (e *Engine) walk(rules []*Rule, ev *Input, now int64, depth int) Result {
 	for _, r := range rules {
 		rs := e.rules[r.Index]
 		ok, prev := e.try(rs, ev, now, depth)
@@ -293,13 +282,13 @@ func (e *Engine) walk(rules []*rule.Rule, ev *event, now int64, depth int) resul
 		if res := e.walk(r.Children, ev, now, depth+1); res.rs != nil {
 			return res
 		}
-		return result{rs: rs, prev: prev}
+		return Result{rs: rs, Previous: prev}
 	}
-	return result{}
+	return Result{}
 }
 
 // feed adds ev to a window once per event.
-func (e *Engine) feed(ws *winState, ev *event, now int64) {
+func (e *Engine) feed(ws *winState, ev *Input, now int64) {
 	if ws.seq == ev.seq {
 		return
 	}
@@ -316,23 +305,23 @@ func (e *Engine) feed(ws *winState, ev *event, now int64) {
 // try tests one rule, with its memory: first time seen, frequency and
 // silence. A match has its side effects here (the key is remembered as
 // seen, the counted events are used up, the silence starts).
-func (e *Engine) try(rs *ruleState, ev *event, now int64, depth int) (bool, [][]byte) {
+func (e *Engine) try(rs *ruleState, ev *Input, now int64, depth int) (bool, [][]byte) {
 	r := rs.r
-	var f rule.Failure
+	var f Failure
 	if rs.pre && ev.preSet == e.set {
 		f = ev.pre[r.Index]
 	} else {
 		f = r.Test(&ev.Event)
 	}
-	if f != rule.OK {
-		if e.explain != nil {
+	if f != OK {
+		if e.Explain != nil {
 			e.say(depth, rs, "no: %s", r.Why(f))
 		}
 		return false, nil
 	}
 	if !r.Composite() && rs.quiet > 0 && now < rs.silentUntil {
-		if e.explain != nil {
-			e.say(depth, rs, "no: silent (ignore) until %s", fmtTime(rs.silentUntil))
+		if e.Explain != nil {
+			e.say(depth, rs, "no: silent (ignore) until %s", FormatTime(rs.silentUntil))
 		}
 		return false, nil
 	}
@@ -356,36 +345,36 @@ func (e *Engine) try(rs *ruleState, ev *event, now int64, depth int) (bool, [][]
 			n = t.Count(rs.slot, now, rs.span, diff)
 		}
 		if n < r.Frequency {
-			if e.explain != nil {
+			if e.Explain != nil {
 				e.say(depth, rs, "no: %d of %d events %s within %ds", n, r.Frequency, ws.from(ev), r.Timeframe)
 			}
 			return false, nil
 		}
 		if silent, until := t.Silent(rs.slot, now); silent {
-			if e.explain != nil {
-				e.say(depth, rs, "no: %d of %d events %s within %ds, but silent (ignore) until %s", n, r.Frequency, ws.from(ev), r.Timeframe, fmtTime(until))
+			if e.Explain != nil {
+				e.say(depth, rs, "no: %d of %d events %s within %ds, but silent (ignore) until %s", n, r.Frequency, ws.from(ev), r.Timeframe, FormatTime(until))
 			}
 			return false, nil
 		}
 		e.prev = t.Previous(e.prev[:0], rs.slot, now, rs.span, diff)
 		prev = e.prev
 		t.Fire(rs.slot, now, rs.quiet)
-		if e.explain != nil {
+		if e.Explain != nil {
 			e.say(depth, rs, "matched: %d of %d events %s within %ds", n, r.Frequency, ws.from(ev), r.Timeframe)
 		}
 	} else if r.IfFTS {
 		// the key: decoder, signature, source, destination
 		if !e.fts.FirstTime(ev.ftsKey) {
-			if e.explain != nil {
+			if e.Explain != nil {
 				e.say(depth, rs, "no: seen before (if_fts)")
 			}
 			return false, nil
 		}
-		if e.explain != nil {
+		if e.Explain != nil {
 			e.say(depth, rs, "matched: first time seen")
 		}
 	} else {
-		if e.explain != nil {
+		if e.Explain != nil {
 			e.say(depth, rs, "matched")
 		}
 	}
@@ -396,15 +385,13 @@ func (e *Engine) try(rs *ruleState, ev *event, now int64, depth int) (bool, [][]
 }
 
 func (e *Engine) say(depth int, rs *ruleState, format string, args ...any) {
-	if e.explain == nil {
+	if e.Explain == nil {
 		return
 	}
-	e.explain(depth, "rule %d (level %d) %s", rs.r.ID, rs.r.Level, fmt.Sprintf(format, args...))
+	e.Explain(depth, "rule %d (level %d) %s", rs.r.ID, rs.r.Level, fmt.Sprintf(format, args...))
 }
 
-func fmtTime(us int64) string {
+// FormatTime formats a time in µs as --explain shows it.
+func FormatTime(us int64) string {
 	return time.UnixMicro(us).UTC().Format("2006-01-02T15:04:05.000000Z")
 }
-
-// indent is the --explain indentation of a depth.
-func indent(depth int) string { return strings.Repeat("  ", depth) }
