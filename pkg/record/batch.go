@@ -77,6 +77,9 @@ func NewBatchReader(r io.Reader, maxLine, maxLines int) *BatchReader {
 	return &BatchReader{r: r, max: maxLine, maxLines: max(maxLines, 1)}
 }
 
+// Line returns the number of lines read so far (the last one's Num).
+func (r *BatchReader) Line() int { return r.num }
+
 // Read fills b (its buffers reused) with the next lines. It returns nil
 // with at least one line in b, or the error that ended the input, with the
 // last lines before it in b (maybe none): io.EOF at the end (a last line
