@@ -52,7 +52,7 @@ func TestGolden(t *testing.T) {
 			}
 			for _, m := range modes {
 				var stdout, stderr bytes.Buffer
-				code := run(context.Background(), append([]string{"fastparse"}, c.flags...), m.input(), &stdout, &stderr, nil)
+				code := run(context.Background(), append([]string{"fastparse"}, c.flags...), m.input(), &stdout, &stderr, &env{})
 				if *update && m.name == "whole" {
 					setSection(a, "want.jsonl", stdout.Bytes())
 					if stderr.Len() > 0 || section(a, "stderr") != nil {
