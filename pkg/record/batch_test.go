@@ -271,3 +271,18 @@ func BenchmarkBatchReader(b *testing.B) {
 		n += len(lb.Lines)
 	}
 }
+
+// FuzzBatchReader: whatever the input, the limit, the lines per batch and
+// the sizes the input comes in, the batch reader's lines are Reader's.
+func FuzzBatchReader(f *testing.F) {
+	f.Add([]byte("one\r\ntwo\n\nxxxxxxxxxxxxxxxxxxxxxxx\nlast"), uint8(8), uint8(2), uint8(3))
+	f.Add([]byte("\x00\xff\r\r\n\r"), uint8(1), uint8(1), uint8(1))
+	f.Fuzz(func(t *testing.T, in []byte, maxLine, lines, chunk uint8) {
+		max := int(maxLine%64) + 1
+		want := readerLines(string(in), max)
+		got := batchLines(t, chunkReader{bytes.NewReader(in), int(chunk) + 1}, max, int(lines%8)+1)
+		if g, w := strings.Join(got, "\n"), strings.Join(want, "\n"); g != w {
+			t.Fatalf("max %d, %d lines a batch, chunks of %d:\n%s\nwant\n%s", max, lines%8+1, int(chunk)+1, g, w)
+		}
+	})
+}
