@@ -336,8 +336,9 @@ type item struct {
 
 type batch struct {
 	name  string
-	data  []byte
-	items []item
+	data  []byte             // the lines, read straight into it (record.LineBatch.Data)
+	lines []record.BatchLine // where they are in data
+	items []item             // items[i] is lines[i] on its way
 	n     int
 	flush bool  // the input had nothing more buffered: flush after
 	err   error // the input failed after these items
@@ -486,132 +487,65 @@ func (p *pipeline) readAll(rs *readState, inputs []string, stdin io.Reader, full
 	}
 }
 
+// read reads one input to its end (or a stop), handing on its lines in
+// batches; it returns the number of lines read and whether to go on with
+// the next input.
 func (p *pipeline) read(rs *readState, name string, r io.Reader, base uint64, full chan<- *batch, free <-chan *batch) (int, bool) {
-	in := &stopReader{r: r, rs: rs}
-	var (
-		b      *batch
-		pos    int  // start of the first line not yet handed on, in b.data
-		from   int  // b.data[pos:from] has no newline (searched already)
-		lineNo int  // lines seen in this input
-		long   bool // in a line over the limit: its bytes are dropped
-		size   int  // bytes of that line so far
-		rerr   error
-	)
-	// next hands b on and starts a new batch holding b's incomplete last
-	// line (the only copy of input bytes: whole lines stay where they
-	// were read, and the rules goroutine sees them there).
-	next := func(flush bool) {
-		rest := b.data[pos:]
-		b.flush = flush
-		full <- b
-		nb := <-free
-		if cap(nb.data) < len(rest)+readSize {
-			// (a long line coming in small reads: grow geometrically)
-			nb.data = make([]byte, 0, max(batchData, 2*len(rest)+readSize))
-		}
-		nb.name, nb.data, nb.n, nb.flush, nb.err = name, append(nb.data[:0], rest...), 0, false, nil
-		b, pos, from = nb, 0, from-pos
-	}
-	tooLong := func(n int) {
-		lineNo++
-		it := &b.items[b.n]
-		b.n++
-		it.lineNo, it.blank = lineNo, false // (the slot may have held a blank line)
-		it.diag = fmt.Sprintf("line of %d bytes is longer than the limit, skipped", n)
-	}
-	// line takes one whole line (without its newline) at b.data[pos:end].
-	line := func(end int) {
-		l := b.data[pos:end:end]
-		switch {
-		case long:
-			long = false
-			tooLong(size + len(l))
-		case len(l) > maxLine:
-			tooLong(len(l))
-		default:
-			lineNo++
-			it := &b.items[b.n]
-			b.n++
-			if len(l) > 0 && l[len(l)-1] == '\r' {
-				l = l[: len(l)-1 : len(l)-1]
-			}
-			it.line = l
-			it.lineNo = lineNo
-			it.seq = base + uint64(lineNo)
-			scan(it, p.pre.Load())
-		}
-	}
-	b = <-free
-	b.name, b.data, b.n, b.flush, b.err = name, b.data[:0], 0, false, nil
+	rd := &reader{p: p, name: name, base: base, lines: record.NewBatchReader(&stopReader{r: r, rs: rs}, maxLine, batchLines)}
 	for {
-		// (pos <= from <= len(b.data))
-		// whole lines
-		for {
-			nl := bytes.IndexByte(b.data[from:], '\n')
-			if nl < 0 {
-				from = len(b.data)
-				break
-			}
-			line(from + nl)
-			pos = from + nl + 1
-			from = pos
-			if b.n == len(b.items) {
-				next(pos == len(b.data))
-			}
-		}
-		// an incomplete line: over the limit already, its bytes are dropped
-		if rest := len(b.data) - pos; long || rest > maxLine {
-			if !long {
-				long, size = true, 0
-			}
-			size += rest
-			b.data, from = b.data[:pos], pos
-		}
-		if rerr == nil {
-			// before each read of the input (which may block), the whole
-			// lines read so far are handed on
-			if b.n > 0 || cap(b.data)-len(b.data) < minRead {
-				next(b.n > 0)
-			}
-			n, err := in.Read(b.data[len(b.data):min(cap(b.data), len(b.data)+readSize)])
-			b.data = b.data[:len(b.data)+n]
-			rerr = err
-			if n > 0 || err == nil {
-				continue // the lines read come first, then any error
-			}
-		}
-		err := rerr
+		b := <-free
+		err := rd.fill(b)
 		switch {
+		case err == nil:
 		case err == io.EOF:
-			if rest := len(b.data) - pos; rest > 0 || long {
-				if b.n == len(b.items) {
-					next(false)
-				}
-				line(len(b.data))
-				pos, from = len(b.data), len(b.data)
-			}
 			b.flush = true
-			full <- b
-			return lineNo, true
 		case errors.Is(err, errStopped):
 			// a part of a line may be lost: it was never a whole record
 			b.flush = true
-			full <- b
-			return lineNo, false
 		default:
-			b.err = err
-			full <- b
-			return lineNo, false
+			b.flush, b.err = false, err
+		}
+		full <- b
+		if err != nil {
+			return rd.lines.Line(), err == io.EOF
 		}
 	}
 }
 
+// reader is the reading goroutine's state in one input: its lines, cut
+// into batches, and what it takes to number them.
+type reader struct {
+	p     *pipeline
+	name  string
+	base  uint64 // the lines of the inputs before this one
+	lines *record.BatchReader
+}
+
+// fill reads the next lines into b and does the stateless part of each:
+// the lines stay where they were read, and the rules goroutine sees them
+// there. It returns the error that ended the input (io.EOF at its end)
+// after the last lines.
+func (rd *reader) fill(b *batch) error {
+	lb := record.LineBatch{Data: b.data, Lines: b.lines}
+	err := rd.lines.Read(&lb)
+	b.data, b.lines = lb.Data, lb.Lines
+	b.name, b.n, b.flush, b.err = rd.name, len(lb.Lines), lb.Flush, nil
+	for i, l := range lb.Lines {
+		it := &b.items[i]
+		if l.TooLong > 0 {
+			it.lineNo, it.blank = l.Num, false // (the slot may have held a blank line)
+			it.diag = fmt.Sprintf("line of %d bytes is longer than the limit, skipped", l.TooLong)
+			continue
+		}
+		it.line = lb.Text(i)
+		it.lineNo = l.Num
+		it.seq = rd.base + uint64(l.Num)
+		scan(it, rd.p.pre.Load())
+	}
+	return err
+}
+
 const (
-	// readSize is the most read from the input at once.
-	readSize = 64 << 10
-	// minRead: with less room than this left in a batch's buffer, the
-	// incomplete line moves to a new batch before the next read.
-	minRead = 4 << 10
 	// batchData is the initial size of a batch's buffer.
 	batchData = 256 << 10
 	maxLine   = record.DefaultMaxLine

@@ -26,7 +26,7 @@ func BenchmarkStage(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	var stderr bytes.Buffer
-	if code := run(context.Background(), []string{"fastparse", "--tz", "UTC"}, &input, io.Discard, &stderr, nil); code != 0 {
+	if code := run(context.Background(), []string{"fastparse", "--tz", "UTC"}, &input, io.Discard, &stderr, &env{}); code != 0 {
 		b.Fatalf("exit %d: %s", code, stderr.String())
 	}
 }

@@ -60,8 +60,7 @@ func openInput(name string) (*os.File, error) {
 // the reading goroutine, batches parsed in parallel and written in order,
 // so fastparse uses every core of a small machine on a big replay.
 type batch struct {
-	text  []byte
-	lines []lineRef
+	record.LineBatch
 	out   []byte // encoded events
 	errs  []byte // diagnostics
 	skip  int    // lines skipped
@@ -69,16 +68,8 @@ type batch struct {
 	ready chan struct{}
 }
 
-type lineRef struct {
-	start, end int
-	num        int64
-	tooLong    int // > 0: a line of this size was skipped
-}
-
-const (
-	batchLines = 512
-	batchBytes = 128 << 10
-)
+// batchLines is the most lines in a batch.
+const batchLines = 512
 
 // read parses r to its end (a last line without newline included).
 func (s *stage) read(ctx context.Context, r io.Reader, name string) error {
@@ -89,14 +80,14 @@ func (s *stage) read(ctx context.Context, r io.Reader, name string) error {
 	if format == formatAuto {
 		format, in = peekFormat(in)
 	}
-	rd := record.NewReader(in, s.maxLineFor(format))
+	lines := record.NewBatchReader(in, s.maxLineFor(format), batchLines)
 
 	n := runtime.GOMAXPROCS(0)
 	work := make(chan *batch, n)
 	order := make(chan *batch, 2*n)
 	free := make(chan *batch, 3*n+1)
 	var workers sync.WaitGroup
-	for i := 0; i < n; i++ {
+	for range n {
 		w := s.newWorker(name)
 		w.format, w.maxLine = format, s.maxLineFor(format)
 		workers.Add(1)
@@ -109,40 +100,10 @@ func (s *stage) read(ctx context.Context, r io.Reader, name string) error {
 			}
 		}()
 	}
-	// The writer: batches in input order, each written at once (a batch
-	// ends where the input had nothing more buffered, so a slow pipe's
-	// lines are never held back).
 	werr := make(chan error, 1)
-	go func() {
-		var err error
-		for b := range order {
-			<-b.ready
-			if err == nil {
-				// A batch is whole records: one write each, unbuffered, so
-				// nothing waits for more input.
-				s.skipped += b.skip
-				if len(b.errs) > 0 {
-					s.stderr.Write(b.errs)
-				}
-				if len(b.out) > 0 {
-					_, err = s.stdout.Write(b.out)
-				}
-				if err == nil && b.fatal {
-					err = exitcode.Reported(exitcode.DataErr)
-				}
-				if err != nil {
-					cancel() // stop reading
-				}
-			}
-			select {
-			case free <- b:
-			default:
-			}
-		}
-		werr <- err
-	}()
+	go func() { werr <- s.writeBatches(order, free, cancel) }()
 
-	rerr := s.cut(ctx, rd, name, work, order, free)
+	rerr := s.cut(ctx, lines, name, work, order, free)
 	close(work)
 	close(order)
 	defer workers.Wait() // their counts are in before the summary
@@ -152,51 +113,53 @@ func (s *stage) read(ctx context.Context, r io.Reader, name string) error {
 	return rerr
 }
 
+// writeBatches is the writing goroutine: batches in input order, each
+// written at once (a batch ends where the input had nothing more
+// buffered, so a slow pipe's lines are never held back). A failed write
+// or --strict's stop cancels the reading.
+func (s *stage) writeBatches(order <-chan *batch, free chan<- *batch, cancel func()) error {
+	var err error
+	for b := range order {
+		<-b.ready
+		if err == nil {
+			err = s.out.write(b.out, b.errs, b.skip, true)
+			if err == nil && b.fatal {
+				err = exitcode.Reported(exitcode.DataErr)
+			}
+			if err != nil {
+				cancel() // stop reading
+			}
+		}
+		select {
+		case free <- b:
+		default:
+		}
+	}
+	return err
+}
+
 // cut reads lines into batches and hands them to the workers and, in the
 // same order, to the writer.
-func (s *stage) cut(ctx context.Context, rd *record.Reader, name string, work, order, free chan *batch) error {
-	var b *batch
-	send := func() {
-		order <- b
-		work <- b
-		b = nil
-	}
+func (s *stage) cut(ctx context.Context, lines *record.BatchReader, name string, work, order chan<- *batch, free <-chan *batch) error {
 	for {
-		if b == nil {
-			select {
-			case b = <-free:
-				b.text, b.lines = b.text[:0], b.lines[:0]
-			default:
-				b = &batch{ready: make(chan struct{}, 1)}
-			}
-		}
-		line, err := rd.ReadLine()
-		long, _ := err.(*record.LineTooLongError)
-		switch {
-		case err == nil:
-			b.lines = append(b.lines, lineRef{start: len(b.text), end: len(b.text) + len(line), num: int64(rd.Line())})
-			b.text = append(b.text, line...)
-		case errors.Is(err, io.EOF):
-			if len(b.lines) > 0 {
-				send()
-			}
-			return nil
-		case long != nil:
-			b.lines = append(b.lines, lineRef{num: int64(long.Line), tooLong: long.Size})
+		var b *batch
+		select {
+		case b = <-free:
 		default:
-			if len(b.lines) > 0 {
-				send()
-			}
-			if ctx.Err() != nil {
-				return nil // SIGTERM, or the writer stopped: it says why
-			}
-			return readError(name, err)
+			b = &batch{ready: make(chan struct{}, 1)}
 		}
-		if len(b.lines) >= batchLines || len(b.text) >= batchBytes || rd.Buffered() == 0 {
-			send()
-			if ctx.Err() != nil {
-				return nil
-			}
+		err := lines.Read(&b.LineBatch)
+		if len(b.Lines) > 0 {
+			order <- b
+			work <- b
+		}
+		switch {
+		case err == io.EOF:
+			return nil
+		case ctx.Err() != nil:
+			return nil // SIGTERM, or the writer stopped: it says why
+		case err != nil:
+			return readError(name, err)
 		}
 	}
 }
@@ -205,12 +168,12 @@ func (s *stage) cut(ctx context.Context, rd *record.Reader, name string, work, o
 func (w *worker) batch(b *batch, name string) {
 	w.out, w.errs, w.skipped = b.out[:0], b.errs[:0], 0
 	b.fatal = false
-	for _, l := range b.lines {
+	for i, l := range b.Lines {
 		var fatal bool
-		if l.tooLong > 0 {
-			fatal = w.tooLong(name, l.num)
+		if l.TooLong > 0 {
+			fatal = w.tooLong(name, int64(l.Num))
 		} else {
-			fatal = w.line(b.text[l.start:l.end], name, l.num, false)
+			fatal = w.line(b.Text(i), name, int64(l.Num), false)
 		}
 		if fatal {
 			b.fatal = true

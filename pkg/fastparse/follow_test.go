@@ -9,9 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/record"
 )
 
@@ -51,7 +53,7 @@ func startFollow(t *testing.T, args []string, stdout, stderr *syncBuffer) *insta
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{cancel: cancel, code: make(chan int, 1)}
-	go func() { in.code <- run(ctx, append([]string{"fastparse"}, args...), nil, stdout, stderr, nil) }()
+	go func() { in.code <- run(ctx, append([]string{"fastparse"}, args...), nil, stdout, stderr, &env{}) }()
 	return in
 }
 
@@ -243,7 +245,7 @@ func head(ns []int) []int {
 	return ns
 }
 
-// TestFollowWake: SIGHUP (the wake channel) makes a quiet follower look
+// TestFollowWake: SIGHUP (env's Hup) makes a quiet follower look
 // at the file at once instead of at the next poll.
 func TestFollowWake(t *testing.T) {
 	dir := t.TempDir()
@@ -253,10 +255,10 @@ func TestFollowWake(t *testing.T) {
 	}
 	var stdout, stderr syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
-	wake := make(chan struct{}, 1)
+	hup := make(chan os.Signal, 1)
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, []string{"fastparse", "-f", path, "--poll", "1h", "--tz", "UTC"}, nil, &stdout, &stderr, wake)
+		code <- run(ctx, []string{"fastparse", "-f", path, "--poll", "1h", "--tz", "UTC"}, nil, &stdout, &stderr, &env{Hooks: command.Hooks{Hup: hup}})
 	}()
 	// Until fastparse has opened the file, a line written now would be
 	// before its start (it starts at the end): wake it until it sees one.
@@ -271,7 +273,10 @@ func TestFollowWake(t *testing.T) {
 		}
 		f.WriteString(seqLine(n))
 		f.Close()
-		wake <- struct{}{}
+		select {
+		case hup <- syscall.SIGHUP:
+		default: // the last one is not taken yet
+		}
 		time.Sleep(20 * time.Millisecond) // polling for the result, with a deadline
 	}
 	cancel()
@@ -286,7 +291,7 @@ func TestFollowWake(t *testing.T) {
 func TestRealEdgeLines(t *testing.T) {
 	name := filepath.Join("..", "..", "testdata", "corpus", "fastlog", "real-lines-edge.txt")
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"fastparse", "--tz", "UTC", "--year", "2024", name}, nil, &stdout, &stderr, nil); code != 0 {
+	if code := run(context.Background(), []string{"fastparse", "--tz", "UTC", "--year", "2024", name}, nil, &stdout, &stderr, &env{}); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	if n := strings.Count(stdout.String(), "\n"); n != 7 {

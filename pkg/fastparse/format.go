@@ -135,5 +135,5 @@ func (s *stage) reportOther() {
 	for i, k := range types {
 		parts[i] = fmt.Sprintf("%s %d", k, s.other[k])
 	}
-	fmt.Fprintf(s.stderr, "fastparse: %d eve.json %s not alerts, skipped (%s)\n", total, plural(total, "record", "records"), strings.Join(parts, ", "))
+	s.out.note("%d eve.json %s not alerts, skipped (%s)", total, plural(total, "record", "records"), strings.Join(parts, ", "))
 }

@@ -14,7 +14,7 @@ const eveAlert = `{"timestamp":"2020-05-14T22:10:17.391373+0000","event_type":"a
 func runFastparse(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = run(context.Background(), append([]string{"fastparse"}, args...), strings.NewReader(stdin), &out, &errb, nil)
+	code = run(context.Background(), append([]string{"fastparse"}, args...), strings.NewReader(stdin), &out, &errb, &env{})
 	return code, out.String(), errb.String()
 }
 

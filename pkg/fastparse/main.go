@@ -5,19 +5,16 @@
 package fastparse
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	_ "time/tzdata" // --tz works on hosts without a zoneinfo database
 
@@ -26,10 +23,12 @@ import (
 	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/fastlog"
-	"github.com/quietwatch/quietwatch/pkg/follow"
 	"github.com/quietwatch/quietwatch/pkg/metrics"
 	"github.com/quietwatch/quietwatch/pkg/record"
 )
+
+// prog is the stage's name, the prefix of its diagnostics.
+const prog = "fastparse"
 
 // Main runs the stage and returns its exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -37,19 +36,16 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer stop()
 	// SIGHUP (logrotate's usual signal) must not kill us: in follow mode it
 	// makes us look at the file at once.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	wake := make(chan struct{}, 1)
-	go func() {
-		for range hup {
-			select {
-			case wake <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	defer func() { signal.Stop(hup); close(hup) }()
-	return run(ctx, args, stdin, stdout, stderr, wake)
+	h, stopHooks := command.ProcessHooks()
+	defer stopHooks()
+	return run(ctx, args, stdin, stdout, stderr, &env{Hooks: h})
+}
+
+// env is what fastparse takes from the process besides its streams: the
+// clock (when to save the position while catching up) and SIGHUP (look at
+// the followed files now). Tests build it with their own.
+type env struct {
+	command.Hooks
 }
 
 const usageText = `fastparse [flags] [FILE...]        (no FILE, or -: standard input)
@@ -98,9 +94,12 @@ Examples:
 // defaultPoll is how often a followed file is looked at when it is quiet.
 const defaultPoll = 200 * time.Millisecond
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, wake <-chan struct{}) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, e *env) int {
+	if e == nil {
+		e = &env{} // the real clock, no SIGHUP
+	}
 	app := &cli.App{
-		Name:        "fastparse",
+		Name:        prog,
 		Usage:       "fast.log lines or eve.json alerts in, JSON Lines events (EVE field names) out",
 		UsageText:   usageText,
 		Description: description,
@@ -118,11 +117,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},
 		},
 		Action: func(c *cli.Context) error {
-			s, err := newStage(c, stderr)
+			s, err := newStage(c, stderr, e)
 			if err != nil {
 				return err
 			}
-			return s.run(c.Context, c, stdin, wake)
+			return s.run(c.Context, c, stdin)
 		},
 	}
 	return command.Run(ctx, app, args, stdin, stdout, stderr)
@@ -144,26 +143,22 @@ const (
 
 // stage is one run of fastparse.
 type stage struct {
-	stdout   io.Writer // events of whole files, a batch per write
-	stderr   io.Writer
-	w        *record.Writer // events of a followed file
+	e        *env
+	out      *output
 	parser   fastlog.Parser // configuration every worker copies
 	location string         // --location, or "" for the input's name
 	strict   bool
 	maxLine  int
-	skipped  int
 	m        *stageMetrics
 
 	format     int  // --format
 	maxLineSet bool // --max-line given: it applies to eve.json too
 
-	wmu sync.Mutex // w, skipped and stderr, with several files followed
-
 	otherMu sync.Mutex
 	other   map[string]int // eve.json records skipped as not alerts, by event_type
 }
 
-func newStage(c *cli.Context, stderr io.Writer) (*stage, error) {
+func newStage(c *cli.Context, stderr io.Writer, e *env) (*stage, error) {
 	zone, err := parseZone(c.String("tz"))
 	if err != nil {
 		return nil, command.UsageErrorf("--tz %q: %v", c.String("tz"), err)
@@ -193,9 +188,8 @@ func newStage(c *cli.Context, stderr io.Writer) (*stage, error) {
 		return nil, command.UsageErrorf("%v", err)
 	}
 	return &stage{
-		stdout:   c.App.Writer,
-		stderr:   stderr,
-		w:        record.NewWriter(c.App.Writer),
+		e:        e,
+		out:      newOutput(c.App.Writer, command.Diag{Prog: prog, W: stderr}),
 		parser:   fastlog.Parser{Zone: zone, Year: year},
 		location: c.String("location"),
 		strict:   c.Bool("strict"),
@@ -234,32 +228,32 @@ func parseZone(s string) (*time.Location, error) {
 	return time.LoadLocation(s)
 }
 
-func (s *stage) run(ctx context.Context, c *cli.Context, stdin io.Reader, wake <-chan struct{}) error {
+func (s *stage) run(ctx context.Context, c *cli.Context, stdin io.Reader) error {
 	if path := c.String("metrics-file"); path != "" {
 		if err := metrics.Check(path); err != nil {
 			return exitcode.Errorf(exitcode.Config, "--metrics-file: %w", err)
 		}
-		stop := metrics.Start(s.m.reg, path, func(err error) { fmt.Fprintf(s.stderr, "fastparse: --metrics-file: %v\n", err) })
+		stop := metrics.Start(s.m.reg, path, func(err error) { s.out.note("--metrics-file: %v", err) })
 		defer func() {
 			if err := stop(); err != nil {
-				fmt.Fprintf(s.stderr, "fastparse: --metrics-file: %v\n", err)
+				s.out.note("--metrics-file: %v", err)
 			}
 		}()
 	}
 	var err error
 	if names := c.StringSlice("follow"); len(names) > 0 {
-		err = s.followAll(ctx, names, c.String("position"), c.Bool("from-start"), c.Duration("poll"), wake)
+		err = s.followAll(ctx, names, c.String("position"), c.Bool("from-start"), c.Duration("poll"))
 	} else {
 		err = s.files(ctx, c.Args().Slice(), stdin)
 	}
 	if err != nil {
 		return err
 	}
-	if err := s.w.Flush(); err != nil {
+	if err := s.out.flush(); err != nil {
 		return err
 	}
-	if s.skipped > 0 {
-		fmt.Fprintf(s.stderr, "fastparse: %d %s skipped\n", s.skipped, plural(s.skipped, "line", "lines"))
+	if n := s.out.skipped; n > 0 {
+		s.out.note("%d %s skipped", n, plural(n, "line", "lines"))
 	}
 	s.reportOther()
 	return nil
@@ -284,172 +278,6 @@ func (s *stage) newWorker(name string) *worker {
 	w.format = s.format
 	w.maxLine = s.maxLineFor(s.format)
 	return w
-}
-
-// emit writes what a worker produced: diagnostics to stderr, events to
-// stdout, each record with one write of its whole line.
-func (s *stage) emit(out, errs []byte, skipped int) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	s.skipped += skipped
-	if len(errs) > 0 {
-		s.stderr.Write(errs)
-	}
-	for len(out) > 0 {
-		i := bytes.IndexByte(out, '\n')
-		if err := s.w.WriteLine(out[:i]); err != nil {
-			return err
-		}
-		out = out[i+1:]
-	}
-	return nil
-}
-
-// follow follows one file until ctx is done, one line at a time: a live
-// log is slow, and catching up after a restart is still fast enough.
-func (s *stage) follow(ctx context.Context, name, posFile string, fromStart bool, poll time.Duration, wake <-chan struct{}) error {
-	fl := &follow.Follower{Path: name, MaxLine: s.maxLine, Notify: func(m string) {
-		s.wmu.Lock()
-		defer s.wmu.Unlock()
-		fmt.Fprintf(s.stderr, "fastparse: %s\n", m)
-	}}
-	if err := checkFollowed(name); err != nil {
-		return err
-	}
-	format := s.format
-	if format == formatAuto {
-		format = fileFormat(name)
-	}
-	fl.MaxLine = s.maxLineFor(format)
-	if posFile != "" {
-		if err := checkPositionDir(posFile); err != nil {
-			return err
-		}
-	}
-	var saved *follow.Position
-	if posFile != "" {
-		p, ok, err := follow.LoadPosition(posFile)
-		switch {
-		case err != nil:
-			fmt.Fprintf(s.stderr, "fastparse: %v: ignored, starting as without one\n", err)
-		case ok:
-			saved = &p
-		}
-	}
-	if err := fl.Open(saved, fromStart); err != nil {
-		return err
-	}
-	defer fl.Close()
-
-	w := s.newWorker(name)
-	w.format, w.maxLine = format, fl.MaxLine
-	defer s.addOther(&w.eve)
-	last := saved
-	lastSave := time.Now()
-	save := func() error {
-		s.wmu.Lock()
-		err := s.w.Flush()
-		s.wmu.Unlock()
-		if err != nil {
-			return err
-		}
-		if posFile == "" {
-			return nil
-		}
-		pos := fl.Position()
-		if last != nil && pos.Equal(*last) {
-			return nil
-		}
-		if err := follow.SavePosition(posFile, pos); err != nil {
-			return err
-		}
-		last, lastSave = &pos, time.Now()
-		return nil
-	}
-	// handle parses one line and writes what came of it; fatal: --strict
-	// met a bad line.
-	handle := func(l follow.Line) (fatal bool, err error) {
-		if l.TooLong > 0 {
-			fatal = w.tooLong(l.Name, l.Num)
-		} else {
-			fatal = w.line(l.Text, l.Name, l.Num, l.Torn)
-		}
-		err = s.emit(w.out, w.errs, w.skipped)
-		w.out, w.errs, w.skipped = w.out[:0], w.errs[:0], 0
-		if format == formatAuto && w.format != formatAuto {
-			// the first line said what the file is
-			format = w.format
-			fl.MaxLine = s.maxLineFor(format)
-			w.maxLine = fl.MaxLine
-		}
-		return fatal, err
-	}
-	// stop ends a run on SIGTERM. A file that is no longer FILE (deleted,
-	// or rotated away: a restart might not find it again) is read to its
-	// end first, and the position saved is then the next file's start:
-	// else the lines not read yet in it could be lost.
-	stop := func() error {
-		if fl.Drain() {
-			for {
-				l, err := fl.Next()
-				if errors.Is(err, follow.ErrNoData) {
-					break
-				}
-				if err != nil {
-					save()
-					return readError(name, err)
-				}
-				fatal, err := handle(l)
-				if err != nil {
-					return err
-				}
-				if fatal {
-					save()
-					return exitcode.Reported(exitcode.DataErr)
-				}
-			}
-		}
-		return save()
-	}
-	done := ctx.Done()
-	for n := 1; ; n++ {
-		l, err := fl.Next()
-		if errors.Is(err, follow.ErrNoData) {
-			if err := save(); err != nil {
-				return err
-			}
-			if fl.Wait(ctx, poll, wake) != nil {
-				return stop() // SIGTERM: everything written is flushed and saved
-			}
-			continue
-		}
-		if err != nil {
-			if serr := save(); serr != nil {
-				return serr
-			}
-			return readError(name, err)
-		}
-		fatal, err := handle(l)
-		if err != nil {
-			return err
-		}
-		if fatal {
-			save()
-			return exitcode.Reported(exitcode.DataErr)
-		}
-		select {
-		case <-done:
-			return stop()
-		default:
-		}
-		// While catching up there is no pause to save in: save every
-		// second or so.
-		if n%4096 == 0 && time.Since(lastSave) > time.Second {
-			if err := save(); err != nil {
-				return err
-			}
-		}
-	}
 }
 
 // checkFollowed refuses, before anything is read, a -f FILE that cannot be

@@ -17,7 +17,7 @@ func TestMetricsFile(t *testing.T) {
 	in := good + good + "not a fast.log line\n" + " \t \n" + good + strings.Repeat("x", 300) + "\n"
 	path := filepath.Join(t.TempDir(), "fastparse.prom")
 	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"fastparse", "--tz", "UTC", "--max-line", "256", "--metrics-file", path}, strings.NewReader(in), &out, &errb, nil)
+	code := run(context.Background(), []string{"fastparse", "--tz", "UTC", "--max-line", "256", "--metrics-file", path}, strings.NewReader(in), &out, &errb, &env{})
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
@@ -32,7 +32,7 @@ func TestMetricsFile(t *testing.T) {
 	metricstest.Want(t, fs, 1, "quietwatch_fastparse_lines_unparsed_total", "reason", "too_long")
 
 	// A folder that is not there is a configuration error, found at start.
-	code = run(context.Background(), []string{"fastparse", "--metrics-file", filepath.Join(t.TempDir(), "no", "x.prom")}, strings.NewReader(""), &out, &errb, nil)
+	code = run(context.Background(), []string{"fastparse", "--metrics-file", filepath.Join(t.TempDir(), "no", "x.prom")}, strings.NewReader(""), &out, &errb, &env{})
 	if code != 78 {
 		t.Errorf("missing folder: exit %d, want 78", code)
 	}

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/eve"
 	"github.com/quietwatch/quietwatch/pkg/fastlog"
 	"github.com/quietwatch/quietwatch/pkg/record"
@@ -132,14 +132,17 @@ func (w *worker) tooLong(name string, num int64) (fatal bool) {
 	return w.strict
 }
 
+// diag adds the diagnostic "fastparse: NAME:NUM: msg" to errs.
 func (w *worker) diag(name string, num int64, msg string) {
-	w.errs = append(w.errs, "fastparse: "...)
-	w.errs = append(w.errs, name...)
-	w.errs = append(w.errs, ':')
-	w.errs = strconv.AppendInt(w.errs, num, 10)
-	w.errs = append(w.errs, ": "...)
-	w.errs = append(w.errs, msg...)
-	w.errs = append(w.errs, '\n')
+	command.Diag{Prog: prog, W: (*appender)(&w.errs)}.Printf("%s:%d: %s", name, num, msg)
+}
+
+// appender is a Writer appending to the slice it points at.
+type appender []byte
+
+func (a *appender) Write(b []byte) (int, error) {
+	*a = append(*a, b...)
+	return len(b), nil
 }
 
 func firstInvalid(b []byte) int {

@@ -89,7 +89,7 @@ func (r *Reader) ReadLine() ([]byte, error) {
 				return nil, io.EOF
 			}
 			r.line++
-			if long {
+			if long || size > r.max { // (no newline to allow for)
 				return nil, &LineTooLongError{Line: r.line, Size: size}
 			}
 			return trimEOL(r.buf), nil
