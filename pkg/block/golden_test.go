@@ -29,7 +29,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 // own addresses and a fixed program path.
 func testEnv() *env {
 	return &env{
-		now: func() time.Time { return time.Now().UTC() },
+		Hooks: command.Hooks{Now: func() time.Time { return time.Now().UTC() }},
 		ownAddrs: func() ([]netip.Addr, error) {
 			return []netip.Addr{netip.MustParseAddr("198.51.100.44"), netip.MustParseAddr("2001:db8::44"), netip.MustParseAddr("127.0.0.1")}, nil
 		},

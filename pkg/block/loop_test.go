@@ -275,7 +275,8 @@ func TestHUP(t *testing.T) {
 		own := []netip.Addr{mustAddr("198.51.100.44")}
 		e := testEnv()
 		e.ownAddrs = func() ([]netip.Addr, error) { return own, nil }
-		e.hup = make(chan os.Signal, 1)
+		hup := make(chan os.Signal, 1)
+		e.Hup = hup
 		inR, inW := io.Pipe()
 		var out bytes.Buffer
 		done := make(chan int)
@@ -286,7 +287,7 @@ func TestHUP(t *testing.T) {
 		synctest.Wait()
 		own = []netip.Addr{mustAddr("198.51.100.45")}
 		os.WriteFile(allow, []byte("# nobody\n"), 0o644)
-		e.hup <- syscall.SIGHUP
+		hup <- syscall.SIGHUP
 		synctest.Wait()
 		io.WriteString(inW, alertLine("198.51.100.45", 10, "c")+alertLine("203.0.113.9", 10, "d"))
 		inW.Close()
