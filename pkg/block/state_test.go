@@ -167,3 +167,23 @@ func FuzzStateOpen(f *testing.F) {
 		}
 	})
 }
+
+// Whether bans found in the firewall are adopted is decided by each run
+// for its own state file: an env used for a run on a new state file and
+// then for one on a state that knows its bans does not adopt in the
+// second (it did while the decision lived in env).
+func TestAdoptIsPerRun(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "block.db")
+	fake := firewall.NewFake("fake")
+	e := testEnv()
+	e.backend = func(string, firewall.Config) (firewall.Backend, error) { return fake, nil }
+	if code, out, errOut := ctl(t, e, "--state", state, "--socket", "", "ban", "198.51.100.7", "--backend", "dry-run"); code != 0 {
+		t.Fatalf("ban on a new state: %d %q %q", code, out, errOut)
+	}
+	foreign := netip.MustParseAddr("198.51.100.8")
+	fake.Add([]firewall.Entry{{Net: firewall.Single(foreign), TTL: time.Minute}})
+	code, out, errOut := ctl(t, e, "--state", state, "--socket", "", "reap", "--backend", "dry-run")
+	if code != 0 || strings.Contains(out, `"reason":"adopted"`) || fake.Has(foreign) || !fake.Has(netip.MustParseAddr("198.51.100.7")) {
+		t.Fatalf("reap: exit %d, foreign ban kept %v, stdout %s, stderr %q", code, fake.Has(foreign), out, errOut)
+	}
+}
