@@ -349,6 +349,36 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 	// same batch is added once, with its last Until. extends holds only
 	// bans that were live before this batch (an add marks its address
 	// changed, so a later repeat is not listed).
+	errs := m.apply(now, adds, extends)
+	// Check what the backends hold (an extend must find its rule, a new
+	// ban a chain that is jumped to), at most once a second and spaced by
+	// ten times a check's cost; the bans are in place already, only the
+	// decisions wait.
+	if len(acted) > 0 && !now.Before(m.verifiedAt.Add(max(time.Second, 10*m.verifyCost))) {
+		if err := m.verify(now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, a := range acted {
+		b := m.bans[a.addr]
+		out[a.i].Ban.Backends, out[a.i].Ban.Pending = b.Backends, b.Pending
+	}
+	if len(changed) > 0 {
+		put := make([]Ban, 0, len(changed))
+		for a := range changed {
+			put = append(put, *m.bans[a])
+		}
+		if err := m.store.Save(put, nil, offenses); err != nil {
+			errs = append(errs, fmt.Errorf("state: %w", err))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// apply puts the bans of adds and extends on every backend (one Add and
+// one Extend call each) and marks which backends took them. A ban whose
+// add failed on a backend is added there again when it is extended.
+func (m *Manager) apply(now time.Time, adds, extends []netip.Prefix) []error {
 	var errs []error
 	for _, be := range m.backends {
 		name := be.Name()
@@ -386,29 +416,7 @@ func (m *Manager) Handle(now time.Time, alerts []*record.Alert) ([]record.Decisi
 			}
 		}
 	}
-	// Check what the backends hold (an extend must find its rule, a new
-	// ban a chain that is jumped to), at most once a second and spaced by
-	// ten times a check's cost; the bans are in place already, only the
-	// decisions wait.
-	if len(acted) > 0 && !now.Before(m.verifiedAt.Add(max(time.Second, 10*m.verifyCost))) {
-		if err := m.verify(now); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, a := range acted {
-		b := m.bans[a.addr]
-		out[a.i].Ban.Backends, out[a.i].Ban.Pending = b.Backends, b.Pending
-	}
-	if len(changed) > 0 {
-		put := make([]Ban, 0, len(changed))
-		for a := range changed {
-			put = append(put, *m.bans[a])
-		}
-		if err := m.store.Save(put, nil, offenses); err != nil {
-			errs = append(errs, fmt.Errorf("state: %w", err))
-		}
-	}
-	return out, errors.Join(errs...)
+	return errs
 }
 
 // mark records whether backend name took ban b. Backends and Pending are

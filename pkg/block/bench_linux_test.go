@@ -52,7 +52,7 @@ func startStage(b *testing.B, args ...string) *stage {
 	outR, outW := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &stage{in: inW, out: bufio.NewReaderSize(outR, 1<<20), cancel: cancel, done: make(chan int, 1)}
-	e := defaultEnv([]string{"block"})
+	e := defaultEnv([]string{"block"}, command.Hooks{Now: time.Now})
 	e.socket = "" // never the service's socket
 	go func() {
 		s.done <- command.Run(ctx, newApp(e), append([]string{"block"}, args...), inR, outW, os.Stderr)

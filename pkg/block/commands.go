@@ -34,9 +34,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // socket: the state file, a Manager loaded from it, the settings and the
 // output.
 type offline struct {
-	m   *ban.Manager
-	set settings
-	out *output
+	m    *ban.Manager
+	set  settings
+	out  *output
+	diag command.Diag
 }
 
 // subcommand opens what a subcommand run without a block needs: the
@@ -44,14 +45,15 @@ type offline struct {
 // state was started with), the backends (not for list) and the output.
 // policy builds the Manager's policy from the settings (nil: none).
 func subcommand(c *cli.Context, e *env, policy func(settings) (ban.Policy, error), body func(o *offline) error) error {
-	store, closeStore, err := openState(str(c, "state"), e)
+	d := diagTo(c.App.ErrWriter)
+	st, err := openState(str(c, "state"), e, d)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
-	set, err := effective(c, store)
+	defer st.close()
+	set, err := effective(c, st.store)
 	if err != nil {
-		diag(c.App.ErrWriter, err)
+		printErr(d, err)
 	}
 	var backends []firewall.Backend
 	if c.Command.Name != "list" { // list reads only the state
@@ -69,16 +71,16 @@ func subcommand(c *cli.Context, e *env, policy func(settings) (ban.Policy, error
 			return err
 		}
 	}
-	m := ban.NewManager(p, backends, store)
+	m := ban.NewManager(p, backends, st.store)
 	// As at a start: bans found in the firewall that a new, empty or
 	// damaged state cannot account for are adopted, removals are said.
-	e.manage(m, str(c, "state"))
-	out := &output{w: record.NewWriter(c.App.Writer), arPath: set.ARLog, program: e.program, now: e.now, stderr: c.App.ErrWriter}
+	e.manage(m, st, d)
+	out := &output{w: record.NewWriter(c.App.Writer), arPath: set.ARLog, program: e.program, now: e.now, diag: d}
 	if err := out.openAR(); err != nil {
 		return exitcode.New(exitcode.Config, err)
 	}
 	defer out.close()
-	err = body(&offline{m: m, set: set, out: out})
+	err = body(&offline{m: m, set: set, out: out, diag: d})
 	if ferr := out.flush(); err == nil {
 		err = ferr
 	}
@@ -152,7 +154,7 @@ func runFlush(c *cli.Context, e *env) error {
 			return werr
 		}
 		if err != nil {
-			diag(c.App.ErrWriter, err)
+			printErr(o.diag, err)
 		}
 		ds, err = o.m.Flush(now)
 		if werr := o.out.write(ds); werr != nil {
@@ -211,7 +213,7 @@ func runUnban(c *cli.Context, e *env) error {
 			return werr
 		}
 		if err != nil {
-			diag(c.App.ErrWriter, err)
+			printErr(o.diag, err)
 		}
 		ds, was, err := o.m.Unban(now, addr)
 		if werr := o.out.write(ds); werr != nil {
@@ -252,7 +254,7 @@ func runBan(c *cli.Context, e *env) error {
 		}
 		o.m.SetOwn(own)
 		// A refusal touches nothing, not even the reconcile below.
-		if r := result("ban", addr.String(), o.m.Refused(addr), io.Discard); !r.OK {
+		if r := result("ban", addr.String(), o.m.Refused(addr), diagTo(io.Discard)); !r.OK {
 			return exitcode.Errorf(r.Exit, "%s", r.Error)
 		}
 		now := e.now()
@@ -270,7 +272,7 @@ func runBan(c *cli.Context, e *env) error {
 		if werr := o.out.write(ds); werr != nil {
 			return werr
 		}
-		if r := result("ban", addr.String(), err, io.Discard); !r.OK {
+		if r := result("ban", addr.String(), err, diagTo(io.Discard)); !r.OK {
 			return exitcode.Errorf(r.Exit, "%s", r.Error)
 		}
 		return nil

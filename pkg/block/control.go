@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/quietwatch/quietwatch/pkg/ban"
+	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/firewall"
 	"github.com/quietwatch/quietwatch/pkg/record"
@@ -118,17 +119,17 @@ type call struct {
 
 // server is the running block's end of --socket.
 type server struct {
-	ln     *net.UnixListener
-	path   string
-	state  string // the state file, absolute; "" for none
-	ino    uint64
-	calls  chan *call
-	done   chan struct{}
-	wg     sync.WaitGroup
-	stderr io.Writer
-	uid    int
-	mu     sync.Mutex
-	conns  map[*net.UnixConn]bool // open connections, closed by close
+	ln    *net.UnixListener
+	path  string
+	state string // the state file, absolute; "" for none
+	ino   uint64
+	calls chan *call
+	done  chan struct{}
+	wg    sync.WaitGroup
+	diag  command.Diag
+	uid   int
+	mu    sync.Mutex
+	conns map[*net.UnixConn]bool // open connections, closed by close
 }
 
 // socketPath returns the socket the running block serves: --socket, but
@@ -146,7 +147,7 @@ func socketPath(path, state string, given bool) string {
 // connections until close. A stale socket file (a crashed block's) is
 // replaced; one a block still answers on is not (exit 75), nor a file that
 // is not a socket (exit 78).
-func serve(path, state string, stderr io.Writer) (*server, error) {
+func serve(path, state string, d command.Diag) (*server, error) {
 	if path == "" {
 		return nil, nil
 	}
@@ -183,7 +184,7 @@ func serve(path, state string, stderr io.Writer) (*server, error) {
 		os.Remove(tmp)
 		return nil, fmt.Errorf("--socket %s: %w", path, err)
 	}
-	s := &server{ln: ln, path: path, state: abs(state), calls: make(chan *call), done: make(chan struct{}), stderr: stderr,
+	s := &server{ln: ln, path: path, state: abs(state), calls: make(chan *call), done: make(chan struct{}), diag: d,
 		uid: os.Geteuid(), conns: map[*net.UnixConn]bool{}}
 	if fi, err := os.Stat(path); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
@@ -239,7 +240,7 @@ func (s *server) accept() {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				continue
 			}
-			fmt.Fprintf(s.stderr, "block: --socket: %v\n", err)
+			s.diag.Printf("--socket: %v", err)
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -271,14 +272,14 @@ func (s *server) conn(c *net.UnixConn) {
 	c.SetDeadline(time.Now().Add(ioTimeout))
 	uid, pid, err := peer(c)
 	if err != nil {
-		fmt.Fprintf(s.stderr, "block: --socket: peer credentials: %v\n", err)
+		s.diag.Printf("--socket: peer credentials: %v", err)
 		return
 	}
 	// The request is read (bounded) before a refusal, so the peer gets
 	// the answer rather than a broken pipe.
 	line, err := bufio.NewReader(io.LimitReader(c, maxRequest)).ReadBytes('\n')
 	if uid != 0 && uid != s.uid {
-		fmt.Fprintf(s.stderr, "block: --socket: refused pid %d: uid %d is not root\n", pid, uid)
+		s.diag.Printf("--socket: refused pid %d: uid %d is not root", pid, uid)
 		s.answer(c, ctlResponse{Error: fmt.Sprintf("permission denied: uid %d is not root", uid), Exit: exitcode.Failure})
 		return
 	}
@@ -344,7 +345,7 @@ func (s *server) answer(c net.Conn, r ctlResponse) {
 	}
 	c.SetWriteDeadline(time.Now().Add(ioTimeout))
 	if _, err := c.Write(append(b, '\n')); err != nil && !s.closing() {
-		fmt.Fprintf(s.stderr, "block: --socket: %v\n", err)
+		s.diag.Printf("--socket: %v", err)
 	}
 }
 
@@ -352,8 +353,8 @@ func (s *server) answer(c net.Conn, r ctlResponse) {
 // its decisions go to stdout and the ar-log like the pipeline's, and back
 // to the caller. timeout is block's --timeout. A write error on stdout is
 // returned (it ends block, as it would for a decision of the pipeline).
-func handle(cl *call, m *ban.Manager, out *output, timeout time.Duration, now time.Time, stderr io.Writer) error {
-	r, ds := do(cl.req, m, timeout, now, stderr)
+func handle(cl *call, m *ban.Manager, out *output, timeout time.Duration, now time.Time, d command.Diag) error {
+	r, ds := do(cl.req, m, timeout, now, d)
 	r.Decisions = ds
 	werr := out.write(ds) // buffered; the ar-log line is written
 	// The caller is answered before stdout is flushed: a stalled reader
@@ -367,7 +368,7 @@ func handle(cl *call, m *ban.Manager, out *output, timeout time.Duration, now ti
 
 // do carries out a request on m and returns the answer and the decisions
 // the change made.
-func do(req ctlRequest, m *ban.Manager, timeout time.Duration, now time.Time, stderr io.Writer) (ctlResponse, []record.Decision) {
+func do(req ctlRequest, m *ban.Manager, timeout time.Duration, now time.Time, d command.Diag) (ctlResponse, []record.Decision) {
 	fail := func(code int, format string, args ...any) ctlResponse {
 		return ctlResponse{Error: fmt.Sprintf(format, args...), Exit: code}
 	}
@@ -398,21 +399,21 @@ func do(req ctlRequest, m *ban.Manager, timeout time.Duration, now time.Time, st
 			t = d
 		}
 		ds, err := m.Manual(now, addr, t)
-		return result("ban", addr.String(), err, stderr), ds
+		return result("ban", addr.String(), err, d), ds
 	case "unban":
 		ds, was, err := m.Unban(now, network)
 		if err == nil && !was {
 			return fail(exitcode.Failure, "unban %s: not banned", firewall.PrefixText(network)), ds
 		}
-		return result("unban", firewall.PrefixText(network), err, stderr), ds
+		return result("unban", firewall.PrefixText(network), err, d), ds
 	}
 	return fail(exitcode.Usage, "request: unknown op %q (want list, ban or unban)", req.Op), nil
 }
 
 // result turns a Manager's error into the answer: a refusal (exit 1), a
-// backend or state error (reported on the running block's stderr too; the
-// decisions stand), or success.
-func result(op string, addr string, err error, stderr io.Writer) ctlResponse {
+// backend or state error (reported on d too: the running block's stderr;
+// the decisions stand), or success.
+func result(op string, addr string, err error, d command.Diag) ctlResponse {
 	var re *ban.RefusedError
 	switch {
 	case err == nil:
@@ -420,7 +421,7 @@ func result(op string, addr string, err error, stderr io.Writer) ctlResponse {
 	case errors.As(err, &re):
 		return ctlResponse{Error: fmt.Sprintf("%s %s: refused: %s", op, addr, refusalText(re.Reason)), Exit: exitcode.Failure}
 	default:
-		diag(stderr, err)
+		printErr(d, err)
 		return ctlResponse{Error: fmt.Sprintf("%s %s: %v", op, addr, err), Exit: exitcode.Failure}
 	}
 }

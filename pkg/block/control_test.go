@@ -256,7 +256,7 @@ func TestControlOffline(t *testing.T) {
 	fake := firewall.NewFake("fake")
 	now := time.Date(2026, 5, 17, 21, 0, 0, 0, time.UTC)
 	e := testEnv()
-	e.now = func() time.Time { return now }
+	e.Now = func() time.Time { return now }
 	e.backend = func(string, firewall.Config) (firewall.Backend, error) { return fake, nil }
 	var out bytes.Buffer
 	code := command.Run(context.Background(), newApp(e), []string{"block", "--backend", "dry-run", "--state", state,

@@ -52,7 +52,8 @@ func TestHUPLiftsOwnAddressBan(t *testing.T) {
 		own := []netip.Addr{mustAddr("198.51.100.44")}
 		e := testEnv()
 		e.ownAddrs = func() ([]netip.Addr, error) { return own, nil }
-		e.hup = make(chan os.Signal, 1)
+		hup := make(chan os.Signal, 1)
+		e.Hup = hup
 		inR, inW := io.Pipe()
 		var out bytes.Buffer
 		done := make(chan int)
@@ -64,7 +65,7 @@ func TestHUPLiftsOwnAddressBan(t *testing.T) {
 		start := time.Now()
 		time.Sleep(time.Minute)
 		own = []netip.Addr{mustAddr("198.51.100.45")}
-		e.hup <- syscall.SIGHUP
+		hup <- syscall.SIGHUP
 		synctest.Wait()
 		got := out.String()
 		want := `{"timestamp":"` + start.Add(time.Minute).UTC().Format("2006-01-02T15:04:05.000000+0000") + `","ban":{"action":"delete","ip":"198.51.100.45"`

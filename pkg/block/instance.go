@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/quietwatch/quietwatch/pkg/ban"
-	"github.com/quietwatch/quietwatch/pkg/banstate"
+	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/firewall"
 )
@@ -98,32 +98,15 @@ func (cm *common) unlock() {
 	cm.releases = nil
 }
 
-// noteState says what opening the state file found, and decides whether
-// bans found in the firewall are adopted at start.
-func (e *env) noteState(path string, s *banstate.Store) {
-	switch {
-	case s.Damage != "":
-		if e.stderr != nil {
-			fmt.Fprintf(e.stderr, "block: state %s: %s; the rest is rebuilt from the firewall\n", path, s.Damage)
-		}
-		e.adopt = "the state file was damaged"
-	case s.New:
-		e.adopt = "the state file " + path + " is new or empty"
-	}
-}
-
 // manage sets up what a Manager that reconciles needs from block: where it
 // reports, how often it checks the backends, and whether it adopts.
-func (e *env) manage(m *ban.Manager, path string) {
-	if e.stderr != nil {
-		w := e.stderr
-		m.SetReport(func(s string) { fmt.Fprintf(w, "block: %s\n", s) })
-	}
+func (e *env) manage(m *ban.Manager, st *stateStore, d command.Diag) {
+	m.SetReport(func(s string) { d.Printf("%s", s) })
 	m.SetVerifyEvery(e.verifyEvery)
 	switch {
-	case e.adopt != "":
-		m.AdoptUnknown(e.adopt)
-	case path == "":
+	case st.adopt != "":
+		m.AdoptUnknown(st.adopt)
+	case st.path == "":
 		m.AdoptUnknown("--state '' keeps no state")
 	}
 }

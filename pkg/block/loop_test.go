@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -19,6 +20,7 @@ import (
 	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/firewall"
+	"github.com/quietwatch/quietwatch/pkg/record"
 )
 
 func alertLine(src string, level int, id string) string {
@@ -275,7 +277,8 @@ func TestHUP(t *testing.T) {
 		own := []netip.Addr{mustAddr("198.51.100.44")}
 		e := testEnv()
 		e.ownAddrs = func() ([]netip.Addr, error) { return own, nil }
-		e.hup = make(chan os.Signal, 1)
+		hup := make(chan os.Signal, 1)
+		e.Hup = hup
 		inR, inW := io.Pipe()
 		var out bytes.Buffer
 		done := make(chan int)
@@ -286,7 +289,7 @@ func TestHUP(t *testing.T) {
 		synctest.Wait()
 		own = []netip.Addr{mustAddr("198.51.100.45")}
 		os.WriteFile(allow, []byte("# nobody\n"), 0o644)
-		e.hup <- syscall.SIGHUP
+		hup <- syscall.SIGHUP
 		synctest.Wait()
 		io.WriteString(inW, alertLine("198.51.100.45", 10, "c")+alertLine("203.0.113.9", 10, "d"))
 		inW.Close()
@@ -316,4 +319,29 @@ func FuzzParseAllow(f *testing.F) {
 			t.Fatalf("%q: %v", s, p)
 		}
 	})
+}
+
+// gather takes the first item's alert and those already waiting, up to
+// maxBatch in all; it says when it found the end of input and passes on
+// the read error that ended it.
+func TestGather(t *testing.T) {
+	a := &record.Alert{ID: "a"}
+	items := make(chan item, maxBatch+2)
+	for range maxBatch + 1 {
+		items <- item{alert: a}
+	}
+	batch, closed, err := gather(item{alert: a}, items, nil)
+	if len(batch) != maxBatch || closed || err != nil || len(items) != 2 {
+		t.Fatalf("full: %d alerts, closed %v, err %v, %d left", len(batch), closed, err, len(items))
+	}
+	readErr := errors.New("input/output error")
+	items <- item{err: readErr}
+	close(items)
+	batch, closed, err = gather(item{alert: a}, items, batch[:0])
+	if len(batch) != 3 || !closed || err != readErr {
+		t.Fatalf("end: %d alerts, closed %v, err %v", len(batch), closed, err)
+	}
+	if batch, closed, err := gather(item{err: readErr}, make(chan item), nil); len(batch) != 0 || closed || err != readErr {
+		t.Fatalf("error first: %d alerts, closed %v, err %v", len(batch), closed, err)
+	}
 }

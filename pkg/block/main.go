@@ -7,65 +7,73 @@ package block
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log"
 	"net/netip"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/quietwatch/quietwatch/pkg/allowlist"
 	"github.com/quietwatch/quietwatch/pkg/ban"
-	"github.com/quietwatch/quietwatch/pkg/banstate"
 	"github.com/quietwatch/quietwatch/pkg/command"
-	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/firewall"
 )
 
-// env is what block takes from the world; tests replace parts of it.
+// prog is the stage's name: the app's, and the prefix of its diagnostics.
+const prog = "block"
+
+// env is what block takes from the process and the world; tests replace
+// parts of it. What belongs to one run (the diagnostics' writer, whether
+// bans found in the firewall are adopted) lives in that run's structs.
 type env struct {
-	now      func() time.Time
-	ownAddrs func() ([]netip.Addr, error)
+	// Process wiring: the clock and SIGHUP.
+	command.Hooks
+
+	// The world block acts on and asks: the firewall backends, this
+	// host's addresses, the instance locks (lockAbstract; nil: none).
 	backend  func(name string, cfg firewall.Config) (firewall.Backend, error)
-	program  string         // the program path written to the ar-log
-	hup      chan os.Signal // SIGHUP; nil: none
-	// stateWait is how long to wait for another block to release the
-	// state file.
-	stateWait time.Duration
-	// socket is --socket's default.
-	socket string
-	// lock takes an instance lock (lockAbstract); nil: none (tests).
-	lock func(name string) (release func(), err error)
-	// verifyEvery is how often the running stage checks that the
-	// backends still hold its bans (0: only after batches of alerts).
+	ownAddrs func() ([]netip.Addr, error)
+	lock     func(name string) (release func(), err error)
+
+	// Fixed for the process: the program path written to the ar-log and
+	// --socket's default.
+	program string
+	socket  string
+
+	// Timings: how long to wait for another block to release the state
+	// file or an instance lock, and how often the running stage checks
+	// that the backends still hold its bans (0: only after batches of
+	// alerts).
+	stateWait   time.Duration
 	verifyEvery time.Duration
-	// stderr is the app's error writer; adopt, when set, says why bans
-	// found in the firewall are adopted at start (set by openState).
-	stderr io.Writer
-	adopt  string
 }
 
-func defaultEnv(args []string) *env {
-	prog := "block"
+// now reads the clock (time.Now when the hooks have none).
+func (e *env) now() time.Time { return e.Clock()() }
+
+// defaultEnv is the real world, with hooks (command.ProcessHooks for the
+// process; a benchmark's need no SIGHUP).
+func defaultEnv(args []string, hooks command.Hooks) *env {
+	path := prog
 	if len(args) > 0 {
-		prog = args[0]
+		path = args[0]
 	}
 	if exe, err := os.Executable(); err == nil {
-		prog = exe
-	} else if abs, err := filepath.Abs(prog); err == nil && filepath.IsAbs(prog) {
-		prog = abs
+		path = exe
+	} else if abs, err := filepath.Abs(path); err == nil && filepath.IsAbs(path) {
+		path = abs
 	}
-	return &env{now: time.Now, ownAddrs: allowlist.OwnAddrs, backend: firewall.New, program: prog, stateWait: time.Second,
-		socket: "/run/quietwatch/block.sock", lock: lockAbstract, verifyEvery: ban.VerifyEvery}
+	return &env{Hooks: hooks, backend: firewall.New, ownAddrs: allowlist.OwnAddrs, lock: lockAbstract,
+		program: path, socket: "/run/quietwatch/block.sock", stateWait: time.Second, verifyEvery: ban.VerifyEvery}
 }
+
+// diagTo returns block's diagnostics on w: one "block: ..." line each.
+func diagTo(w io.Writer) command.Diag { return command.Diag{Prog: prog, W: w} }
 
 // Main runs the stage and returns its exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -74,11 +82,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// The netlink library logs attributes it does not know (sets made by
 	// the ipset tool carry some) with the log package: not our diagnostics.
 	log.SetOutput(io.Discard)
-	e := defaultEnv(args)
-	e.hup = make(chan os.Signal, 1)
-	signal.Notify(e.hup, syscall.SIGHUP)
-	defer signal.Stop(e.hup)
-	return command.Run(ctx, newApp(e), args, stdin, stdout, stderr)
+	hooks, stopHooks := command.ProcessHooks()
+	defer stopHooks()
+	return command.Run(ctx, newApp(defaultEnv(args, hooks)), args, stdin, stdout, stderr)
 }
 
 const usageText = "block [flags] < alerts.jsonl\n" +
@@ -136,13 +142,12 @@ func newApp(e *env) *cli.App {
 		&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `PATH` (*.prom, for node_exporter's textfile collector) every 5 s and at exit"},
 	)
 	return &cli.App{
-		Name:            "block",
+		Name:            prog,
 		Usage:           "ban the sources of alerts on the firewall, for a while",
 		UsageText:       usageText,
 		Description:     description,
 		Flags:           runFlags,
 		HideHelpCommand: true,
-		Before:          func(c *cli.Context) error { e.stderr = c.App.ErrWriter; return nil },
 		Action:          func(c *cli.Context) error { return oneLine(c, runStage(c, e)) },
 		Commands: []*cli.Command{
 			{Name: "list", Usage: "print the live bans", Flags: append(commonFlags(e), &cli.BoolFlag{Name: "json", Usage: "one JSON object per ban instead of a table"}),
@@ -226,85 +231,3 @@ func flagCtx(c *cli.Context, name string) *cli.Context {
 }
 
 func str(c *cli.Context, name string) string { return flagCtx(c, name).String(name) }
-
-// common are the settings every command shares.
-type common struct {
-	backends []firewall.Backend
-	names    []string
-	state    string
-	arLog    string
-	releases []func() // instance locks held
-}
-
-func setup(c *cli.Context, e *env) (*common, error) {
-	cm, err := openBackends(e, flagCtx(c, "backend").StringSlice("backend"), str(c, "chain"), str(c, "hosts-deny"))
-	if err != nil {
-		return nil, err
-	}
-	cm.state, cm.arLog = str(c, "state"), str(c, "ar-log")
-	return cm, nil
-}
-
-// openBackends returns the backends called names.
-func openBackends(e *env, names []string, chain, hostsDeny string) (*common, error) {
-	seen := map[string]bool{}
-	var uniq []string
-	for _, n := range names {
-		if !seen[n] {
-			seen[n] = true
-			uniq = append(uniq, n)
-		}
-	}
-	if len(uniq) == 0 {
-		return nil, command.UsageErrorf("--backend: none given")
-	}
-	cfg := firewall.Config{Chain: chain, HostsDeny: hostsDeny, Backends: uniq}
-	cm := &common{}
-	// Backends apply in firewall.Names order: ipset before iptables, so
-	// the set exists before a rule refers to it.
-	for _, want := range firewall.Names {
-		if seen[want] {
-			b, err := e.backend(want, cfg)
-			if err != nil {
-				var ue *firewall.UnavailableError
-				if errors.As(err, &ue) {
-					return nil, exitcode.New(exitcode.Unavailable, err)
-				}
-				return nil, exitcode.New(exitcode.Config, err)
-			}
-			cm.backends = append(cm.backends, b)
-			cm.names = append(cm.names, want)
-			delete(seen, want)
-		}
-	}
-	for _, n := range uniq {
-		if seen[n] {
-			return nil, exitcode.Errorf(exitcode.Config, "--backend %q: unknown (want iptables, ipset, nftables, hosts-deny or dry-run)", n)
-		}
-	}
-	if err := cm.lockInstances(e, cfg); err != nil {
-		return nil, err
-	}
-	return cm, nil
-}
-
-// openState opens the state file, or an in-memory store for --state ”.
-func openState(path string, e *env) (ban.Store, func() error, error) {
-	if path == "" {
-		return banstate.NewMemory(), func() error { return nil }, nil
-	}
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, nil, exitcode.New(exitcode.Config, fmt.Errorf("state: %w", err))
-		}
-	}
-	s, err := banstate.Open(path, e.stateWait)
-	if errors.Is(err, banstate.ErrLocked) {
-		return nil, nil, exitcode.New(exitcode.TempFail, fmt.Errorf("%w (list, ban and unban reach a running block through its --socket; stop it for flush and reap)", err))
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	e.noteState(path, s)
-	return s, s.Close, nil
-}

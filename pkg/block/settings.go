@@ -2,7 +2,6 @@ package block
 
 import (
 	"fmt"
-	"io"
 	"path/filepath"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/quietwatch/quietwatch/pkg/allowlist"
 	"github.com/quietwatch/quietwatch/pkg/ban"
+	"github.com/quietwatch/quietwatch/pkg/command"
 	"github.com/quietwatch/quietwatch/pkg/exitcode"
 	"github.com/quietwatch/quietwatch/pkg/record"
 )
@@ -50,7 +50,7 @@ func abs(p string) string {
 
 // remember stores the running block's settings in the state file; a
 // failure is reported and does not stop block.
-func remember(c *cli.Context, store ban.Store, stderr io.Writer) {
+func remember(c *cli.Context, store ban.Store, d command.Diag) {
 	ss, ok := store.(settingStore)
 	if !ok {
 		return
@@ -63,7 +63,7 @@ func remember(c *cli.Context, store ban.Store, stderr io.Writer) {
 		err = ss.SetSetting(settingsKey, b)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "block: state: keeping the settings for subcommands: %v\n", err)
+		d.Printf("state: keeping the settings for subcommands: %v", err)
 	}
 }
 

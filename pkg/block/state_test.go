@@ -143,16 +143,15 @@ func FuzzStateOpen(f *testing.F) {
 		}
 		e := testEnv()
 		var errb bytes.Buffer
-		e.stderr = &errb
-		store, closeStore, err := openState(state, e)
+		st, err := openState(state, e, diagTo(&errb))
 		if err != nil {
 			t.Fatalf("open: %v", err)
 		}
-		defer closeStore()
+		defer st.close()
 		fake := firewall.NewFake("fake")
 		fake.Add([]firewall.Entry{{Net: firewall.Single(netip.MustParseAddr("198.51.100.7")), TTL: time.Minute}})
-		m := ban.NewManager(ban.Policy{MinLevel: 9, Timeout: time.Minute}, []firewall.Backend{fake}, store)
-		e.manage(m, state)
+		m := ban.NewManager(ban.Policy{MinLevel: 9, Timeout: time.Minute}, []firewall.Backend{fake}, st.store)
+		e.manage(m, st, diagTo(&errb))
 		now := time.Date(2000, 1, 1, 0, 30, 0, 0, time.UTC)
 		if _, err := m.Reconcile(now); err != nil && !strings.Contains(err.Error(), "state: ") {
 			t.Fatalf("reconcile: %v", err)
@@ -160,11 +159,31 @@ func FuzzStateOpen(f *testing.F) {
 		if !fake.Has(netip.MustParseAddr("198.51.100.7")) && m.Len() == 0 {
 			t.Fatalf("the backend's ban was neither kept nor known")
 		}
-		if err := store.Save([]ban.Ban{{Net: ban.Single(netip.MustParseAddr("198.51.100.8")), Until: now.Add(time.Minute), Offense: 1}}, nil, nil); err != nil {
+		if err := st.store.Save([]ban.Ban{{Net: ban.Single(netip.MustParseAddr("198.51.100.8")), Until: now.Add(time.Minute), Offense: 1}}, nil, nil); err != nil {
 			t.Fatalf("save after start: %v", err)
 		}
 		if strings.Count(errb.String(), "\n") > 2 {
 			t.Fatalf("stderr %q", errb.String())
 		}
 	})
+}
+
+// Whether bans found in the firewall are adopted is decided by each run
+// for its own state file: an env used for a run on a new state file and
+// then for one on a state that knows its bans does not adopt in the
+// second (it did while the decision lived in env).
+func TestAdoptIsPerRun(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "block.db")
+	fake := firewall.NewFake("fake")
+	e := testEnv()
+	e.backend = func(string, firewall.Config) (firewall.Backend, error) { return fake, nil }
+	if code, out, errOut := ctl(t, e, "--state", state, "--socket", "", "ban", "198.51.100.7", "--backend", "dry-run"); code != 0 {
+		t.Fatalf("ban on a new state: %d %q %q", code, out, errOut)
+	}
+	foreign := netip.MustParseAddr("198.51.100.8")
+	fake.Add([]firewall.Entry{{Net: firewall.Single(foreign), TTL: time.Minute}})
+	code, out, errOut := ctl(t, e, "--state", state, "--socket", "", "reap", "--backend", "dry-run")
+	if code != 0 || strings.Contains(out, `"reason":"adopted"`) || fake.Has(foreign) || !fake.Has(netip.MustParseAddr("198.51.100.7")) {
+		t.Fatalf("reap: exit %d, foreign ban kept %v, stdout %s, stderr %q", code, fake.Has(foreign), out, errOut)
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/quietwatch/quietwatch/pkg/command"
 )
 
 // diags writes share's diagnostics, one line each, and keeps a flood of
@@ -14,8 +16,7 @@ import (
 // every interval.
 type diags struct {
 	mu       sync.Mutex
-	w        io.Writer
-	prog     string
+	out      command.Diag
 	now      func() time.Time
 	interval time.Duration
 	seen     map[string]bool
@@ -24,7 +25,7 @@ type diags struct {
 }
 
 func newDiags(w io.Writer, prog string, now func() time.Time) *diags {
-	return &diags{w: w, prog: prog, now: now, interval: 10 * time.Second, seen: map[string]bool{}, counts: map[string]int{}, last: now()}
+	return &diags{out: command.Diag{Prog: prog, W: w}, now: now, interval: 10 * time.Second, seen: map[string]bool{}, counts: map[string]int{}, last: now()}
 }
 
 func (d *diags) printf(format string, args ...any) {
@@ -34,7 +35,7 @@ func (d *diags) printf(format string, args ...any) {
 }
 
 func (d *diags) line(msg string) {
-	fmt.Fprintf(d.w, "%s: %s\n", d.prog, strings.ReplaceAll(msg, "\n", " "))
+	d.out.Printf("%s", strings.ReplaceAll(msg, "\n", " "))
 }
 
 // limited writes the first message of kind and then only counts them;

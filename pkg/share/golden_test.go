@@ -1,21 +1,17 @@
 package share
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
+	"io"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/rogpeppe/go-internal/txtar"
 
+	"github.com/quietwatch/quietwatch/internal/golden"
 	"github.com/quietwatch/quietwatch/pkg/fleet"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // goldenNow is the fixed clock of the golden cases.
 var goldenNow = time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
@@ -25,71 +21,29 @@ const (
 	peerSentinel  = `{"src_ip":"198.51.100.250","rule":{"level":10},"id":"sentinel"}`
 )
 
-// TestGolden runs testdata/share/*.txtar against an in-process NATS
-// server. A case's comment may hold "flags: ..."; sections: input (this
-// server's records), peers (one message a line: SUBJECT TTL BODY, sent
-// after the input has come out), want.jsonl (stdout), published (the
-// subjects share published, sorted, each once) and optional stderr. share runs as
-// origin "golden" with a fixed clock; input is fed whole, byte by byte and
-// with CRLF line ends.
+// TestGolden runs testdata/share/*.txtar (internal/golden) against an
+// in-process NATS server. A case's comment may hold "flags: ..."; sections:
+// input (this server's records), peers (one message a line: SUBJECT TTL
+// BODY, sent after the input has come out), want.jsonl (stdout), published
+// (the subjects share published, sorted, each once) and stderr. share runs
+// as origin "golden" with a fixed clock; input is fed whole, byte by byte
+// and with CRLF line ends.
 func TestGolden(t *testing.T) {
-	files, _ := filepath.Glob("../../testdata/share/*.txtar")
-	if len(files) == 0 {
-		t.Fatal("no golden files")
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
-			ar, err := txtar.ParseFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sec := map[string]string{}
-			for _, f := range ar.Files {
-				sec[f.Name] = string(f.Data)
-			}
-			var flags []string
-			for _, l := range strings.Split(string(ar.Comment), "\n") {
-				if f, ok := strings.CutPrefix(l, "flags:"); ok {
-					flags = strings.Fields(f)
-				}
-			}
-			modes := []string{"whole", "bytes", "crlf"}
-			if *update {
-				modes = modes[:1]
-			}
-			for _, mode := range modes {
-				out, pub, stderr := runGolden(t, flags, sec["input"], sec["peers"], mode)
-				if *update {
-					for i := range ar.Files {
-						switch ar.Files[i].Name {
-						case "want.jsonl":
-							ar.Files[i].Data = []byte(out)
-						case "published":
-							ar.Files[i].Data = []byte(pub)
-						case "stderr":
-							ar.Files[i].Data = []byte(stderr)
-						}
-					}
-					if err := os.WriteFile(file, txtar.Format(ar), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					continue
-				}
-				if out != sec["want.jsonl"] {
-					t.Errorf("%s: stdout:\n%s\nwant:\n%s", mode, out, sec["want.jsonl"])
-				}
-				if pub != sec["published"] {
-					t.Errorf("%s: published:\n%s\nwant:\n%s", mode, pub, sec["published"])
-				}
-				if want, ok := sec["stderr"]; ok && stderr != want {
-					t.Errorf("%s: stderr:\n%s\nwant:\n%s", mode, stderr, want)
-				}
-			}
-		})
-	}
+	golden.Run(t, "../../testdata/share", func(t *testing.T, c *golden.Case) {
+		input, _ := c.Section("input")
+		peers, _ := c.Section("peers")
+		for _, feed := range golden.Feeds(input) {
+			out, pub, stderr := runGolden(t, c.Flags(nil), feed.Reader(), string(peers))
+			c.Expect(t, feed, "want.jsonl", out)
+			c.Expect(t, feed, "published", pub)
+			c.Expect(t, feed, "stderr", stderr)
+		}
+	})
 }
 
-func runGolden(t *testing.T, flags []string, input, peers, mode string) (out, published, stderr string) {
+// runGolden runs share on input (written as each of its reads returns it)
+// and then peers' messages.
+func runGolden(t *testing.T, flags []string, input io.Reader, peers string) (out, published, stderr string) {
 	t.Helper()
 	ns := newServer(t)
 	nc, err := nats.Connect("", nats.InProcessServer(ns))
@@ -105,19 +59,22 @@ func runGolden(t *testing.T, flags []string, input, peers, mode string) (out, pu
 		t.Fatal(err)
 	}
 	e := testEnv(ns)
-	e.now = func() time.Time { return goldenNow }
+	e.Now = func() time.Time { return goldenNow }
 	p := start(t, e, append([]string{"--nats", "x", "--origin", "golden"}, flags...)...)
 	waitStream(t, ns)
 	p.waitSynced(t)
-	switch mode {
-	case "whole":
-		p.writeRaw(t, input)
-	case "bytes":
-		for i := 0; i < len(input); i++ {
-			p.writeRaw(t, input[i:i+1])
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := input.Read(buf)
+		if n > 0 {
+			p.writeRaw(t, string(buf[:n]))
 		}
-	case "crlf":
-		p.writeRaw(t, strings.ReplaceAll(input, "\n", "\r\n"))
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	p.write(t, localSentinel)
 	var lines []string

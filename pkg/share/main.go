@@ -12,8 +12,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,35 +21,42 @@ import (
 	"github.com/quietwatch/quietwatch/pkg/command"
 )
 
-// env is what share takes from the world; tests replace parts of it.
+// env is what share takes from the process and the world; tests replace
+// parts of it.
 type env struct {
-	now      func() time.Time
+	// Process wiring: the clock and SIGHUP.
+	command.Hooks
+
+	// The world: this host's addresses and name, and options added to
+	// every NATS connection (tests: an in-process server).
 	ownAddrs func() ([]netip.Addr, error)
 	hostname func() (string, error)
-	// natsOpts are added to every connection (tests: an in-process server).
 	natsOpts []nats.Option
+
 	// drain is how long share waits at the end of input for publishes.
 	drain time.Duration
-	// ready, when set, is called once share is subscribed; synced after
-	// each catch-up.
-	ready, synced func()
-	hup           chan os.Signal // SIGHUP; nil: none
-	reloaded      func()         // when set, called after each SIGHUP
+
+	// Test hooks, each called when set: ready once share is subscribed,
+	// synced after each catch-up, reloaded after each SIGHUP.
+	ready, synced, reloaded func()
 }
 
-func defaultEnv() *env {
-	return &env{now: time.Now, ownAddrs: allowlist.OwnAddrs, hostname: os.Hostname, drain: 5 * time.Second}
+// now reads the clock (time.Now when the hooks have none).
+func (e *env) now() time.Time { return e.Clock()() }
+
+// defaultEnv is the real world, with hooks (command.ProcessHooks for the
+// process).
+func defaultEnv(hooks command.Hooks) *env {
+	return &env{Hooks: hooks, ownAddrs: allowlist.OwnAddrs, hostname: os.Hostname, drain: 5 * time.Second}
 }
 
 // Main runs the stage and returns its exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := command.SignalContext(context.Background())
 	defer stop()
-	e := defaultEnv()
-	e.hup = make(chan os.Signal, 1)
-	signal.Notify(e.hup, syscall.SIGHUP)
-	defer signal.Stop(e.hup)
-	return command.Run(ctx, newApp(e), args, stdin, stdout, stderr)
+	hooks, stopHooks := command.ProcessHooks()
+	defer stopHooks()
+	return command.Run(ctx, newApp(defaultEnv(hooks)), args, stdin, stdout, stderr)
 }
 
 const usageText = "share --nats URLS [flags] < alerts.jsonl > alerts.jsonl\n" +

@@ -22,7 +22,8 @@ func TestReloadAllowFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := testEnv(ns)
-	e.hup = make(chan os.Signal, 1)
+	sighup := make(chan os.Signal, 1)
+	e.Hup = sighup
 	reloaded := make(chan struct{}, 1)
 	e.reloaded = func() { reloaded <- struct{}{} }
 	p := start(t, e, "--nats", "x", "--origin", "web3", "--allow-file", allow)
@@ -40,7 +41,7 @@ func TestReloadAllowFile(t *testing.T) {
 		}
 	}
 	hup := func() {
-		e.hup <- syscall.SIGHUP
+		sighup <- syscall.SIGHUP
 		select {
 		case <-reloaded:
 		case <-time.After(5 * time.Second):

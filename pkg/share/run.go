@@ -192,13 +192,17 @@ func policy(c *cli.Context, e *env) (fleet.Policy, []string) {
 	return p, errs
 }
 
-func runFilter(c *cli.Context, e *env) error {
-	if c.NArg() > 0 {
-		return command.UsageErrorf("unexpected argument %q", c.Args().First())
-	}
-	stderr := c.App.ErrWriter
-	d := newDiags(stderr, "share", e.now)
-	defer d.flush()
+// filterConfig is what the filter's flags ask for, checked.
+type filterConfig struct {
+	pol    fleet.Policy
+	ttl    time.Duration
+	every  time.Duration // --republish, or its default
+	buffer int
+}
+
+// readFilterFlags reads and checks the filter's flags. Every problem is
+// written to stderr before share gives up with exit 78.
+func readFilterFlags(c *cli.Context, e *env, d *diags) (filterConfig, error) {
 	pol, errs := policy(c, e)
 	ttl := c.Duration("ttl")
 	if ttl < fleet.MinTTL {
@@ -213,15 +217,32 @@ func runFilter(c *cli.Context, e *env) error {
 	}
 	if len(errs) > 0 {
 		for _, m := range errs {
-			fmt.Fprintf(stderr, "share: %s\n", m)
+			d.printf("%s", m)
 		}
-		return exitcode.Reported(exitcode.Config)
+		return filterConfig{}, exitcode.Reported(exitcode.Config)
 	}
 	every := c.Duration("republish")
 	if every <= 0 {
 		every = max(time.Second, ttl/10)
 	}
-	s, err := connect(c, e, d, c.Int("replicas"), pol.MaxTTL)
+	return filterConfig{pol: pol, ttl: ttl, every: every, buffer: buffer}, nil
+}
+
+// runFilter is share without a subcommand: stdin to stdout, this
+// server's bans published and the peers' ones received, until the end of
+// input (queued publishes get e.drain to go out), a signal, or a write
+// failure.
+func runFilter(c *cli.Context, e *env) error {
+	if c.NArg() > 0 {
+		return command.UsageErrorf("unexpected argument %q", c.Args().First())
+	}
+	d := newDiags(c.App.ErrWriter, "share", e.now)
+	defer d.flush()
+	cfg, err := readFilterFlags(c, e, d)
+	if err != nil {
+		return err
+	}
+	s, err := connect(c, e, d, c.Int("replicas"), cfg.pol.MaxTTL)
 	if err != nil {
 		return err
 	}
@@ -230,7 +251,7 @@ func runFilter(c *cli.Context, e *env) error {
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
 	out := newOutput(record.NewWriter(c.App.Writer))
-	rc := newReceiver(s.origin, fleet.NewGuard(pol), 4*pol.MaxBans+1024, e.now, out, d)
+	rc := newReceiver(s.origin, fleet.NewGuard(cfg.pol), 4*cfg.pol.MaxBans+1024, e.now, out, d)
 	sub, err := s.l.nc.Subscribe(fleet.BanSubjects, func(m *nats.Msg) {
 		rc.handle(m.Subject, m.Header.Get(fleet.TTLHeader), m.Header.Get(fleet.ExpiresHeader), m.Data, time.Time{})
 	})
@@ -244,58 +265,22 @@ func runFilter(c *cli.Context, e *env) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); s.l.syncLoop(ctx, rc.handle, e.synced) }()
-	pub := newPublisher(s.l, buffer, e.now, d)
+	pub := newPublisher(s.l, cfg.buffer, e.now, d)
 	pubCtx, pubCancel := context.WithCancel(context.Background())
 	defer pubCancel()
 	go pub.run(pubCtx, e.drain)
 
-	var sm *stageMetrics
-	if path := c.String("metrics-file"); path != "" {
-		if err := metrics.Check(path); err != nil {
-			return exitcode.Errorf(exitcode.Config, "--metrics-file: %w", err)
-		}
-		sm = newStageMetrics(func() float64 { return float64(pub.dropped.Load()) }, func() float64 {
-			if s.l.nc.IsConnected() {
-				return 1
-			}
-			return 0
-		})
-		rc.setMetrics(sm)
-		stop := metrics.Start(sm.reg, path, func(err error) { d.printf("--metrics-file: %v", err) })
-		defer func() {
-			if err := stop(); err != nil {
-				d.printf("--metrics-file: %v", err)
-			}
-		}()
+	sm, stopMetrics, err := startMetrics(c.String("metrics-file"), s, pub, d)
+	if err != nil {
+		return err
 	}
-	sh := &sharer{m: sm, origin: s.origin, level: c.Int("level"), ttl: ttl, every: every, now: e.now, pub: pub, recent: map[netip.Prefix]time.Time{}}
-	sh.allow.Store(&pol.Allow)
-	readDone := make(chan error, 1)
-	go func() { readDone <- readLoop(c.App.Reader, out, sh, d) }()
-	var rerr error
-wait:
-	for {
-		select {
-		case rerr = <-readDone:
-			break wait
-		case <-ctx.Done(): // SIGTERM or SIGINT
-			break wait
-		case <-out.fail:
-			break wait
-		case <-e.hup:
-			p, errs := policy(c, e)
-			for _, m := range errs {
-				d.printf("%s (allow list kept)", m)
-			}
-			if len(errs) == 0 {
-				rc.setAllow(p.Allow, p.Own)
-				sh.allow.Store(&p.Allow)
-			}
-			if e.reloaded != nil {
-				e.reloaded()
-			}
-		}
-	}
+	defer stopMetrics()
+	rc.setMetrics(sm)
+	sh := &sharer{m: sm, origin: s.origin, level: c.Int("level"), ttl: cfg.ttl, every: cfg.every, now: e.now, pub: pub, recent: map[netip.Prefix]time.Time{}}
+	sh.allow.Store(&cfg.pol.Allow)
+	f := &filter{c: c, e: e, d: d, out: out, rc: rc, sh: sh}
+	rerr := f.pass(ctx)
+
 	ferr := out.flush()
 	if rerr == nil && ctx.Err() == nil && ferr == nil {
 		// End of input: give queued bans their chance to go out. Only
@@ -307,13 +292,76 @@ wait:
 	cancel()
 	_ = sub.Unsubscribe()
 	wg.Wait()
-	if rerr != nil && !command.IsBrokenPipe(rerr) {
-		return exitcode.New(exitcode.Failure, fmt.Errorf("read: %w", rerr))
+	return endErr(rerr, ferr)
+}
+
+// startMetrics writes --metrics-file (path; "": none, and nil metrics)
+// from now on; stop writes it a last time.
+func startMetrics(path string, s *session, pub *publisher, d *diags) (sm *stageMetrics, stop func(), err error) {
+	if path == "" {
+		return nil, func() {}, nil
 	}
-	if ferr != nil && !command.IsBrokenPipe(ferr) {
-		return exitcode.New(exitcode.Failure, fmt.Errorf("write: %w", ferr))
+	if err := metrics.Check(path); err != nil {
+		return nil, nil, exitcode.Errorf(exitcode.Config, "--metrics-file: %w", err)
 	}
-	return nil
+	sm = newStageMetrics(func() float64 { return float64(pub.dropped.Load()) }, func() float64 {
+		if s.l.nc.IsConnected() {
+			return 1
+		}
+		return 0
+	})
+	end := metrics.Start(sm.reg, path, func(err error) { d.printf("--metrics-file: %v", err) })
+	return sm, func() {
+		if err := end(); err != nil {
+			d.printf("--metrics-file: %v", err)
+		}
+	}, nil
+}
+
+// filter is what the filter's loop works with.
+type filter struct {
+	c   *cli.Context
+	e   *env
+	d   *diags
+	out *output
+	rc  *receiver
+	sh  *sharer
+}
+
+// pass copies stdin to stdout (the sharer offered each local record)
+// until the end of input, a signal or a failed write, and reloads on
+// SIGHUP. It returns the read error, if one ended it.
+func (f *filter) pass(ctx context.Context) error {
+	readDone := make(chan error, 1)
+	go func() { readDone <- readLoop(f.c.App.Reader, f.out, f.sh, f.d) }()
+	for {
+		select {
+		case rerr := <-readDone:
+			return rerr
+		case <-ctx.Done(): // SIGTERM or SIGINT
+			return nil
+		case <-f.out.fail:
+			return nil
+		case <-f.e.Hup:
+			f.reload()
+		}
+	}
+}
+
+// reload is SIGHUP: --allow-file and this host's addresses are read
+// again; a bad allow list keeps the one in use.
+func (f *filter) reload() {
+	p, errs := policy(f.c, f.e)
+	for _, m := range errs {
+		f.d.printf("%s (allow list kept)", m)
+	}
+	if len(errs) == 0 {
+		f.rc.setAllow(p.Allow, p.Own)
+		f.sh.allow.Store(&p.Allow)
+	}
+	if f.e.reloaded != nil {
+		f.e.reloaded()
+	}
 }
 
 // sharer decides which local records are published.

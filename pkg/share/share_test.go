@@ -35,7 +35,7 @@ func newServer(t testing.TB) *server.Server {
 }
 
 func testEnv(ns *server.Server) *env {
-	e := defaultEnv()
+	e := defaultEnv(command.Hooks{Now: time.Now})
 	e.ownAddrs = func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("198.51.100.44")}, nil }
 	e.hostname = func() (string, error) { return "testhost.example.net", nil }
 	if ns != nil {
