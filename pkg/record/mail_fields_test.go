@@ -74,10 +74,16 @@ func TestScanMailFields(t *testing.T) {
 		`{"rule":null}`,
 		`{"rule":"x","id":null}`,
 		`{"n":-1.5e+3,"t":true,"f":false,"z":null,"rule":{"level":-1}}`,
+		// escaped keys are the keys they stand for (the scanner once
+		// left them out: this alert was not mailed)
+		`{"\u0069d":"x","rule":{"\u006cevel":12,"m\u0061il":true}}`,
 	} {
 		checkScan(t, l)
 	}
-	for _, bad := range []string{``, `[]`, `"x"`, `{`, `{"id":"x"`, `{"id":"x}`, `{"id":"x",}`, `{"rule":{"level":"9"}`, `{"rule":{"level":1.}}`, `{"a":[1,}`, `{"a":1}x`} {
+	for _, bad := range []string{``, `[]`, `"x"`, `{`, `{"id":"x"`, `{"id":"x}`, `{"id":"x",}`, `{"rule":{"level":"9"}`, `{"rule":{"level":1.}}`, `{"a":[1,}`, `{"a":1}x`,
+		// the whole line is checked, not only the fields notify reads
+		`{"x":01,"rule":{"level":12}}`, `{"x":"\q","rule":{"level":12}}`, "{\"x\":\"\t\",\"rule\":{\"level\":12}}",
+		`{"x":1.5.3,"rule":{"level":12}}`, `{"x":[1 2],"rule":{"level":12}}`} {
 		var f MailFields
 		if err := ScanMailFields([]byte(bad), &f); err == nil {
 			t.Errorf("%q accepted", bad)

@@ -1,0 +1,217 @@
+package record
+
+import (
+	"bytes"
+	"math/bits"
+)
+
+// The plain scanner: for a line without escapes (see escapeFree), where
+// a string is the bytes up to its next quote and is its own decoded text,
+// and the only white space is ' '. That is nearly every line the stages
+// see. Each function takes the index of a value's first byte and returns
+// the index after it, or -1 if the text is not well-formed (the careful
+// scanner says why, when the caller asks); it keeps the index in a
+// register instead of a scanner. It accepts what the careful scanner
+// accepts and hands the picker the same fields (FuzzScanEventPlain,
+// FuzzScanEVE).
+
+// escapeFree reports whether b has neither a backslash nor a byte below
+// 0x20, so that the plain scanner takes it, and whether b is all ASCII.
+func escapeFree(b []byte) (free, ascii bool) {
+	free = bytes.IndexByte(b, '\\') < 0
+	var ctl, hi uint64
+	for len(b) >= 32 {
+		x0, x1, x2, x3 := load8(b[0:8]), load8(b[8:16]), load8(b[16:24]), load8(b[24:32])
+		ctl |= controlMask(x0) | controlMask(x1) | controlMask(x2) | controlMask(x3)
+		hi |= x0 | x1 | x2 | x3
+		b = b[32:]
+	}
+	for len(b) >= 8 {
+		x := load8(b[0:8])
+		ctl |= controlMask(x)
+		hi |= x
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c < 0x20 {
+			ctl |= high
+		}
+		hi |= uint64(c)
+	}
+	return free && ctl == 0, hi&high == 0
+}
+
+func plainWS(b []byte, i int) int {
+	for i < len(b) && b[i] == ' ' {
+		i++
+	}
+	return i
+}
+
+// plainString takes the string whose opening quote is at b[i].
+func plainString(b []byte, i int) int {
+	i++
+	// most strings are short: eight bytes at a time, then IndexByte
+	for end := i + 32; i+8 <= len(b) && i < end; i += 8 {
+		if m := quoteMask(load8(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8 + 1
+		}
+	}
+	n := bytes.IndexByte(b[i:], '"')
+	if n < 0 {
+		return -1
+	}
+	return i + n + 1
+}
+
+// plainObject takes the object at b[i] ('{'), at depth (see
+// scanner.max), handing p its fields unless in is skip.
+func plainObject(b []byte, i, depth, max int, in kind, p picker) int {
+	if depth > max {
+		return -1
+	}
+	i = plainWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return -1
+		}
+		ks := i + 1
+		if i = plainString(b, i); i < 0 {
+			return -1
+		}
+		key := b[ks : i-1]
+		if i = plainWS(b, i); i >= len(b) || b[i] != ':' {
+			return -1
+		}
+		i = plainWS(b, i+1)
+		if in == skip {
+			i = plainValue(b, i, depth, max)
+		} else {
+			i = plainField(b, i, depth, max, in, key, p)
+		}
+		if i < 0 {
+			return -1
+		}
+		if i = plainWS(b, i); i >= len(b) {
+			return -1
+		}
+		switch b[i] {
+		case ',':
+			i = plainWS(b, i+1)
+		case '}':
+			return i + 1
+		default:
+			return -1
+		}
+	}
+}
+
+// plainField takes the value of key in an object of kind in and hands
+// it to p.
+func plainField(b []byte, i, depth, max int, in kind, key []byte, p picker) int {
+	start := i
+	if i < len(b) && b[i] == '{' {
+		sub, ok := p.object(in, key)
+		if !ok {
+			return -1
+		}
+		i = plainObject(b, i, depth+1, max, sub, p)
+	} else {
+		i = plainValue(b, i, depth, max)
+	}
+	if i < 0 || !p.value(in, key, val{raw: b[start:i], at: start}) {
+		return -1
+	}
+	return i
+}
+
+// plainValue takes any value in a container at depth.
+func plainValue(b []byte, i, depth, max int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch c := b[i]; {
+	case c == '"':
+		return plainString(b, i)
+	case c == '{':
+		return plainObject(b, i, depth+1, max, skip, nil)
+	case c == '[':
+		if depth+1 > max {
+			return -1
+		}
+		i = plainWS(b, i+1)
+		if i < len(b) && b[i] == ']' {
+			return i + 1
+		}
+		for {
+			if i = plainValue(b, i, depth+1, max); i < 0 {
+				return -1
+			}
+			if i = plainWS(b, i); i >= len(b) {
+				return -1
+			}
+			switch b[i] {
+			case ']':
+				return i + 1
+			case ',':
+				i = plainWS(b, i+1)
+			default:
+				return -1
+			}
+		}
+	case c == '-' || '0' <= c && c <= '9':
+		return plainNumber(b, i)
+	case c == 't':
+		return plainLit(b, i, "true")
+	case c == 'f':
+		return plainLit(b, i, "false")
+	case c == 'n':
+		return plainLit(b, i, "null")
+	}
+	return -1
+}
+
+func plainLit(b []byte, i int, w string) int {
+	if len(b)-i >= len(w) && string(b[i:i+len(w)]) == w {
+		return i + len(w)
+	}
+	return -1
+}
+
+func plainDigits(b []byte, i int) (int, bool) {
+	start := i
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i, i > start
+}
+
+func plainNumber(b []byte, i int) int {
+	if b[i] == '-' {
+		i++
+	}
+	ok := true
+	if i < len(b) && b[i] == '0' {
+		i++
+	} else if i, ok = plainDigits(b, i); !ok {
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		if i, ok = plainDigits(b, i+1); !ok {
+			return -1
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i, ok = plainDigits(b, i); !ok {
+			return -1
+		}
+	}
+	return i
+}
