@@ -92,7 +92,7 @@ func scanEVE(line []byte, f *EVEFields, fast bool) error {
 	if free && fast {
 		i := plainWS(line, 0)
 		if i < len(line) && line[i] == '{' {
-			if end := plainObject(line, i, 0, eveMaxDepth, top, f); end > 0 && plainWS(line, end) == len(line) {
+			if end := plainObject(line, i, eveMaxDepth, top, f); end > 0 && plainWS(line, end) == len(line) {
 				f.End = end - 1
 				f.Verbatim = ascii
 				f.NonASCII = !ascii
@@ -164,11 +164,11 @@ func (f *EVEFields) value(in kind, key []byte, v val) bool {
 			str = &f.Packet
 		case "src_ip":
 			if v.isString() {
-				f.SrcIP, f.SrcIPSpan = v.text(), [2]int{v.at, v.at + len(v.raw)}
+				f.SrcIP, f.SrcIPSpan = v.text(&f.scratch), [2]int{v.at, v.at + len(v.raw)}
 			}
 		case "dest_ip":
 			if v.isString() {
-				f.DestIP, f.DestIPSpan = v.text(), [2]int{v.at, v.at + len(v.raw)}
+				f.DestIP, f.DestIPSpan = v.text(&f.scratch), [2]int{v.at, v.at + len(v.raw)}
 			}
 		case "src_port":
 			num, bit = &f.SrcPort, HasSrcPort
@@ -188,7 +188,7 @@ func (f *EVEFields) value(in kind, key []byte, v val) bool {
 	}
 	switch {
 	case str != nil && v.isString():
-		*str = v.text()
+		*str = v.text(&f.scratch)
 	case str != nil:
 		*str = nil
 	case num != nil:

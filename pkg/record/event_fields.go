@@ -50,7 +50,7 @@ func scanEvent(line []byte, f *EventFields, fast bool) error {
 	i := plainWS(line, 0)
 	free, _ := escapeFree(line)
 	if fast && free && i < len(line) && line[i] == '{' {
-		if end := plainObject(line, i, 0, maxDepth, top, f); end < 0 || plainWS(line, end) != len(line) {
+		if end := plainObject(line, i, maxDepth, top, f); end < 0 || plainWS(line, end) != len(line) {
 			return ErrBadJSON
 		}
 	} else {
@@ -83,7 +83,22 @@ func (f *EventFields) object(in kind, key []byte) (kind, bool) {
 
 func (f *EventFields) value(in kind, key []byte, v val) bool {
 	if in == alertKind {
-		f.alertField(key, v)
+		// the alert's gid, signature_id and rev
+		var num *int64
+		var has *bool
+		switch string(key) {
+		case "gid":
+			num, has = &f.GID, &f.hasGID
+		case "signature_id":
+			num, has = &f.SID, &f.hasSID
+		case "rev":
+			num, has = &f.Rev, &f.hasRev
+		default:
+			return true
+		}
+		if n, ok := smallInt(v.raw); ok {
+			*num, *has = n, true
+		}
 		return true
 	}
 	var dst *[]byte
@@ -102,7 +117,7 @@ func (f *EventFields) value(in kind, key []byte, v val) bool {
 		f.HasHostname = true
 	}
 	if dst != nil && v.isString() {
-		*dst = v.text()
+		*dst = v.text(&f.scratch)
 	}
 	return true
 }
@@ -120,25 +135,6 @@ func (f *EventFields) own(key []byte) {
 		default:
 			f.Own = "previous_output"
 		}
-	}
-}
-
-// alertField notes the alert's gid, signature_id and rev.
-func (f *EventFields) alertField(key []byte, v val) {
-	var dst *int64
-	var has *bool
-	switch string(key) {
-	case "gid":
-		dst, has = &f.GID, &f.hasGID
-	case "signature_id":
-		dst, has = &f.SID, &f.hasSID
-	case "rev":
-		dst, has = &f.Rev, &f.hasRev
-	default:
-		return
-	}
-	if n, ok := smallInt(v.raw); ok {
-		*dst, *has = n, true
 	}
 }
 

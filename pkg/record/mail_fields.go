@@ -37,7 +37,7 @@ func ScanMailFields(line []byte, f *MailFields) error {
 	i := plainWS(line, 0)
 	free, _ := escapeFree(line)
 	if free && i < len(line) && line[i] == '{' {
-		if end := plainObject(line, i, 0, mailMaxDepth, top, f); end < 0 || plainWS(line, end) != len(line) {
+		if end := plainObject(line, i, mailMaxDepth, top, f); end < 0 || plainWS(line, end) != len(line) {
 			return errMailJSON
 		}
 		return f.levelErr
@@ -82,11 +82,11 @@ func (f *MailFields) value(in kind, key []byte, v val) bool {
 			}
 			f.ID = id
 		default:
-			f.ID = string(v.text())
+			f.ID = string(v.text(&f.scratch))
 		}
 	case "timestamp":
 		if v.isString() && !v.esc {
-			f.Timestamp = v.text()
+			f.Timestamp = v.text(&f.scratch)
 		}
 	}
 	return true

@@ -19,16 +19,18 @@ import (
 // 0x20, so that the plain scanner takes it, and whether b is all ASCII.
 func escapeFree(b []byte) (free, ascii bool) {
 	free = bytes.IndexByte(b, '\\') < 0
+	// controlMask without its "& high" per word: one AND less each, and
+	// only the high bits are looked at in the end
 	var ctl, hi uint64
 	for len(b) >= 32 {
 		x0, x1, x2, x3 := load8(b[0:8]), load8(b[8:16]), load8(b[16:24]), load8(b[24:32])
-		ctl |= controlMask(x0) | controlMask(x1) | controlMask(x2) | controlMask(x3)
+		ctl |= (x0-ones*0x20)&^x0 | (x1-ones*0x20)&^x1 | (x2-ones*0x20)&^x2 | (x3-ones*0x20)&^x3
 		hi |= x0 | x1 | x2 | x3
 		b = b[32:]
 	}
 	for len(b) >= 8 {
 		x := load8(b[0:8])
-		ctl |= controlMask(x)
+		ctl |= (x - ones*0x20) &^ x
 		hi |= x
 		b = b[8:]
 	}
@@ -38,7 +40,7 @@ func escapeFree(b []byte) (free, ascii bool) {
 		}
 		hi |= uint64(c)
 	}
-	return free && ctl == 0, hi&high == 0
+	return free && ctl&high == 0, hi&high == 0
 }
 
 func plainWS(b []byte, i int) int {
@@ -64,10 +66,11 @@ func plainString(b []byte, i int) int {
 	return i + n + 1
 }
 
-// plainObject takes the object at b[i] ('{'), at depth (see
-// scanner.max), handing p its fields unless in is skip.
-func plainObject(b []byte, i, depth, max int, in kind, p picker) int {
-	if depth > max {
+// plainObject takes the object at b[i] ('{'), handing p its fields
+// unless in is skip. room is how many levels of objects and arrays may
+// still nest inside it (scanner.max for the line's own object).
+func plainObject(b []byte, i, room int, in kind, p picker) int {
+	if room < 0 {
 		return -1
 	}
 	i = plainWS(b, i+1)
@@ -87,13 +90,41 @@ func plainObject(b []byte, i, depth, max int, in kind, p picker) int {
 			return -1
 		}
 		i = plainWS(b, i+1)
-		if in == skip {
-			i = plainValue(b, i, depth, max)
-		} else {
-			i = plainField(b, i, depth, max, in, key, p)
+		start := i
+		switch {
+		// strings and numbers, the most common values, without the
+		// call through plainValue
+		case i < len(b) && b[i] == '"':
+			i = plainString(b, i)
+		case i < len(b) && (b[i] == '-' || '0' <= b[i] && b[i] <= '9'):
+			i = plainNumber(b, i)
+		case in != skip && i < len(b) && b[i] == '{':
+			sub, ok := p.object(in, key)
+			if !ok {
+				return -1
+			}
+			i = plainObject(b, i, room-1, sub, p)
+		default:
+			i = plainValue(b, i, room)
 		}
 		if i < 0 {
 			return -1
+		}
+		if in != skip {
+			// (pickValue by hand, a call less for every field)
+			v := val{raw: b[start:i], at: start}
+			var ok bool
+			switch p := p.(type) {
+			case *EventFields:
+				ok = p.value(in, key, v)
+			case *EVEFields:
+				ok = p.value(in, key, v)
+			default:
+				ok = pickValue(p, in, key, v)
+			}
+			if !ok {
+				return -1
+			}
 		}
 		if i = plainWS(b, i); i >= len(b) {
 			return -1
@@ -109,27 +140,9 @@ func plainObject(b []byte, i, depth, max int, in kind, p picker) int {
 	}
 }
 
-// plainField takes the value of key in an object of kind in and hands
-// it to p.
-func plainField(b []byte, i, depth, max int, in kind, key []byte, p picker) int {
-	start := i
-	if i < len(b) && b[i] == '{' {
-		sub, ok := p.object(in, key)
-		if !ok {
-			return -1
-		}
-		i = plainObject(b, i, depth+1, max, sub, p)
-	} else {
-		i = plainValue(b, i, depth, max)
-	}
-	if i < 0 || !p.value(in, key, val{raw: b[start:i], at: start}) {
-		return -1
-	}
-	return i
-}
-
-// plainValue takes any value in a container at depth.
-func plainValue(b []byte, i, depth, max int) int {
+// plainValue takes any value in an object or array that has room (see
+// plainObject).
+func plainValue(b []byte, i, room int) int {
 	if i >= len(b) {
 		return -1
 	}
@@ -137,9 +150,9 @@ func plainValue(b []byte, i, depth, max int) int {
 	case c == '"':
 		return plainString(b, i)
 	case c == '{':
-		return plainObject(b, i, depth+1, max, skip, nil)
+		return plainObject(b, i, room-1, skip, nil)
 	case c == '[':
-		if depth+1 > max {
+		if room-1 < 0 {
 			return -1
 		}
 		i = plainWS(b, i+1)
@@ -147,7 +160,7 @@ func plainValue(b []byte, i, depth, max int) int {
 			return i + 1
 		}
 		for {
-			if i = plainValue(b, i, depth+1, max); i < 0 {
+			if i = plainValue(b, i, room-1); i < 0 {
 				return -1
 			}
 			if i = plainWS(b, i); i >= len(b) {
