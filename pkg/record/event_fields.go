@@ -33,8 +33,9 @@ type EventFields struct {
 // ErrBadJSON is returned by ScanEvent for a line that is not well-formed JSON.
 var ErrBadJSON = errors.New("malformed JSON")
 
-// maxDepth bounds the nesting of events and alerts (see scanner.max).
-const maxDepth = 1000
+// eventMaxDepth bounds the nesting of events (see scanner.max): 999
+// levels inside the event's object, as correlate has always taken.
+const eventMaxDepth = 999
 
 // ScanEvent checks that line is one well-formed JSON object and fills f
 // with the fields correlate needs. It returns ErrNotObject for other JSON
@@ -50,11 +51,11 @@ func scanEvent(line []byte, f *EventFields, fast bool) error {
 	i := plainWS(line, 0)
 	free, _ := escapeFree(line)
 	if fast && free && i < len(line) && line[i] == '{' {
-		if end := plainObject(line, i, maxDepth, top, f); end < 0 || plainWS(line, end) != len(line) {
+		if end := plainObject(line, i, eventMaxDepth, top, f); end < 0 || plainWS(line, end) != len(line) {
 			return ErrBadJSON
 		}
 	} else {
-		s := scanner{b: line, p: f, buf: &f.scratch, max: maxDepth}
+		s := scanner{b: line, p: f, buf: &f.scratch, max: eventMaxDepth}
 		s.ws()
 		switch {
 		case s.i >= len(s.b):

@@ -1,6 +1,8 @@
 package record
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -59,8 +61,11 @@ func FuzzScanEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var ev EventFields
 		err := ScanEvent(data, &ev)
-		if err == nil && !Valid(data) {
-			t.Fatalf("ScanEvent accepted invalid JSON %q", data)
+		// encoding/json is the strict judge (jsoniter's Valid lets some
+		// trailing bytes pass)
+		object := json.Valid(data) && bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{"))
+		if (err == nil) != object {
+			t.Fatalf("ScanEvent(%q) = %v, json.Valid %v", data, err, json.Valid(data))
 		}
 		if err == nil {
 			if _, err := EncodeRule(&Rule{ID: "1"}).AppendAlert(nil, data, 0, 0, 0, nil, ""); err != nil {
@@ -151,4 +156,33 @@ func FuzzScanEventPlain(f *testing.F) {
 			t.Fatalf("%q: %+v vs %+v", data, a, b)
 		}
 	})
+}
+
+// TestScanDepth: the plain and the careful scanner refuse the same
+// nesting, at each scan's own limit.
+func TestScanDepth(t *testing.T) {
+	nest := func(n int, open, close string) []byte {
+		return []byte(`{"a":` + strings.Repeat(open, n) + "1" + strings.Repeat(close, n) + `}`)
+	}
+	for _, c := range []struct {
+		name string
+		max  int
+		scan func(line []byte, fast bool) error
+	}{
+		{"event", eventMaxDepth, func(l []byte, fast bool) error { return scanEvent(l, &EventFields{}, fast) }},
+		{"eve", eveMaxDepth, func(l []byte, fast bool) error { return scanEVE(l, &EVEFields{}, fast) }},
+		{"mail", mailMaxDepth, func(l []byte, fast bool) error { return ScanMailFields(l, &MailFields{}) }},
+	} {
+		for _, oc := range [][2]string{{"[", "]"}, {`{"b":`, "}"}} {
+			for _, fast := range []bool{true, false} {
+				// the line's own object and max more levels inside it
+				if err := c.scan(nest(c.max, oc[0], oc[1]), fast); err != nil {
+					t.Errorf("%s %s fast %v: %d levels: %v", c.name, oc[0], fast, c.max+1, err)
+				}
+				if err := c.scan(nest(c.max+1, oc[0], oc[1]), fast); err == nil {
+					t.Errorf("%s %s fast %v: %d levels accepted", c.name, oc[0], fast, c.max+2)
+				}
+			}
+		}
+	}
 }
