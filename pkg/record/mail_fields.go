@@ -16,7 +16,7 @@ type MailFields struct {
 	Mail      int8 // rule.mail: 1 true, 0 false, -1 absent or null
 
 	levelErr error
-	scratch  []byte // keys with escapes, decoded
+	scratch  []byte // keys with escapes, decoded (grown as needed: no field keeps them)
 }
 
 // mailMaxDepth bounds nesting (see scanner.max).
