@@ -88,7 +88,7 @@ func ScanEVE(line []byte, f *EVEFields) error { return scanEVE(line, f, true) }
 func scanEVE(line []byte, f *EVEFields, fast bool) error {
 	scratch := scratchFor(f.scratch, len(line))
 	*f = EVEFields{scratch: scratch}
-	free, ascii := escapeFree(line)
+	free, ascii := escapeFree(line), isASCII(line)
 	if free && fast {
 		i := plainWS(line, 0)
 		if i < len(line) && line[i] == '{' {

@@ -49,7 +49,7 @@ func ScanEvent(line []byte, f *EventFields) error {
 func scanEvent(line []byte, f *EventFields, fast bool) error {
 	*f = EventFields{scratch: scratchFor(f.scratch, len(line))}
 	i := plainWS(line, 0)
-	free, _ := escapeFree(line)
+	free := escapeFree(line)
 	if fast && free && i < len(line) && line[i] == '{' {
 		if end := plainObject(line, i, eventMaxDepth, top, f); end < 0 || plainWS(line, end) != len(line) {
 			return ErrBadJSON

@@ -35,7 +35,7 @@ const mailMaxDepth = 1000
 func ScanMailFields(line []byte, f *MailFields) error {
 	*f = MailFields{Mail: -1, scratch: f.scratch[:0]}
 	i := plainWS(line, 0)
-	free, _ := escapeFree(line)
+	free := escapeFree(line)
 	if free && i < len(line) && line[i] == '{' {
 		if end := plainObject(line, i, mailMaxDepth, top, f); end < 0 || plainWS(line, end) != len(line) {
 			return errMailJSON

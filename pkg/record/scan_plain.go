@@ -16,31 +16,47 @@ import (
 // FuzzScanEVE).
 
 // escapeFree reports whether b has neither a backslash nor a byte below
-// 0x20, so that the plain scanner takes it, and whether b is all ASCII.
-func escapeFree(b []byte) (free, ascii bool) {
-	free = bytes.IndexByte(b, '\\') < 0
+// 0x20, so that the plain scanner takes it.
+func escapeFree(b []byte) bool {
+	if bytes.IndexByte(b, '\\') >= 0 {
+		return false
+	}
 	// controlMask without its "& high" per word: one AND less each, and
 	// only the high bits are looked at in the end
-	var ctl, hi uint64
+	var ctl uint64
 	for len(b) >= 32 {
 		x0, x1, x2, x3 := load8(b[0:8]), load8(b[8:16]), load8(b[16:24]), load8(b[24:32])
 		ctl |= (x0-ones*0x20)&^x0 | (x1-ones*0x20)&^x1 | (x2-ones*0x20)&^x2 | (x3-ones*0x20)&^x3
-		hi |= x0 | x1 | x2 | x3
 		b = b[32:]
 	}
 	for len(b) >= 8 {
 		x := load8(b[0:8])
 		ctl |= (x - ones*0x20) &^ x
-		hi |= x
 		b = b[8:]
 	}
 	for _, c := range b {
 		if c < 0x20 {
-			ctl |= high
+			return false
 		}
+	}
+	return ctl&high == 0
+}
+
+// isASCII reports whether b has no byte above 0x7f.
+func isASCII(b []byte) bool {
+	var hi uint64
+	for len(b) >= 32 {
+		hi |= load8(b[0:8]) | load8(b[8:16]) | load8(b[16:24]) | load8(b[24:32])
+		b = b[32:]
+	}
+	for len(b) >= 8 {
+		hi |= load8(b[0:8])
+		b = b[8:]
+	}
+	for _, c := range b {
 		hi |= uint64(c)
 	}
-	return free && ctl&high == 0, hi&high == 0
+	return hi&high == 0
 }
 
 func plainWS(b []byte, i int) int {
