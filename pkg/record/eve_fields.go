@@ -47,6 +47,7 @@ type EVEFields struct {
 	// End is the index of the closing brace of the record's object.
 	End int
 
+	line    []byte // the line scanned, for the spans
 	scratch []byte
 }
 
@@ -87,7 +88,7 @@ func ScanEVE(line []byte, f *EVEFields) error { return scanEVE(line, f, true) }
 // comparing the two in tests).
 func scanEVE(line []byte, f *EVEFields, fast bool) error {
 	scratch := scratchFor(f.scratch, len(line))
-	*f = EVEFields{scratch: scratch}
+	*f = EVEFields{line: line, scratch: scratch}
 	free, ascii := escapeFree(line), isASCII(line)
 	if free && fast {
 		i := plainWS(line, 0)
@@ -100,7 +101,7 @@ func scanEVE(line []byte, f *EVEFields, fast bool) error {
 			}
 		}
 		// not well-formed: the careful scanner says why
-		*f = EVEFields{scratch: scratch}
+		*f = EVEFields{line: line, scratch: scratch}
 	}
 	f.NonASCII = !ascii
 	s := scanner{b: line, p: f, buf: &f.scratch, max: eveMaxDepth}
@@ -164,11 +165,11 @@ func (f *EVEFields) value(in kind, key []byte, v val) bool {
 			str = &f.Packet
 		case "src_ip":
 			if v.isString() {
-				f.SrcIP, f.SrcIPSpan = v.text(&f.scratch), [2]int{v.at, v.at + len(v.raw)}
+				f.SrcIP, f.SrcIPSpan = v.text(&f.scratch), f.span(v.raw)
 			}
 		case "dest_ip":
 			if v.isString() {
-				f.DestIP, f.DestIPSpan = v.text(&f.scratch), [2]int{v.at, v.at + len(v.raw)}
+				f.DestIP, f.DestIPSpan = v.text(&f.scratch), f.span(v.raw)
 			}
 		case "src_port":
 			num, bit = &f.SrcPort, HasSrcPort
@@ -199,6 +200,12 @@ func (f *EVEFields) value(in kind, key []byte, v val) bool {
 		}
 	}
 	return true
+}
+
+// span returns where raw, a slice of the line, is in it.
+func (f *EVEFields) span(raw []byte) [2]int {
+	at := cap(f.line) - cap(raw)
+	return [2]int{at, at + len(raw)}
 }
 
 // eveInt reads an integer (no fraction or exponent) that fits in int64.

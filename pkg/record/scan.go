@@ -56,9 +56,11 @@ func pickValue(p picker, in kind, key []byte, v val) bool {
 }
 
 // val is one value a scan found, already checked.
+//
+// (Where raw starts in the line is cap(line) - cap(raw): raw is a slice
+// of the line. A field for it would cost every call a register.)
 type val struct {
-	raw []byte // its JSON text (a string with its quotes)
-	at  int    // where raw starts in the line
+	raw []byte // its JSON text (a string with its quotes), a slice of the line
 	esc bool   // a string with escapes
 }
 
@@ -215,7 +217,7 @@ func (s *scanner) field(depth int, in kind, key []byte) bool {
 	if !ok {
 		return false
 	}
-	if !pickValue(s.p, in, key, val{raw: s.b[start:s.i], at: start, esc: esc}) {
+	if !pickValue(s.p, in, key, val{raw: s.b[start:s.i], esc: esc}) {
 		s.i = start
 		s.fail("unexpected value")
 		return false

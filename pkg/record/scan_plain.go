@@ -128,7 +128,7 @@ func plainObject(b []byte, i, room int, in kind, p picker) int {
 		}
 		if in != skip {
 			// (pickValue by hand, a call less for every field)
-			v := val{raw: b[start:i], at: start}
+			v := val{raw: b[start:i]}
 			var ok bool
 			switch p := p.(type) {
 			case *EventFields:
