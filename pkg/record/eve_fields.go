@@ -104,7 +104,7 @@ func scanEVE(line []byte, f *EVEFields, fast bool) error {
 		*f = EVEFields{line: line, scratch: scratch}
 	}
 	f.NonASCII = !ascii
-	s := scanner{b: line, p: f, buf: &f.scratch, max: eveMaxDepth}
+	s := scanner[*EVEFields]{b: line, p: f, buf: &f.scratch, max: eveMaxDepth}
 	s.ws()
 	switch {
 	case s.i >= len(s.b):

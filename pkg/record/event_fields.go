@@ -55,7 +55,7 @@ func scanEvent(line []byte, f *EventFields, fast bool) error {
 			return ErrBadJSON
 		}
 	} else {
-		s := scanner{b: line, p: f, buf: &f.scratch, max: eventMaxDepth}
+		s := scanner[*EventFields]{b: line, p: f, buf: &f.scratch, max: eventMaxDepth}
 		s.ws()
 		switch {
 		case s.i >= len(s.b):

@@ -42,7 +42,7 @@ func ScanMailFields(line []byte, f *MailFields) error {
 		}
 		return f.levelErr
 	}
-	s := scanner{b: line, p: f, buf: &f.scratch, max: mailMaxDepth}
+	s := scanner[*MailFields]{b: line, p: f, buf: &f.scratch, max: mailMaxDepth}
 	s.ws()
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
 		return ErrNotObject

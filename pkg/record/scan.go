@@ -29,7 +29,7 @@ const (
 )
 
 // A picker takes the fields of the objects a scan walks through whose
-// kind is not skip.
+// kind is not skip: *EventFields, *EVEFields, *MailFields.
 type picker interface {
 	// object is called when the value of key is an object, before it is
 	// scanned: it returns the kind of that object, or false to refuse
@@ -38,21 +38,6 @@ type picker interface {
 	// value is called with every value once it is scanned (objects too,
 	// after their fields); false refuses the line.
 	value(in kind, key []byte, v val) bool
-}
-
-// pickValue is p.value. The type switch lets the compiler call the
-// pickers' own methods directly instead of through the interface: the
-// plain scanner spends a good part of its time here.
-func pickValue(p picker, in kind, key []byte, v val) bool {
-	switch p := p.(type) {
-	case *EventFields:
-		return p.value(in, key, v)
-	case *EVEFields:
-		return p.value(in, key, v)
-	case *MailFields:
-		return p.value(in, key, v)
-	}
-	return p.value(in, key, v)
 }
 
 // val is one value a scan found, already checked.
@@ -94,10 +79,10 @@ func scratchFor(buf []byte, n int) []byte {
 
 // scanner is the careful scanner: it takes any line, and says where and
 // why one is not well-formed.
-type scanner struct {
+type scanner[P picker] struct {
 	b   []byte
 	i   int
-	p   picker
+	p   P
 	buf *[]byte // decoded keys and strings
 	// max bounds nesting: each level costs stack. An object or array
 	// inside n others is at depth n.
@@ -108,7 +93,7 @@ type scanner struct {
 	errMsg string // what it is
 }
 
-func (s *scanner) fail(msg string) {
+func (s *scanner[P]) fail(msg string) {
 	if !s.failed {
 		if s.i >= len(s.b) {
 			msg = "record ends early (" + msg + ")"
@@ -117,7 +102,7 @@ func (s *scanner) fail(msg string) {
 	}
 }
 
-func (s *scanner) ws() {
+func (s *scanner[P]) ws() {
 	// every token starts above ' ': one test in the common case
 	for s.i < len(s.b) && s.b[s.i] <= ' ' {
 		switch s.b[s.i] {
@@ -130,14 +115,14 @@ func (s *scanner) ws() {
 }
 
 // end skips white space and reports whether the line ends there.
-func (s *scanner) end() bool {
+func (s *scanner[P]) end() bool {
 	s.ws()
 	return s.i == len(s.b)
 }
 
 // object scans the object at s.i ('{'), handing the picker its fields
 // unless in is skip.
-func (s *scanner) object(depth int, in kind) bool {
+func (s *scanner[P]) object(depth int, in kind) bool {
 	if depth > s.max {
 		s.fail("nested too deep")
 		return false
@@ -192,7 +177,7 @@ func (s *scanner) object(depth int, in kind) bool {
 }
 
 // key scans the key at s.i and returns its decoded text.
-func (s *scanner) key() ([]byte, bool) {
+func (s *scanner[P]) key() ([]byte, bool) {
 	start := s.i
 	esc, ok := s.str()
 	if !ok {
@@ -203,7 +188,7 @@ func (s *scanner) key() ([]byte, bool) {
 
 // field scans the value of key in an object of kind in and hands it to
 // the picker.
-func (s *scanner) field(depth int, in kind, key []byte) bool {
+func (s *scanner[P]) field(depth int, in kind, key []byte) bool {
 	start := s.i
 	sub := skip
 	if s.i < len(s.b) && s.b[s.i] == '{' {
@@ -217,7 +202,7 @@ func (s *scanner) field(depth int, in kind, key []byte) bool {
 	if !ok {
 		return false
 	}
-	if !pickValue(s.p, in, key, val{raw: s.b[start:s.i], esc: esc}) {
+	if !s.p.value(in, key, val{raw: s.b[start:s.i], esc: esc}) {
 		s.i = start
 		s.fail("unexpected value")
 		return false
@@ -227,7 +212,7 @@ func (s *scanner) field(depth int, in kind, key []byte) bool {
 
 // value scans any value; an object is of kind in. For a string it
 // reports whether it has escapes.
-func (s *scanner) value(depth int, in kind) (esc, ok bool) {
+func (s *scanner[P]) value(depth int, in kind) (esc, ok bool) {
 	if s.i >= len(s.b) {
 		s.fail("expected a value")
 		return false, false
@@ -256,7 +241,7 @@ func (s *scanner) value(depth int, in kind) (esc, ok bool) {
 }
 
 // array scans the array at s.i ('['), which is at depth.
-func (s *scanner) array(depth int) bool {
+func (s *scanner[P]) array(depth int) bool {
 	if depth > s.max {
 		s.fail("nested too deep")
 		return false
@@ -290,7 +275,7 @@ func (s *scanner) array(depth int) bool {
 	}
 }
 
-func (s *scanner) lit(w string) bool {
+func (s *scanner[P]) lit(w string) bool {
 	if len(s.b)-s.i < len(w) || string(s.b[s.i:s.i+len(w)]) != w {
 		s.fail("expected " + w)
 		return false
@@ -299,7 +284,7 @@ func (s *scanner) lit(w string) bool {
 	return true
 }
 
-func (s *scanner) digits() int {
+func (s *scanner[P]) digits() int {
 	n := 0
 	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
 		s.i++
@@ -308,7 +293,7 @@ func (s *scanner) digits() int {
 	return n
 }
 
-func (s *scanner) number() bool {
+func (s *scanner[P]) number() bool {
 	if s.b[s.i] == '-' {
 		s.i++
 	}
@@ -339,7 +324,7 @@ func (s *scanner) number() bool {
 }
 
 // str scans the string at s.i ('"') and reports whether it has escapes.
-func (s *scanner) str() (esc, ok bool) {
+func (s *scanner[P]) str() (esc, ok bool) {
 	s.i++
 	for {
 		for s.i+8 <= len(s.b) {
@@ -389,7 +374,7 @@ func (s *scanner) str() (esc, ok bool) {
 	}
 }
 
-func (s *scanner) hex4() bool {
+func (s *scanner[P]) hex4() bool {
 	if s.i+4 > len(s.b) {
 		s.i = len(s.b)
 		s.fail("bad \\u escape")
