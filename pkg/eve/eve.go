@@ -205,7 +205,7 @@ func (p *Parser) record(dst, rec []byte, col int, r *Result) []byte {
 		empty = false
 		p.full = p.renderFast(p.full[:0])
 		dst = append(dst, `"full_log":`...)
-		if f.Plain { // every piece of it is from the line, or digits
+		if f.Verbatim { // every piece of it is from the line, or digits
 			dst = append(dst, '"')
 			dst = append(dst, p.full...)
 			dst = append(dst, '"')

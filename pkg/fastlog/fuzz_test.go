@@ -63,9 +63,9 @@ func FuzzParse(f *testing.F) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("AppendJSON %s\nMarshal    %s", got, want)
 		}
-		if record.Plain(rec) {
-			if plain := ev.AppendJSONPlain(nil); !bytes.Equal(plain, got) {
-				t.Fatalf("AppendJSONPlain %s\nAppendJSON      %s", plain, got)
+		if record.Verbatim(rec) {
+			if v := ev.AppendJSONVerbatim(nil); !bytes.Equal(v, got) {
+				t.Fatalf("AppendJSONVerbatim %s\nAppendJSON         %s", v, got)
 			}
 		}
 		if utf8.Valid(rec) && ev.FullLog != string(rec) {

@@ -27,7 +27,7 @@ import (
 // year of year-less Snort lines from the clock.
 //
 // A Parser reuses its buffers: the strings and pointers of an event it
-// fills stay valid until its next Parse. Copy what you keep (Clone).
+// fills stay valid until its next Parse. Copy what you keep.
 type Parser struct {
 	Zone     *time.Location   // the sensor's zone; nil means time.Local
 	Year     int              // year for year-less Snort lines; 0 infers it from Now
@@ -125,13 +125,42 @@ func recordStartBefore(b []byte, i int) int {
 // Parse parses one fast.log record (a line without its line ending, or one
 // piece of it as given by Starts) into ev. Invalid UTF-8 is replaced by
 // U+FFFD, so the event is kept and its JSON is valid.
+//
+// The record is read from both ends: its header from the left, the
+// tuple, priority and classification from the right; the message is
+// what is left between them.
 func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 	*ev = record.Event{}
 	if blank(rec) {
 		return ErrBlank
 	}
-	// Copy the record into the arena so every string of the event aliases
-	// memory the parser owns rather than the caller's line buffer.
+	b := p.copyRecord(rec)
+	ev.FullLog = str(b)
+	var h header
+	if err := parseHeader(b, &h); err != nil {
+		return err
+	}
+	var t tail
+	if err := p.parseTail(b[h.body:], h.body, h.snort3, &t); err != nil {
+		return err
+	}
+	ts, err := p.appendTimestamp(&h.ts, b)
+	if err != nil {
+		return err
+	}
+	ev.Timestamp = ts
+	p.fillAlert(ev, &h, &t)
+	if t.proto == nil {
+		return nil
+	}
+	return p.parseTuple(ev, &h, &t)
+}
+
+// copyRecord copies rec into the arena, with invalid UTF-8 replaced, so
+// that every string of the event aliases memory the parser owns rather
+// than the caller's line buffer. The copy it returns is capped: later
+// appends to the arena cannot overwrite it.
+func (p *Parser) copyRecord(rec []byte) []byte {
 	if need := 2*len(rec) + 256; cap(p.arena) < need {
 		p.arena = make([]byte, 0, need)
 	}
@@ -141,10 +170,21 @@ func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 	} else {
 		a = appendValidUTF8(a, rec)
 	}
-	b := a[:len(a):len(a)] // the record; later appends cannot overwrite it
-	ev.FullLog = str(b)
+	p.arena = a
+	return a[:len(a):len(a)]
+}
 
-	// Left: timestamp, optional [action], [**], [gid:sid:rev].
+// header is the left of a record: timestamp, optional [action], [**],
+// [gid:sid:rev].
+type header struct {
+	ts            stamp
+	snort3        bool   // one space after the time (Suricata and Snort 2 write two)
+	action        []byte // "Drop", "wDrop", ...; nil if none
+	gid, sid, rev int
+	body          int // where the rest of the record starts
+}
+
+func parseHeader(b []byte, h *header) error {
 	ts, i := scanStamp(b)
 	if i == 0 {
 		return errAt(0, "no timestamp (MM/DD[/YYYY]-HH:MM:SS.uuuuuu) at the start")
@@ -155,61 +195,93 @@ func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 	if i >= len(b) || b[i] != ' ' {
 		return errAt(i, "no space after the timestamp")
 	}
-	snort3 := i+1 < len(b) && b[i+1] != ' ' // Suricata and Snort 2 write two spaces
-	for i < len(b) && b[i] == ' ' {
-		i++
-	}
-	action := []byte(nil)
+	h.ts = ts
+	h.snort3 = i+1 < len(b) && b[i+1] != ' '
+	i = skipSpaces(b, i)
 	if i < len(b) && b[i] == '[' && !bytes.HasPrefix(b[i:], stars) {
 		k := bytes.IndexByte(b[i:], ']')
 		if k < 0 || k > 33 || bytes.IndexByte(b[i+1:i+k], '[') >= 0 {
 			return errAt(i, "bad action before [**]")
 		}
-		action = b[i+1 : i+k]
-		i += k + 1
-		for i < len(b) && b[i] == ' ' {
-			i++
-		}
+		h.action = b[i+1 : i+k]
+		i = skipSpaces(b, i+k+1)
 	}
 	if !bytes.HasPrefix(b[i:], stars) {
 		return errAt(i, "no [**] after the timestamp")
 	}
-	i += len(stars)
-	for i < len(b) && b[i] == ' ' {
-		i++
-	}
+	i = skipSpaces(b, i+len(stars))
 	gid, sid, rev, n := scanSig(b[i:])
 	if n == 0 {
 		return errAt(i, "%s", sigProblem(b[i:]))
 	}
+	h.gid, h.sid, h.rev = gid, sid, rev
 	i += n
 	if i < len(b) && b[i] == ' ' {
 		i++
 	}
-	body := b[i:]
-	bodyCol := i
+	h.body = i
+	return nil
+}
 
-	// Right: the tuple (or decoder event's raw packet), priority,
-	// classification, then the [**] that ends the message.
-	end := len(body)
-	for end > 0 && (body[end-1] == ' ' || body[end-1] == '\t') {
-		end--
+func skipSpaces(b []byte, i int) int {
+	for i < len(b) && b[i] == ' ' {
+		i++
 	}
-	var head, protoText, tuple []byte
+	return i
+}
+
+// tail is the right of a record: the tuple (or a decoder event's raw
+// packet), priority and classification, and the message before them.
+type tail struct {
+	proto    []byte // the text between { and }; nil if there is none
+	tuple    []byte // the addresses after it
+	tupleCol int    // where the tuple starts in the record
+	msg      []byte
+	category []byte
+	severity *int
+}
+
+// parseTail reads body, the record after its header, which starts at
+// column col of the record.
+func (p *Parser) parseTail(body []byte, col int, snort3 bool, t *tail) error {
+	head, err := splitTuple(body, col, t)
+	if err != nil {
+		return err
+	}
+	h := p.takeGroups(trimRight(head), t)
+	if !bytes.HasSuffix(h, stars) {
+		return errAt(col+len(h), "no [**] after the message")
+	}
+	t.msg = message(h[:len(h)-len(stars)], snort3)
+	if string(t.category) == "(null)" {
+		t.category = nil
+	}
+	return nil
+}
+
+// splitTuple takes the tuple (or a decoder event's raw packet) off the
+// end of body and returns what is before it.
+func splitTuple(body []byte, col int, t *tail) ([]byte, error) {
+	end := len(trimRight(body))
 	if end > 0 && body[end-1] == ']' && bytes.LastIndex(body[:end], rawMark) >= 0 {
-		head = body[:bytes.LastIndex(body[:end], rawMark)] // decoder event: no IP layer
-	} else if k := bytes.LastIndexByte(body[:end], '{'); k >= 0 {
+		return body[:bytes.LastIndex(body[:end], rawMark)], nil // decoder event: no IP layer
+	}
+	if k := bytes.LastIndexByte(body[:end], '{'); k >= 0 {
 		c := bytes.IndexByte(body[k:], '}')
 		if c < 0 {
-			return errAt(bodyCol+k, "no } after the protocol")
+			return nil, errAt(col+k, "no } after the protocol")
 		}
-		protoText = body[k+1 : k+c]
-		tuple = body[k+c+1:]
-		head = body[:k]
-	} else {
-		head = body[:end] // Snort 2 alert on a packet without IP header
+		t.proto = body[k+1 : k+c]
+		t.tuple = body[k+c+1:]
+		t.tupleCol = col + k + c + 1
+		return body[:k], nil
 	}
-	h := trimRight(head)
+	return body[:end], nil // Snort 2 alert on a packet without IP header
+}
+
+// takeGroups takes Snort 3's extras, the priority and the classification
+// off the end of h and returns the rest.
+func (p *Parser) takeGroups(h []byte, t *tail) []byte {
 	// Snort 3 writes extras after the priority ([AppID: HTTP], ...): skip
 	// them, as long as each is a plain group (no bracket inside: a
 	// classification may hold brackets, an extra does not).
@@ -221,24 +293,24 @@ func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 		}
 		h = trimRight(h[:k])
 	}
-	var severity *int
 	if k := lastGroup(h, prioMark); k >= 0 {
 		// An odd priority (not a number) loses the severity, not the alert.
 		if v, ok := atoi(h[k+len(prioMark) : len(h)-1]); ok {
 			p.ints[4] = v
-			severity = &p.ints[4]
+			t.severity = &p.ints[4]
 		}
 		h = trimRight(h[:k])
 	}
-	category := []byte(nil)
 	if k := lastGroup(h, classMark); k >= 0 {
-		category = h[k+len(classMark) : len(h)-1]
+		t.category = h[k+len(classMark) : len(h)-1]
 		h = trimRight(h[:k])
 	}
-	if !bytes.HasSuffix(h, stars) {
-		return errAt(bodyCol+len(h), "no [**] after the message")
-	}
-	msg := h[:len(h)-len(stars)]
+	return h
+}
+
+// message is the signature text of msg, what is before the [**] that
+// ends it: Snort 3 quotes it, and "(null)" is none.
+func message(msg []byte, snort3 bool) []byte {
 	if len(msg) > 0 && msg[len(msg)-1] == ' ' {
 		msg = msg[:len(msg)-1]
 	}
@@ -246,13 +318,15 @@ func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 		msg = msg[1 : len(msg)-1]
 	}
 	if string(msg) == "(null)" {
-		msg = nil
+		return nil
 	}
-	if string(category) == "(null)" {
-		category = nil
-	}
+	return msg
+}
 
-	// The timestamp, in the sensor's zone.
+// appendTimestamp completes ts (the year of a year-less Snort line) and
+// appends it to the arena in EVE's layout, in the sensor's zone. b is the
+// record, for messages.
+func (p *Parser) appendTimestamp(ts *stamp, b []byte) (string, error) {
 	if ts.yearDigits == 0 {
 		ts.year = p.Year
 		if ts.year == 0 {
@@ -263,101 +337,112 @@ func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 			ts.year = inferYear(ts.mon, now())
 		}
 		if !ts.valid() { // 02/29 in a year without one
-			return errAt(0, "impossible date %q in %d", b[:5], ts.year)
+			return "", errAt(0, "impossible date %q in %d", b[:5], ts.year)
 		}
 	}
 	zone := p.Zone
 	if zone == nil {
 		zone = time.Local
 	}
-	t0 := len(a)
-	a = appendEVETime(a, &ts, p.zone.lookup(zone, &ts))
-	ev.Timestamp = str(a[t0:])
+	t0 := len(p.arena)
+	p.arena = appendEVETime(p.arena, ts, p.zone.lookup(zone, ts))
+	return str(p.arena[t0:]), nil
+}
 
+// fillAlert sets the event's alert (the Parser's own, reused) and the
+// fields every event has.
+func (p *Parser) fillAlert(ev *record.Event, h *header, t *tail) {
 	ev.EventType = "alert"
 	p.alert = record.EventAlert{
 		Action:      "allowed",
-		GID:         gid,
-		SignatureID: sid,
-		Rev:         rev,
-		Signature:   str(msg),
-		Category:    str(category),
-		Severity:    severity,
+		GID:         h.gid,
+		SignatureID: h.sid,
+		Rev:         h.rev,
+		Signature:   str(t.msg),
+		Category:    str(t.category),
+		Severity:    t.severity,
 	}
-	if len(action) > 0 {
-		p.alert.FastAction = str(action)
-		if blockingAction(action) {
+	if len(h.action) > 0 {
+		p.alert.FastAction = str(h.action)
+		if blockingAction(h.action) {
 			p.alert.Action = "blocked"
 		}
 	}
 	ev.Alert = &p.alert
 	ev.Location = p.Location
+}
 
-	if protoText == nil {
-		p.arena = a
-		return nil
+// parseTuple reads the protocol and the tuple after it: "SRC[:N] ->
+// DST[:N]", or " -> " for Snort 3's ARP alerts.
+func (p *Parser) parseTuple(ev *record.Event, h *header, t *tail) error {
+	proto, err := p.protocol(t.proto, h.body)
+	if err != nil {
+		return err
 	}
-	proto, known := canonicalProto(protoText)
-	if !known {
-		if num, ok := protoNumber(protoText); ok {
-			v, _ := atoi(num)
-			if v > 255 { // no such protocol: odd, kept as written
-				proto = str(protoText)
-			} else {
-				p0 := len(a)
-				a = append(a, byte('0'+v/100), byte('0'+v/10%10), byte('0'+v%10))
-				proto = str(a[p0:])
-			}
-		} else {
-			if len(protoText) == 0 || bytes.ContainsAny(protoText, " []{") {
-				return errAt(bodyCol, "bad protocol %q", protoText)
-			}
-			proto = str(protoText)
-		}
-	}
-
-	// The tuple: "SRC[:N] -> DST[:N]", or " -> " for Snort 3's ARP alerts.
-	k := bytes.Index(tuple, arrow)
+	k := bytes.Index(t.tuple, arrow)
 	if k < 0 {
-		return errAt(bodyCol+len(body)-len(tuple), "no -> between the addresses")
+		return errAt(t.tupleCol, "no -> between the addresses")
 	}
-	src, dst := bytes.TrimSpace(tuple[:k]), bytes.TrimSpace(tuple[k+len(arrow):])
+	src, dst := bytes.TrimSpace(t.tuple[:k]), bytes.TrimSpace(t.tuple[k+len(arrow):])
 	if len(src) == 0 && len(dst) == 0 {
 		ev.Proto = proto
-		p.arena = a
 		return nil
 	}
 	// Suricata always writes two numbers after the addresses; Snort only
 	// for TCP and UDP (and an IPv6 address ends in :hex, so the protocol
 	// decides whether the last group is a port).
-	withNumbers := ts.yearDigits == 4 || portProto(proto)
+	withNumbers := h.ts.yearDigits == 4 || portProto(proto)
 	se, ok := parseEndpoint(src, withNumbers)
 	if !ok {
-		return errAt(bodyCol+len(body)-len(tuple), "bad source address %q", src)
+		return errAt(t.tupleCol, "bad source address %q", src)
 	}
 	de, ok := parseEndpoint(dst, withNumbers)
 	if !ok {
-		return errAt(bodyCol+len(body)-len(tuple), "bad destination address %q", dst)
-	}
-	sn, dn := se.n, de.n
-	if sn < 0 || dn < 0 {
-		// A number on one side only, or one that is not a port (IPv4's
-		// :99999): odd, so no numbers, but the alert is kept.
-		sn, dn = -1, -1
+		return errAt(t.tupleCol, "bad destination address %q", dst)
 	}
 	if proto == "ICMP" && se.isIP6 {
 		proto = "IPv6-ICMP" // Snort 3 writes {ICMP} for ICMPv6 too
 	}
 	ev.Proto = proto
-	s0 := len(a)
-	a = se.appendTo(a)
-	ev.SrcIP = str(a[s0:])
-	d0 := len(a)
-	a = de.appendTo(a)
-	ev.DestIP = str(a[d0:])
-	p.arena = a
-	if sn < 0 {
-		return nil
+	s0 := len(p.arena)
+	p.arena = se.appendTo(p.arena)
+	ev.SrcIP = str(p.arena[s0:])
+	d0 := len(p.arena)
+	p.arena = de.appendTo(p.arena)
+	ev.DestIP = str(p.arena[d0:])
+	p.setNumbers(ev, proto, se.n, de.n)
+	return nil
+}
+
+// protocol returns the protocol's name for the text between { and }
+// (col is where the body of the record starts, for messages).
+func (p *Parser) protocol(text []byte, col int) (string, error) {
+	if proto, known := canonicalProto(text); known {
+		return proto, nil
+	}
+	num, ok := protoNumber(text)
+	switch {
+	case ok:
+		v, _ := atoi(num)
+		if v > 255 { // no such protocol: odd, kept as written
+			return str(text), nil
+		}
+		p0 := len(p.arena)
+		p.arena = append(p.arena, byte('0'+v/100), byte('0'+v/10%10), byte('0'+v%10))
+		return str(p.arena[p0:]), nil
+	case len(text) == 0 || bytes.ContainsAny(text, " []{"):
+		return "", errAt(col, "bad protocol %q", text)
+	}
+	return str(text), nil
+}
+
+// setNumbers sets the ports, or ICMP's type and code, from the numbers
+// after the source and destination (-1 if none, -2 if odd).
+func (p *Parser) setNumbers(ev *record.Event, proto string, sn, dn int) {
+	if sn < 0 || dn < 0 {
+		// A number on one side only, or one that is not a port (IPv4's
+		// :99999): odd, so no numbers, but the alert is kept.
+		return
 	}
 	switch {
 	case portProto(proto):
@@ -375,7 +460,6 @@ func (p *Parser) Parse(rec []byte, ev *record.Event) error {
 		p.ints[2], p.ints[3] = sn, dn
 		ev.ICMPType, ev.ICMPCode = &p.ints[2], &p.ints[3]
 	}
-	return nil
 }
 
 // lastGroup returns where the bracketed group that ends h starts, if it
@@ -595,34 +679,4 @@ func str(b []byte) string {
 		return ""
 	}
 	return unsafe.String(&b[0], len(b))
-}
-
-// Clone returns a deep copy of an event filled by Parse, safe to keep.
-func Clone(ev *record.Event) *record.Event {
-	c := *ev
-	c.Timestamp = strings.Clone(ev.Timestamp)
-	c.SrcIP = strings.Clone(ev.SrcIP)
-	c.DestIP = strings.Clone(ev.DestIP)
-	c.Proto = strings.Clone(ev.Proto)
-	c.FullLog = strings.Clone(ev.FullLog)
-	c.Location = strings.Clone(ev.Location)
-	for _, p := range []**int{&c.SrcPort, &c.DestPort, &c.ICMPType, &c.ICMPCode} {
-		if *p != nil {
-			v := **p
-			*p = &v
-		}
-	}
-	if ev.Alert != nil {
-		al := *ev.Alert
-		al.Action = strings.Clone(al.Action)
-		al.FastAction = strings.Clone(al.FastAction)
-		al.Signature = strings.Clone(al.Signature)
-		al.Category = strings.Clone(al.Category)
-		if al.Severity != nil {
-			v := *al.Severity
-			al.Severity = &v
-		}
-		c.Alert = &al
-	}
-	return &c
 }

@@ -33,7 +33,37 @@ func parse(t *testing.T, p *Parser, line string) (*record.Event, error) {
 	t.Helper()
 	var ev record.Event
 	err := p.Parse([]byte(line), &ev)
-	return Clone(&ev), err
+	return clone(&ev), err
+}
+
+// clone returns a deep copy of an event filled by Parse, safe to keep.
+func clone(ev *record.Event) *record.Event {
+	c := *ev
+	c.Timestamp = strings.Clone(ev.Timestamp)
+	c.SrcIP = strings.Clone(ev.SrcIP)
+	c.DestIP = strings.Clone(ev.DestIP)
+	c.Proto = strings.Clone(ev.Proto)
+	c.FullLog = strings.Clone(ev.FullLog)
+	c.Location = strings.Clone(ev.Location)
+	for _, p := range []**int{&c.SrcPort, &c.DestPort, &c.ICMPType, &c.ICMPCode} {
+		if *p != nil {
+			v := **p
+			*p = &v
+		}
+	}
+	if ev.Alert != nil {
+		al := *ev.Alert
+		al.Action = strings.Clone(al.Action)
+		al.FastAction = strings.Clone(al.FastAction)
+		al.Signature = strings.Clone(al.Signature)
+		al.Category = strings.Clone(al.Category)
+		if al.Severity != nil {
+			v := *al.Severity
+			al.Severity = &v
+		}
+		c.Alert = &al
+	}
+	return &c
 }
 
 func jsonOf(ev *record.Event) string { return string(ev.AppendJSON(nil)) }

@@ -21,7 +21,7 @@ func FuzzLine(f *testing.F) {
 	f.Add([]byte("{\"timestamp\":\"2020-05-14T22:10:17+0000\",\"event_type\":\"al{\"timestamp\":\"x\"}\x00"))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		w := &worker{p: fastlog.Parser{Zone: time.UTC, Year: 2024, Location: "fuzz \"loc\""}, maxLine: 1 << 20, m: newStageMetrics()}
-		w.plainLocation = record.Plain(w.p.Location)
+		w.plainLocation = record.Verbatim(w.p.Location)
 		w.line(line, "fuzz", 1, false)
 		for _, rec := range bytes.Split(bytes.TrimSuffix(w.out, []byte("\n")), []byte("\n")) {
 			if len(w.out) > 0 && !record.Valid(rec) {

@@ -273,7 +273,7 @@ func (s *stage) newWorker(name string) *worker {
 	if s.location != "" {
 		w.p.Location = s.location
 	}
-	w.plainLocation = record.Plain(w.p.Location)
+	w.plainLocation = record.Verbatim(w.p.Location)
 	w.eve.Location = w.p.Location
 	w.format = s.format
 	w.maxLine = s.maxLineFor(s.format)

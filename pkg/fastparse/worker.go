@@ -47,7 +47,7 @@ func (w *worker) line(text []byte, name string, num int64, torn bool) (fatal boo
 	lost, blank := false, false
 	// A plain line (printable ASCII, no quote or backslash: nearly every
 	// line) needs no checks and its event no escaping.
-	plain := record.Plain(text) && w.plainLocation
+	plain := record.Verbatim(text) && w.plainLocation
 	if !plain {
 		if !utf8.Valid(text) {
 			w.msgs = append(w.msgs, fmt.Sprintf("invalid UTF-8 at column %d replaced by U+FFFD", firstInvalid(text)+1))
@@ -82,7 +82,7 @@ func (w *worker) line(text []byte, name string, num int64, torn bool) (fatal boo
 		pe, _ := err.(*fastlog.Error)
 		switch {
 		case err == nil && plain:
-			w.out = w.ev.AppendJSONPlain(w.out)
+			w.out = w.ev.AppendJSONVerbatim(w.out)
 			w.out = append(w.out, '\n')
 			w.m.events.Inc()
 			continue

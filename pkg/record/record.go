@@ -5,6 +5,14 @@
 // byte for byte, so a record is kept as its raw bytes and a stage appends
 // its own keys after the ones it passed through (AppendField) instead of
 // re-encoding the whole object.
+//
+// Reading a stage's input is one pass of one scanner (scan.go, with the
+// fast path for lines without escapes in scan_plain.go) that checks the
+// line and hands the fields a stage needs to that stage's picker:
+// event_fields.go for correlate, eve_fields.go for fastparse's eve.json
+// input, mail_fields.go for notify. Writing is by hand where it is hot
+// (event_encode.go, alert_encode.go, AppendString) and through the one
+// jsoniter configuration below elsewhere.
 package record
 
 import (

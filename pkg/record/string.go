@@ -17,10 +17,7 @@ func AppendString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	for i := 0; i < len(s); {
 		// Skip eight plain ASCII bytes at a time: log text is mostly that.
 		for i+8 <= len(s) {
-			w := s[i : i+8]
-			x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
-				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
-			if special8(x) {
+			if escapeMask(load8s(s[i:i+8])) != 0 {
 				break
 			}
 			i += 8
@@ -70,15 +67,3 @@ func decodeRune[S ~string | ~[]byte](s S) (rune, int) {
 	n := copy(buf[:], s)
 	return utf8.DecodeRune(buf[:n])
 }
-
-// special8 reports whether one of the 8 bytes in x is below 0x20, a quote,
-// a backslash or not ASCII: the byte's high bit is set in the result.
-func special8(x uint64) bool {
-	q, b := x^(lsb*'"'), x^(lsb*'\\')
-	return ((x-lsb*0x20)&^x|(q-lsb)&^q|(b-lsb)&^b|x)&msb != 0
-}
-
-const (
-	lsb = 0x0101010101010101
-	msb = 0x8080808080808080
-)

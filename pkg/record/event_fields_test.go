@@ -1,6 +1,8 @@
 package record
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -53,45 +55,20 @@ func TestScanEventErrors(t *testing.T) {
 	}
 }
 
-func TestAppendAlert(t *testing.T) {
-	mail := true
-	r := &Rule{ID: "300012", Level: 11, Description: "Many high-severity Suricata alerts", Groups: []string{"snort-fast"}, Frequency: 5, Timeframe: 120, FiredTimes: 1, Mail: &mail}
-	ev := []byte(`{"timestamp":"2020-05-14T22:10:17.391373+0000","src_ip":"192.0.2.241", "jq_extra" : {"k":[1, 2]}}` + "\n")
-	got, err := AppendAlert([]byte("prefix:"), ev, r, 1589494218, 7, [][]byte{[]byte("b"), []byte("a \"q\"")}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := `prefix:{"timestamp":"2020-05-14T22:10:17.391373+0000","src_ip":"192.0.2.241", "jq_extra" : {"k":[1, 2]},"rule":{"id":"300012","level":11,"description":"Many high-severity Suricata alerts","groups":["snort-fast"],"frequency":5,"timeframe":120,"firedtimes":1,"mail":true},"id":"1589494218.7","previous_output":["b","a \"q\""]}`
-	if string(got) != want {
-		t.Errorf("got  %s\nwant %s", got, want)
-	}
-	// The appended part is what encoding an Alert gives.
-	var a Alert
-	if err := Unmarshal(got[len("prefix:"):], &a); err != nil {
-		t.Fatal(err)
-	}
-	enc, _ := Marshal(a.Rule)
-	var buf []byte
-	if s := string(EncodeRule(r).appendRule(buf, r.FiredTimes)); s != string(enc) {
-		t.Errorf("appendRule %s\n Marshal   %s", s, enc)
-	}
-	got, _ = AppendAlert(nil, []byte(`{}`), &Rule{ID: "1", Level: 3, Description: "d"}, 5, 1, nil, "web1")
-	if want := `{"rule":{"id":"1","level":3,"description":"d"},"id":"5.1","hostname":"web1"}`; string(got) != want {
-		t.Errorf("got %s, want %s", got, want)
-	}
-}
-
 func FuzzScanEvent(f *testing.F) {
 	f.Add([]byte(`{"timestamp":"x","alert":{"gid":1,"signature_id":2,"rev":3},"full_log":"a\"b"}`))
 	f.Add([]byte(`{"a":[{"b":"\ud83d\ude00"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var ev EventFields
 		err := ScanEvent(data, &ev)
-		if err == nil && !Valid(data) {
-			t.Fatalf("ScanEvent accepted invalid JSON %q", data)
+		// encoding/json is the strict judge (jsoniter's Valid lets some
+		// trailing bytes pass)
+		object := json.Valid(data) && bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{"))
+		if (err == nil) != object {
+			t.Fatalf("ScanEvent(%q) = %v, json.Valid %v", data, err, json.Valid(data))
 		}
 		if err == nil {
-			if _, err := AppendAlert(nil, data, &Rule{ID: "1"}, 0, 0, nil, ""); err != nil {
+			if _, err := EncodeRule(&Rule{ID: "1"}).AppendAlert(nil, data, 0, 0, 0, nil, ""); err != nil {
 				t.Fatalf("AppendAlert on a scanned object: %v", err)
 			}
 		}
@@ -123,15 +100,6 @@ func BenchmarkScanEvent(b *testing.B) {
 		if err := ScanEvent(benchLine, &f); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-func BenchmarkAppendAlert(b *testing.B) {
-	r := &Rule{ID: "300012", Level: 11, Description: "Many high-severity Suricata alerts", Groups: []string{"snort-fast"}, Frequency: 5, Timeframe: 120, FiredTimes: 1}
-	var buf []byte
-	e := EncodeRule(r)
-	for b.Loop() {
-		buf, _ = e.AppendAlert(buf[:0], benchLine, r.FiredTimes, 1589494218, 7, nil, "")
 	}
 }
 
@@ -188,4 +156,33 @@ func FuzzScanEventPlain(f *testing.F) {
 			t.Fatalf("%q: %+v vs %+v", data, a, b)
 		}
 	})
+}
+
+// TestScanDepth: the plain and the careful scanner refuse the same
+// nesting, at each scan's own limit.
+func TestScanDepth(t *testing.T) {
+	nest := func(n int, open, close string) []byte {
+		return []byte(`{"a":` + strings.Repeat(open, n) + "1" + strings.Repeat(close, n) + `}`)
+	}
+	for _, c := range []struct {
+		name string
+		max  int
+		scan func(line []byte, fast bool) error
+	}{
+		{"event", eventMaxDepth, func(l []byte, fast bool) error { return scanEvent(l, &EventFields{}, fast) }},
+		{"eve", eveMaxDepth, func(l []byte, fast bool) error { return scanEVE(l, &EVEFields{}, fast) }},
+		{"mail", mailMaxDepth, func(l []byte, fast bool) error { return ScanMailFields(l, &MailFields{}) }},
+	} {
+		for _, oc := range [][2]string{{"[", "]"}, {`{"b":`, "}"}} {
+			for _, fast := range []bool{true, false} {
+				// the line's own object and max more levels inside it
+				if err := c.scan(nest(c.max, oc[0], oc[1]), fast); err != nil {
+					t.Errorf("%s %s fast %v: %d levels: %v", c.name, oc[0], fast, c.max+1, err)
+				}
+				if err := c.scan(nest(c.max+1, oc[0], oc[1]), fast); err == nil {
+					t.Errorf("%s %s fast %v: %d levels accepted", c.name, oc[0], fast, c.max+2)
+				}
+			}
+		}
+	}
 }

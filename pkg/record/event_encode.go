@@ -15,27 +15,27 @@ import (
 // valid UTF-8. fastparse never hands it invalid UTF-8.
 func (e *Event) AppendJSON(dst []byte) []byte { return e.appendJSON(dst, false) }
 
-// AppendJSONPlain is AppendJSON for an event whose strings are all Plain:
-// it copies them without looking for bytes to escape. fastparse checks its
+// AppendJSONVerbatim is AppendJSON for an event whose strings are all
+// Verbatim: it copies them without looking for bytes to escape. fastparse checks its
 // input line once (every string of its events is a piece of the line or
 // text it made) instead of every string of every event.
-func (e *Event) AppendJSONPlain(dst []byte) []byte { return e.appendJSON(dst, true) }
+func (e *Event) AppendJSONVerbatim(dst []byte) []byte { return e.appendJSON(dst, true) }
 
-func (e *Event) appendJSON(dst []byte, plain bool) []byte {
+func (e *Event) appendJSON(dst []byte, verbatim bool) []byte {
 	dst = append(dst, `{"timestamp":`...)
-	dst = appendEVEString(dst, e.Timestamp, plain)
-	dst = appendStringField(dst, `,"event_type":`, e.EventType, plain)
-	dst = appendStringField(dst, `,"src_ip":`, e.SrcIP, plain)
+	dst = appendEVEString(dst, e.Timestamp, verbatim)
+	dst = appendStringField(dst, `,"event_type":`, e.EventType, verbatim)
+	dst = appendStringField(dst, `,"src_ip":`, e.SrcIP, verbatim)
 	dst = appendIntPtrField(dst, `,"src_port":`, e.SrcPort)
-	dst = appendStringField(dst, `,"dest_ip":`, e.DestIP, plain)
+	dst = appendStringField(dst, `,"dest_ip":`, e.DestIP, verbatim)
 	dst = appendIntPtrField(dst, `,"dest_port":`, e.DestPort)
-	dst = appendStringField(dst, `,"proto":`, e.Proto, plain)
+	dst = appendStringField(dst, `,"proto":`, e.Proto, verbatim)
 	dst = appendIntPtrField(dst, `,"icmp_type":`, e.ICMPType)
 	dst = appendIntPtrField(dst, `,"icmp_code":`, e.ICMPCode)
 	if a := e.Alert; a != nil {
 		dst = append(dst, `,"alert":{"action":`...)
-		dst = appendEVEString(dst, a.Action, plain)
-		dst = appendStringField(dst, `,"fast_action":`, a.FastAction, plain)
+		dst = appendEVEString(dst, a.Action, verbatim)
+		dst = appendStringField(dst, `,"fast_action":`, a.FastAction, verbatim)
 		dst = append(dst, `,"gid":`...)
 		dst = strconv.AppendInt(dst, int64(a.GID), 10)
 		dst = append(dst, `,"signature_id":`...)
@@ -43,22 +43,22 @@ func (e *Event) appendJSON(dst []byte, plain bool) []byte {
 		dst = append(dst, `,"rev":`...)
 		dst = strconv.AppendInt(dst, int64(a.Rev), 10)
 		dst = append(dst, `,"signature":`...)
-		dst = appendEVEString(dst, a.Signature, plain)
-		dst = appendStringField(dst, `,"category":`, a.Category, plain)
+		dst = appendEVEString(dst, a.Signature, verbatim)
+		dst = appendStringField(dst, `,"category":`, a.Category, verbatim)
 		dst = appendIntPtrField(dst, `,"severity":`, a.Severity)
 		dst = append(dst, '}')
 	}
-	dst = appendStringField(dst, `,"full_log":`, e.FullLog, plain)
-	dst = appendStringField(dst, `,"location":`, e.Location, plain)
+	dst = appendStringField(dst, `,"full_log":`, e.FullLog, verbatim)
+	dst = appendStringField(dst, `,"location":`, e.Location, verbatim)
 	return append(dst, '}')
 }
 
 // appendStringField appends key and s unless s is empty (omitempty).
-func appendStringField(dst []byte, key, s string, plain bool) []byte {
+func appendStringField(dst []byte, key, s string, verbatim bool) []byte {
 	if s == "" {
 		return dst
 	}
-	return appendEVEString(append(dst, key...), s, plain)
+	return appendEVEString(append(dst, key...), s, verbatim)
 }
 
 // appendIntPtrField appends key and *p unless p is nil (omitempty).
@@ -69,16 +69,13 @@ func appendIntPtrField(dst []byte, key string, p *int) []byte {
 	return strconv.AppendInt(append(dst, key...), int64(*p), 10)
 }
 
-// Plain reports whether s holds only bytes a JSON string keeps as they
-// are: printable ASCII other than '"' and '\\' (DEL included, as Marshal
+// Verbatim reports whether s goes into a JSON string as it is: it holds
+// only printable ASCII other than '"' and '\\' (DEL included, as Marshal
 // keeps it).
-func Plain[S ~string | ~[]byte](s S) bool {
+func Verbatim[S ~string | ~[]byte](s S) bool {
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		w := s[i : i+8]
-		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
-			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
-		if special8(x) {
+		if escapeMask(load8s(s[i:i+8])) != 0 {
 			return false
 		}
 	}
@@ -90,10 +87,10 @@ func Plain[S ~string | ~[]byte](s S) bool {
 	return true
 }
 
-// appendEVEString appends s as a JSON string (AppendString); plain says the
+// appendEVEString appends s as a JSON string (AppendString); verbatim says the
 // caller knows s needs no escaping, which saves the scan.
-func appendEVEString(dst []byte, s string, plain bool) []byte {
-	if plain {
+func appendEVEString(dst []byte, s string, verbatim bool) []byte {
+	if verbatim {
 		dst = append(dst, '"')
 		dst = append(dst, s...)
 		return append(dst, '"')

@@ -16,7 +16,7 @@ func TestScanEVE(t *testing.T) {
 	}
 	if string(f.EventType) != "alert" || string(f.SrcIP) != "198.51.100.241" || f.SrcPort != 35004 || f.Has&HasSrcPort == 0 ||
 		string(f.DestIP) != "2001:0db8:0000:0000:0000:0000:0000:0001" || f.SID != 2024364 || f.Severity != 1 ||
-		string(f.Signature) != "ET SCAN Possible Nmap User-Agent Observed" || !f.Plain || f.End != len(eveSample)-1 {
+		string(f.Signature) != "ET SCAN Possible Nmap User-Agent Observed" || !f.Verbatim || f.End != len(eveSample)-1 {
 		t.Errorf("%+v", f)
 	}
 	if got := eveSample[f.DestIPSpan[0]:f.DestIPSpan[1]]; got != `"2001:0db8:0000:0000:0000:0000:0000:0001"` {
@@ -27,7 +27,7 @@ func TestScanEVE(t *testing.T) {
 	if err := ScanEVE(esc, &f); err != nil {
 		t.Fatal(err)
 	}
-	if string(f.Signature) != "ET/\"SCAN\U0001F600 Possible Nmap User-Agent Observed" || f.Plain {
+	if string(f.Signature) != "ET/\"SCAN\U0001F600 Possible Nmap User-Agent Observed" || f.Verbatim {
 		t.Errorf("%q", f.Signature)
 	}
 }
@@ -61,7 +61,7 @@ func FuzzScanEVE(f *testing.F) {
 			return
 		}
 		a.scratch, b.scratch = nil, nil
-		b.Plain = a.Plain
+		b.Verbatim = a.Verbatim
 		if !reflect.DeepEqual(a, b) {
 			t.Fatalf("fast %+v\ncareful %+v", a, b)
 		}
