@@ -16,8 +16,8 @@ import (
 	"github.com/quietwatch/quietwatch/pkg/record"
 )
 
-// corpusDir is the shared corpus of real fast.log lines (../shared from the
-// repository root).
+// corpusDir is the corpus of real fast.log lines (a copy of the team's
+// shared corpus, kept in the repository so a clone alone runs the tests).
 var corpusDir = filepath.Join("..", "..", "testdata", "corpus", "fastlog")
 
 func readCorpus(t testing.TB, name string) []string {
