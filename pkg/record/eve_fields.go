@@ -89,7 +89,7 @@ func ScanEVE(line []byte, f *EVEFields) error { return scanEVE(line, f, true) }
 func scanEVE(line []byte, f *EVEFields, fast bool) error {
 	scratch := scratchFor(f.scratch, len(line))
 	*f = EVEFields{line: line, scratch: scratch}
-	free, ascii := escapeFree(line), isASCII(line)
+	free, ascii := escapeFreeASCII(line)
 	if free && fast {
 		i := plainWS(line, 0)
 		if i < len(line) && line[i] == '{' {

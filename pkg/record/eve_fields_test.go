@@ -76,3 +76,21 @@ func BenchmarkScanEVE(b *testing.B) {
 		ScanEVE(line, &f)
 	}
 }
+
+// TestEscapeFreeASCII: the one-pass check answers as escapeFree and
+// isASCII do, for every length around the 8- and 32-byte steps and each
+// kind of byte at each place.
+func TestEscapeFreeASCII(t *testing.T) {
+	for n := 0; n <= 70; n++ {
+		for pos := 0; pos < n; pos++ {
+			for _, c := range []byte{'a', '\\', 0x00, 0x1f, 0x20, 0x7f, 0x80, 0xff, '"'} {
+				b := bytes.Repeat([]byte{'x'}, n)
+				b[pos] = c
+				free, ascii := escapeFreeASCII(b)
+				if free != escapeFree(b) || ascii != isASCII(b) {
+					t.Fatalf("%q: escapeFreeASCII = %v, %v; escapeFree %v, isASCII %v", b, free, ascii, escapeFree(b), isASCII(b))
+				}
+			}
+		}
+	}
+}

@@ -42,6 +42,34 @@ func escapeFree(b []byte) bool {
 	return ctl&high == 0
 }
 
+// escapeFreeASCII is escapeFree and whether b has no byte above 0x7f, in
+// one pass (eve.json lines are long: a second pass shows).
+func escapeFreeASCII(b []byte) (free, ascii bool) {
+	if bytes.IndexByte(b, '\\') >= 0 {
+		return false, isASCII(b)
+	}
+	var ctl, hi uint64
+	for len(b) >= 32 {
+		x0, x1, x2, x3 := load8(b[0:8]), load8(b[8:16]), load8(b[16:24]), load8(b[24:32])
+		ctl |= (x0-ones*0x20)&^x0 | (x1-ones*0x20)&^x1 | (x2-ones*0x20)&^x2 | (x3-ones*0x20)&^x3
+		hi |= x0 | x1 | x2 | x3
+		b = b[32:]
+	}
+	for len(b) >= 8 {
+		x := load8(b[0:8])
+		ctl |= (x - ones*0x20) &^ x
+		hi |= x
+		b = b[8:]
+	}
+	for _, c := range b {
+		hi |= uint64(c)
+		if c < 0x20 {
+			ctl |= high
+		}
+	}
+	return ctl&high == 0, hi&high == 0
+}
+
 // isASCII reports whether b has no byte above 0x7f.
 func isASCII(b []byte) bool {
 	var hi uint64
