@@ -3,5 +3,6 @@
 // Postfix delivering to a mailbox, real iptables in a network namespace,
 // and, in TestSuricata, a real Suricata watching the server's interface
 // while an attacker namespace scans it. It also tests the install, relay
-// and Suricata-check scripts.
+// and Suricata-check scripts. The tests are Linux-only (namespaces,
+// netfilter, systemd): each file says so in its build line.
 package e2e
