@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/quietwatch/quietwatch/pkg/eve"
@@ -112,6 +113,16 @@ func (s *stage) addOther(p *eve.Parser) {
 	clear(p.Other)
 }
 
+// typeName shows an event_type in the summary: as it is, or quoted when
+// it holds a control character (a line break would cut the diagnostic
+// line in two).
+func typeName(t string) string {
+	if strings.ContainsFunc(t, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return strconv.Quote(t)
+	}
+	return t
+}
+
 // reportOther says how many eve.json records were not alerts, by type.
 func (s *stage) reportOther() {
 	s.otherMu.Lock()
@@ -133,7 +144,7 @@ func (s *stage) reportOther() {
 	})
 	parts := make([]string, len(types))
 	for i, k := range types {
-		parts[i] = fmt.Sprintf("%s %d", k, s.other[k])
+		parts[i] = fmt.Sprintf("%s %d", typeName(k), s.other[k])
 	}
 	s.out.note("%d eve.json %s not alerts, skipped (%s)", total, plural(total, "record", "records"), strings.Join(parts, ", "))
 }

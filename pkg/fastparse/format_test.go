@@ -70,3 +70,19 @@ func TestFormatUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestOtherTypesOneLine: the summary of eve.json records that are not
+// alerts is one stderr line even when an event_type holds a line break or
+// another control character (written with an escape in the JSON): such a
+// name is shown quoted, the ordinary ones as they are.
+func TestOtherTypesOneLine(t *testing.T) {
+	in := `{"event_type":"flow"}` + "\n" +
+		`{"event_type":"fl\now"}` + "\n" +
+		`{"event_type":"a\r\u0000b"}` + "\n" +
+		`{"event_type":"dns"}` + "\n" + `{"event_type":"dns"}` + "\n"
+	code, stdout, stderr := runFastparse(t, in, "--format", "eve")
+	want := `fastparse: 5 eve.json records not alerts, skipped (dns 2, "a\r\x00b" 1, "fl\now" 1, flow 1)` + "\n"
+	if code != 0 || stdout != "" || stderr != want {
+		t.Fatalf("exit %d, stdout %q, stderr\n%q, want\n%q", code, stdout, stderr, want)
+	}
+}
