@@ -49,6 +49,10 @@ type Follower struct {
 	buf      []byte // contiguous bytes of f ending at readOff; buf[r:w] not consumed yet
 	r, w     int
 	readOff  int64
+	// head is the first bytes of f (up to TailSize), taken once f had
+	// them: a file truncated and written again to its old size or past it
+	// shows by its start even when its lines all end alike (eve.json).
+	head     []byte
 	skip     int    // bytes of an over-long line skipped so far
 	skipTail []byte // the consumed tail when the skipping started
 
@@ -153,6 +157,7 @@ func (fl *Follower) start(f *os.File, name string, off, lines int64, copyMode bo
 	fl.pos = Position{Dev: dev, Ino: ino, Offset: off, Line: lines}
 	fl.r, fl.w, fl.skip, fl.skipTail = 0, 0, 0, nil
 	fl.switchNext = false
+	fl.head = fl.head[:0]
 	k := int64(TailSize)
 	if off < k {
 		k = off
@@ -449,7 +454,7 @@ func (fl *Follower) check() error {
 		if err != nil {
 			return err
 		}
-		if cur.Size() < fl.readOff || !fl.lastReadStillThere() {
+		if cur.Size() < fl.readOff || !fl.lastReadStillThere() || !fl.headStillThere() {
 			return fl.truncated(fl.Position().Tail)
 		}
 		return nil
@@ -491,6 +496,24 @@ func (fl *Follower) lastReadStillThere() bool {
 	var b [TailSize]byte
 	n, _ := fl.f.ReadAt(b[:k], fl.readOff-int64(k))
 	return n == k && bytes.Equal(b[:k], fl.buf[fl.w-k:fl.w])
+}
+
+// headStillThere reports whether f still starts with the bytes it started
+// with when first looked at here (taken now, the first time: true then).
+// Checked at the end of f only, once a poll interval: one small read.
+func (fl *Follower) headStillThere() bool {
+	want := min(fl.readOff, TailSize)
+	if want == 0 || fl.copyMode {
+		return true
+	}
+	var b [TailSize]byte
+	if int64(len(fl.head)) >= want {
+		n, _ := fl.f.ReadAt(b[:len(fl.head)], 0)
+		return n == len(fl.head) && bytes.Equal(b[:n], fl.head)
+	}
+	n, _ := fl.f.ReadAt(b[:want], 0)
+	fl.head = append(fl.head[:0], b[:n]...)
+	return true
 }
 
 // truncated handles a file cut back (copytruncate). Lines written after

@@ -169,6 +169,31 @@ func TestCopyTruncate(t *testing.T) {
 	}
 }
 
+// TestCopyTruncateSameSize: the file is cut and written again to exactly
+// the size already read, with lines that all end alike (as eve.json's
+// do: the last TailSize bytes before the offset are the same), so neither
+// the size nor the bytes before the offset show it: the file's start does.
+func TestCopyTruncateSameSize(t *testing.T) {
+	line := func(n int) string {
+		return fmt.Sprintf(`{"seq":%d,"pad":"%s","end":"the same closing text on every line of it"}`+"\n", n, strings.Repeat("x", 40))
+	}
+	path := filepath.Join(t.TempDir(), "eve.json")
+	appendTo(t, path, "")
+	fl, notes := newFollower(t, path, nil, false)
+	appendTo(t, path, line(11)+line(12))
+	want(t, pump(t, fl), strings.TrimSuffix(line(11), "\n"), strings.TrimSuffix(line(12), "\n"))
+	appendTo(t, path, line(13))
+	copyFile(t, path, path+".1")
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(t, path, line(21)+line(22)) // the size read so far: lines 11 and 12
+	want(t, pump(t, fl), strings.TrimSuffix(line(13), "\n"), strings.TrimSuffix(line(21), "\n"), strings.TrimSuffix(line(22), "\n"))
+	if len(*notes) != 0 {
+		t.Errorf("notes %q", *notes)
+	}
+}
+
 func TestTruncateWithoutCopy(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fast.log")
 	appendTo(t, path, "")
