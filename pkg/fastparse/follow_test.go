@@ -196,31 +196,7 @@ func TestFollowRotationsAndRestarts(t *testing.T) {
 	s.write(total)
 	caughtUp(t, &stdout, total)
 	in.stop(t)
-
-	seen := make([]int, total)
-	for i, line := range strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n") {
-		var ev record.Event
-		if err := record.Unmarshal([]byte(line), &ev); err != nil || ev.Alert == nil {
-			t.Fatalf("output line %d: %v: %q", i+1, err, line)
-		}
-		n, err := strconv.Atoi(strings.TrimPrefix(ev.Alert.Signature, "ET SCAN seq "))
-		if err != nil || n < 0 || n >= total {
-			t.Fatalf("output line %d: signature %q", i+1, ev.Alert.Signature)
-		}
-		seen[n]++
-	}
-	var missing, repeated []int
-	for n, c := range seen {
-		switch {
-		case c == 0:
-			missing = append(missing, n)
-		case c > 1:
-			repeated = append(repeated, n)
-		}
-	}
-	if len(missing) > 0 || len(repeated) > 0 {
-		t.Errorf("%d lines missing (first %v), %d repeated (first %v)", len(missing), head(missing), len(repeated), head(repeated))
-	}
+	checkOnce(t, stdout.String(), total)
 	if stderr.String() != "" {
 		t.Errorf("stderr:\n%s", stderr.String())
 	}
