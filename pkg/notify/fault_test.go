@@ -244,17 +244,7 @@ func TestKill9(t *testing.T) {
 	spoolDir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "--to", "root", "--sendmail", sm.path, "--spool", spoolDir,
 		"--group-window", "0", "--max-per-hour", "5", "--retry-min", "20ms", "--retry-max", "100ms")
-	cmd.Env = append(os.Environ(), "QWN_NOTIFY_MAIN=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill() //nolint:errcheck
+	stdin, stdout, _ := startNotify(t, cmd)
 	var want []string
 	feed := func(from, to int) {
 		var b strings.Builder
@@ -268,12 +258,12 @@ func TestKill9(t *testing.T) {
 		}
 	}
 	feed(0, 2) // accepted before the crash
-	waitFor(t, "two messages sent", &stdout, func(out string) bool {
+	waitFor(t, "two messages sent", stdout, func(out string) bool {
 		return strings.Count(out, `"status":"sent"`) == 2
 	})
 	sm.set(t, "fail")
 	feed(2, 40) // 3 more messages (then the limit), 35 alerts queued
-	waitFor(t, "a retry and 35 queued alerts", &stdout, func(out string) bool {
+	waitFor(t, "a retry and 35 queued alerts", stdout, func(out string) bool {
 		return strings.Contains(out, `"status":"retry"`) && strings.Contains(out, `"queued":35`)
 	})
 	cmd.Process.Signal(syscall.SIGKILL) //nolint:errcheck
@@ -403,4 +393,23 @@ func TestKill9DuringSendmail(t *testing.T) {
 		t.Fatalf("restart: exit %d: %s", code, errOut.String())
 	}
 	checkOnce(t, sm.delivered(t), []string{"k9"})
+}
+
+// startNotify starts cmd (this test binary, run as notify by
+// QWN_NOTIFY_MAIN) with a stdin pipe and stdout and stderr collected; it
+// is killed when the test ends.
+func startNotify(t *testing.T, cmd *exec.Cmd) (io.WriteCloser, *syncBuffer, *syncBuffer) {
+	t.Helper()
+	cmd.Env = append(os.Environ(), "QWN_NOTIFY_MAIN=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() }) //nolint:errcheck
+	return stdin, stdout, stderr
 }

@@ -398,17 +398,7 @@ func TestWebhookKill9(t *testing.T) {
 	hookFile := hs.file(t, "json", "/hook/"+secret)
 	cmd := exec.Command(os.Args[0], "--webhook-ca", hs.ca, "--webhook-file", hookFile, "--spool", spoolDir,
 		"--group-window", "0", "--max-per-hour", "5", "--retry-min", "20ms", "--retry-max", "100ms")
-	cmd.Env = append(os.Environ(), "QWN_NOTIFY_MAIN=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill() //nolint:errcheck
+	stdin, stdout, stderr := startNotify(t, cmd)
 	var want []string
 	feed := func(from, to int) {
 		var b strings.Builder
@@ -422,7 +412,7 @@ func TestWebhookKill9(t *testing.T) {
 		}
 	}
 	feed(0, 2)
-	waitFor(t, "two messages posted", &stdout, func(out string) bool {
+	waitFor(t, "two messages posted", stdout, func(out string) bool {
 		return strings.Count(out, `"status":"sent"`) == 2
 	})
 	var accept atomic.Bool
@@ -434,7 +424,7 @@ func TestWebhookKill9(t *testing.T) {
 		return true
 	})
 	feed(2, 40)
-	waitFor(t, "a retry and 35 queued alerts", &stdout, func(out string) bool {
+	waitFor(t, "a retry and 35 queued alerts", stdout, func(out string) bool {
 		return strings.Contains(out, `"status":"retry"`) && strings.Contains(out, `"queued":35`)
 	})
 	cmd.Process.Signal(syscall.SIGKILL) //nolint:errcheck
